@@ -1,0 +1,263 @@
+//! The decisions. `decide` turns a command into events or refuses it; `apply` says whether
+//! an event, once in the log, takes effect. Both share the same checks, so a request that
+//! passed `decide` is only rejected by `apply` when another event got there first.
+
+use uuid::Uuid;
+
+use super::event::{
+    EventData, GroupCreated, GroupType, Membership, PasswordSet, Profile, UserCreated,
+};
+use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
+use super::state::{GroupRef, State, UserRef};
+
+/// Why a command is refused, or an event rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("the group was not found")]
+    GroupNotFound,
+    #[error("the user was not found")]
+    UserNotFound,
+    #[error("the user is not a direct member of the group")]
+    UserNotInGroup {
+        /// Set when the user belongs to the group only through this child group.
+        inherited_through: Option<GroupName>,
+    },
+    #[error("the user is already a direct member of the group")]
+    AlreadyMember,
+    #[error("the group would be left without a member")]
+    LastAdministrator,
+    #[error("the username is taken")]
+    UsernameTaken,
+    #[error("the email is taken")]
+    EmailTaken,
+    #[error("the group name is taken")]
+    GroupNameTaken,
+    #[error("the id is taken")]
+    IdTaken,
+}
+
+impl DomainError {
+    /// A stable name for the error: the Error body's `data.code`, and the outcome stored
+    /// for a rejected event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::GroupNotFound => "GroupNotFound",
+            Self::UserNotFound => "UserNotFound",
+            Self::UserNotInGroup { .. } => "UserNotInGroup",
+            Self::AlreadyMember => "AlreadyMember",
+            Self::LastAdministrator => "LastAdministrator",
+            Self::UsernameTaken => "UsernameTaken",
+            Self::EmailTaken => "EmailTaken",
+            Self::GroupNameTaken => "GroupNameTaken",
+            Self::IdTaken => "IdTaken",
+        }
+    }
+}
+
+/// A store failure or a refusal: the two ways a decision can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Email,
+    pub profile: Profile,
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGroup {
+    pub name: GroupName,
+    pub description: Option<String>,
+    pub group_type: GroupType,
+    pub custom: super::event::Custom,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    CreateUser {
+        user_id: Uuid,
+        user: NewUser,
+        /// Hashed outside: hashing is salted, so not a pure function.
+        password_hash: Option<String>,
+    },
+    CreateGroup {
+        group_id: Uuid,
+        group: NewGroup,
+    },
+    AddMember {
+        group: GroupIdentifier,
+        user: UserIdentifier,
+    },
+    RemoveMember {
+        group: GroupIdentifier,
+        user: UserIdentifier,
+    },
+}
+
+/// The events a command produces. An empty list means the state already holds.
+pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Refusal> {
+    match command {
+        Command::CreateUser {
+            user_id,
+            user,
+            password_hash,
+        } => {
+            let created = UserCreated {
+                user_id,
+                username: user.username,
+                email: user.email,
+                profile: user.profile,
+                client_id: user.client_id,
+            };
+            check_user_creatable(state, &created)?;
+            let mut events = vec![EventData::UserCreated(created)];
+            if let Some(password_hash) = password_hash {
+                events.push(EventData::PasswordSet(PasswordSet {
+                    user_id,
+                    password_hash,
+                }));
+            }
+            Ok(events)
+        }
+        Command::CreateGroup { group_id, group } => {
+            let created = GroupCreated {
+                group_id,
+                name: group.name,
+                description: group.description,
+                group_type: group.group_type,
+                custom: group.custom,
+            };
+            check_group_creatable(state, &created)?;
+            Ok(vec![EventData::GroupCreated(created)])
+        }
+        Command::AddMember { group, user } => {
+            let (group, user) = resolve(state, &group, &user)?;
+            if state.is_direct_member(group.id, user.id)? {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventData::MemberAdded(membership(group, user))])
+        }
+        Command::RemoveMember { group, user } => {
+            let (group, user) = resolve(state, &group, &user)?;
+            check_removable(state, &group, &user)?;
+            Ok(vec![EventData::MemberRemoved(membership(group, user))])
+        }
+    }
+}
+
+/// Whether an event in the log takes effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Its precondition no longer held when it was applied; it changes nothing.
+    Rejected(DomainError),
+}
+
+/// Decides whether `event` takes effect on `state`. The caller performs the effect.
+pub fn apply(state: &impl State, event: &EventData) -> anyhow::Result<Outcome> {
+    let checked = match event {
+        EventData::UserCreated(e) => check_user_creatable(state, e),
+        EventData::GroupCreated(e) => check_group_creatable(state, e),
+        EventData::MemberAdded(m) => resolve_ids(state, m).and_then(|(group, user)| {
+            if state.is_direct_member(group.id, user.id)? {
+                return Err(DomainError::AlreadyMember.into());
+            }
+            Ok(())
+        }),
+        EventData::MemberRemoved(m) => {
+            resolve_ids(state, m).and_then(|(group, user)| check_removable(state, &group, &user))
+        }
+        // A password is keyed by user id and replaces any earlier one: nothing can conflict.
+        EventData::PasswordSet(_) => Ok(()),
+    };
+    match checked {
+        Ok(()) => Ok(Outcome::Applied),
+        Err(Refusal::Domain(reason)) => Ok(Outcome::Rejected(reason)),
+        Err(Refusal::Store(error)) => Err(error),
+    }
+}
+
+fn check_user_creatable(state: &impl State, user: &UserCreated) -> Result<(), Refusal> {
+    if state.user(&UserIdentifier::Id(user.user_id))?.is_some() {
+        return Err(DomainError::IdTaken.into());
+    }
+    if state
+        .user(&UserIdentifier::Username(user.username.clone()))?
+        .is_some()
+    {
+        return Err(DomainError::UsernameTaken.into());
+    }
+    if state
+        .user(&UserIdentifier::Email(user.email.clone()))?
+        .is_some()
+    {
+        return Err(DomainError::EmailTaken.into());
+    }
+    Ok(())
+}
+
+fn check_group_creatable(state: &impl State, group: &GroupCreated) -> Result<(), Refusal> {
+    if state.group(&GroupIdentifier::Id(group.group_id))?.is_some() {
+        return Err(DomainError::IdTaken.into());
+    }
+    if state
+        .group(&GroupIdentifier::Name(group.name.clone()))?
+        .is_some()
+    {
+        return Err(DomainError::GroupNameTaken.into());
+    }
+    Ok(())
+}
+
+fn check_removable(state: &impl State, group: &GroupRef, user: &UserRef) -> Result<(), Refusal> {
+    if !state.is_direct_member(group.id, user.id)? {
+        let through = state.member_through(group.id, user.id)?;
+        return Err(DomainError::UserNotInGroup {
+            inherited_through: through.map(|g| g.name),
+        }
+        .into());
+    }
+    // A system group must keep someone in it, or nobody could administer the service.
+    if group.group_type == GroupType::Sys
+        && !state.has_member_other_than(group.id, user.id)?
+        && state.member_through(group.id, user.id)?.is_none()
+    {
+        return Err(DomainError::LastAdministrator.into());
+    }
+    Ok(())
+}
+
+fn resolve(
+    state: &impl State,
+    group: &GroupIdentifier,
+    user: &UserIdentifier,
+) -> Result<(GroupRef, UserRef), Refusal> {
+    let group = state.group(group)?.ok_or(DomainError::GroupNotFound)?;
+    let user = state.user(user)?.ok_or(DomainError::UserNotFound)?;
+    Ok((group, user))
+}
+
+fn resolve_ids(state: &impl State, m: &Membership) -> Result<(GroupRef, UserRef), Refusal> {
+    resolve(
+        state,
+        &GroupIdentifier::Id(m.group_id),
+        &UserIdentifier::Id(m.user_id),
+    )
+}
+
+fn membership(group: GroupRef, user: UserRef) -> Membership {
+    Membership {
+        group_id: group.id,
+        group_name: group.name,
+        user_id: user.id,
+        username: user.username,
+        email: user.email,
+    }
+}

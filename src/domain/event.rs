@@ -1,0 +1,171 @@
+//! The events: the only thing the log holds. Each type has a JSON Schema in `schemas/`,
+//! and its wire form (camelCase, `type` + `data`) is a contract with every consumer.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::ids::{Email, GroupName, Username};
+
+/// Free-form string properties a client may attach to a user or a group.
+pub type Custom = BTreeMap<String, String>;
+
+/// Who asked for a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    pub user_id: Uuid,
+    pub username: Username,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupType {
+    /// Made by the service itself (System Administrators); never by a client.
+    Sys,
+    Contensis,
+    External,
+}
+
+/// One entry of the log: an envelope shared by every type, and the type's own data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// UUID v7, so ids sort by creation time.
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub data: EventData,
+    pub schema_version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub actor: Actor,
+    /// The logId of the request that caused the event.
+    pub correlation_id: Uuid,
+    /// The user or group the event is about; the Kafka record key.
+    pub aggregate_id: Uuid,
+}
+
+/// Everything an event needs besides its data. Ids and time are inputs, never made here.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub id: Uuid,
+    pub time: OffsetDateTime,
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+}
+
+impl Event {
+    pub const SCHEMA_VERSION: u32 = 1;
+
+    pub fn new(meta: Metadata, data: EventData) -> Self {
+        Self {
+            id: meta.id,
+            aggregate_id: data.aggregate_id(),
+            data,
+            schema_version: Self::SCHEMA_VERSION,
+            time: meta.time,
+            actor: meta.actor,
+            correlation_id: meta.correlation_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventData {
+    UserCreated(UserCreated),
+    GroupCreated(GroupCreated),
+    MemberAdded(Membership),
+    MemberRemoved(Membership),
+    /// Lives on the credentials stream only; see [`EventData::is_secret`].
+    PasswordSet(PasswordSet),
+}
+
+impl EventData {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::UserCreated(_) => "UserCreated",
+            Self::GroupCreated(_) => "GroupCreated",
+            Self::MemberAdded(_) => "MemberAdded",
+            Self::MemberRemoved(_) => "MemberRemoved",
+            Self::PasswordSet(_) => "PasswordSet",
+        }
+    }
+
+    pub fn aggregate_id(&self) -> Uuid {
+        match self {
+            Self::UserCreated(e) => e.user_id,
+            Self::GroupCreated(e) => e.group_id,
+            Self::MemberAdded(e) | Self::MemberRemoved(e) => e.group_id,
+            Self::PasswordSet(e) => e.user_id,
+        }
+    }
+
+    /// Secret events travel on a stream of their own that event consumers are not given.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Self::PasswordSet(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserCreated {
+    pub user_id: Uuid,
+    pub username: Username,
+    pub email: Email,
+    #[serde(flatten)]
+    pub profile: Profile,
+    /// Set for a service account: the API client whose tokens act as this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// The descriptive part of a user, carried as given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firstname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lastname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub custom: Custom,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupCreated {
+    pub group_id: Uuid,
+    pub name: GroupName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub group_type: GroupType,
+    #[serde(default)]
+    pub custom: Custom,
+}
+
+/// A user joining or leaving a group, with the names as they were at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub group_id: Uuid,
+    pub group_name: GroupName,
+    pub user_id: Uuid,
+    pub username: Username,
+    pub email: Email,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordSet {
+    pub user_id: Uuid,
+    /// An argon2 PHC string; never the password itself.
+    pub password_hash: String,
+}

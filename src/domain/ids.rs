@@ -1,0 +1,269 @@
+//! Validated names and identifiers. Each type has one fallible constructor; once a value
+//! exists it is known to be well formed, so nothing downstream checks strings again.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Longest identifier accepted anywhere, in characters. Emails may be 254 long (RFC 5321).
+pub const IDENTIFIER_MAX_CHARS: usize = 254;
+/// Longest group name or username, in characters.
+pub const NAME_MAX_CHARS: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidName {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {0} characters long")]
+    TooLong(usize),
+    #[error("must not contain control characters")]
+    ControlCharacter,
+    #[error("must not start or end with white space")]
+    OuterWhiteSpace,
+    #[error("must not be a GUID, so that it never shadows an id")]
+    LooksLikeGuid,
+    #[error("must not contain '@', so that it never shadows an email")]
+    ContainsAt,
+    #[error("must be an address of the form local@domain")]
+    NotAnEmail,
+    #[error("must be valid UTF-8 text with well-formed percent-encoding")]
+    BrokenEncoding,
+}
+
+/// The checks every piece of identifying text passes: not empty, bounded, printable.
+fn check_text(text: &str, max_chars: usize) -> Result<(), InvalidName> {
+    if text.is_empty() {
+        return Err(InvalidName::Empty);
+    }
+    if text.chars().count() > max_chars {
+        return Err(InvalidName::TooLong(max_chars));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(InvalidName::ControlCharacter);
+    }
+    if text.trim() != text {
+        return Err(InvalidName::OuterWhiteSpace);
+    }
+    Ok(())
+}
+
+fn is_guid(text: &str) -> bool {
+    Uuid::try_parse(text).is_ok()
+}
+
+/// Names, usernames and emails are unique and matched case-insensitively through this key.
+fn fold_case(text: &str) -> String {
+    text.to_lowercase()
+}
+
+macro_rules! text_newtype {
+    ($name:ident) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The case-folded form under which the value is unique.
+            pub fn key(&self) -> String {
+                fold_case(&self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidName;
+            fn try_from(value: String) -> Result<Self, InvalidName> {
+                Self::parse(value)
+            }
+        }
+    };
+}
+
+text_newtype!(GroupName);
+text_newtype!(Username);
+text_newtype!(Email);
+
+impl GroupName {
+    pub fn parse(text: impl Into<String>) -> Result<Self, InvalidName> {
+        let text = text.into();
+        check_text(&text, NAME_MAX_CHARS)?;
+        if is_guid(&text) {
+            return Err(InvalidName::LooksLikeGuid);
+        }
+        Ok(Self(text))
+    }
+}
+
+impl Username {
+    pub fn parse(text: impl Into<String>) -> Result<Self, InvalidName> {
+        let text = text.into();
+        check_text(&text, NAME_MAX_CHARS)?;
+        if is_guid(&text) {
+            return Err(InvalidName::LooksLikeGuid);
+        }
+        if text.contains('@') {
+            return Err(InvalidName::ContainsAt);
+        }
+        Ok(Self(text))
+    }
+}
+
+impl Email {
+    pub fn parse(text: impl Into<String>) -> Result<Self, InvalidName> {
+        let text = text.into();
+        check_text(&text, IDENTIFIER_MAX_CHARS)?;
+        let Some((local, domain)) = text.rsplit_once('@') else {
+            return Err(InvalidName::NotAnEmail);
+        };
+        let well_formed = !local.is_empty()
+            && !domain.is_empty()
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !text.chars().any(char::is_whitespace);
+        if !well_formed {
+            return Err(InvalidName::NotAnEmail);
+        }
+        Ok(Self(text))
+    }
+}
+
+/// A group named by id or by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupIdentifier {
+    Id(Uuid),
+    Name(GroupName),
+}
+
+impl GroupIdentifier {
+    /// A GUID is an id; anything else must be a valid group name.
+    pub fn parse(text: &str) -> Result<Self, InvalidName> {
+        check_text(text, IDENTIFIER_MAX_CHARS)?;
+        match Uuid::try_parse(text) {
+            Ok(id) => Ok(Self::Id(id)),
+            Err(_) => GroupName::parse(text).map(Self::Name),
+        }
+    }
+}
+
+impl fmt::Display for GroupIdentifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => id.fmt(f),
+            Self::Name(name) => name.fmt(f),
+        }
+    }
+}
+
+/// A user named by id, username or email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserIdentifier {
+    Id(Uuid),
+    Username(Username),
+    Email(Email),
+}
+
+impl UserIdentifier {
+    /// A GUID is an id; text with '@' is an email; anything else is a username.
+    pub fn parse(text: &str) -> Result<Self, InvalidName> {
+        check_text(text, IDENTIFIER_MAX_CHARS)?;
+        if let Ok(id) = Uuid::try_parse(text) {
+            return Ok(Self::Id(id));
+        }
+        if text.contains('@') {
+            return Email::parse(text).map(Self::Email);
+        }
+        Username::parse(text).map(Self::Username)
+    }
+}
+
+impl fmt::Display for UserIdentifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => id.fmt(f),
+            Self::Username(name) => name.fmt(f),
+            Self::Email(email) => email.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guid_identifies_a_group_by_id_and_anything_else_by_name() {
+        let id = "6254736c-70e1-43b0-b769-f8e0f6359862";
+        assert_eq!(
+            GroupIdentifier::parse(id),
+            Ok(GroupIdentifier::Id(id.parse().unwrap()))
+        );
+        assert!(matches!(
+            GroupIdentifier::parse("Paper Street Soap Company"),
+            Ok(GroupIdentifier::Name(_))
+        ));
+    }
+
+    #[test]
+    fn a_user_identifier_is_an_id_an_email_or_a_username() {
+        assert!(matches!(
+            UserIdentifier::parse("3d063773-2ca9-4baf-90e1-ed674fa68640"),
+            Ok(UserIdentifier::Id(_))
+        ));
+        assert!(matches!(
+            UserIdentifier::parse("t.durden@fightclub.com"),
+            Ok(UserIdentifier::Email(_))
+        ));
+        assert!(matches!(
+            UserIdentifier::parse("tdurden"),
+            Ok(UserIdentifier::Username(_))
+        ));
+    }
+
+    #[test]
+    fn identifiers_that_are_empty_too_long_or_unprintable_are_refused() {
+        assert_eq!(UserIdentifier::parse(""), Err(InvalidName::Empty));
+        let long = "a".repeat(IDENTIFIER_MAX_CHARS + 1);
+        assert!(matches!(
+            GroupIdentifier::parse(&long),
+            Err(InvalidName::TooLong(_))
+        ));
+        assert_eq!(
+            UserIdentifier::parse("tdur\u{7}den"),
+            Err(InvalidName::ControlCharacter)
+        );
+        assert_eq!(UserIdentifier::parse("@"), Err(InvalidName::NotAnEmail));
+    }
+
+    #[test]
+    fn names_that_would_shadow_another_identifier_are_refused() {
+        let guid = "6254736c-70e1-43b0-b769-f8e0f6359862";
+        assert_eq!(GroupName::parse(guid), Err(InvalidName::LooksLikeGuid));
+        assert_eq!(Username::parse(guid), Err(InvalidName::LooksLikeGuid));
+        assert_eq!(Username::parse("a@b"), Err(InvalidName::ContainsAt));
+        assert_eq!(Email::parse("tdurden"), Err(InvalidName::NotAnEmail));
+    }
+
+    #[test]
+    fn keys_fold_case_so_that_odd_case_still_matches() {
+        let a = Email::parse("T.Durden@FightClub.com").unwrap();
+        let b = Email::parse("t.durden@fightclub.com").unwrap();
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.as_str(), "T.Durden@FightClub.com");
+    }
+}

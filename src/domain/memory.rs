@@ -1,0 +1,122 @@
+//! An in-memory state: the reference the SQLite read model is checked against, and the
+//! ground the domain's given / when / then tests stand on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use super::decide::{Outcome, apply};
+use super::event::{EventData, GroupCreated, UserCreated};
+use super::ids::{GroupIdentifier, UserIdentifier};
+use super::state::{GroupRef, State, UserRef};
+
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    users: BTreeMap<Uuid, UserCreated>,
+    groups: BTreeMap<Uuid, GroupCreated>,
+    members: BTreeSet<(Uuid, Uuid)>,
+    children: BTreeSet<(Uuid, Uuid)>,
+}
+
+impl MemoryState {
+    /// Folds events in order, as the projector does.
+    pub fn given(events: impl IntoIterator<Item = EventData>) -> Self {
+        let mut state = Self::default();
+        for event in events {
+            state.fold(&event);
+        }
+        state
+    }
+
+    pub fn fold(&mut self, event: &EventData) -> Outcome {
+        let outcome = apply(self, event).expect("memory never fails");
+        if outcome == Outcome::Applied {
+            match event {
+                EventData::UserCreated(e) => {
+                    self.users.insert(e.user_id, e.clone());
+                }
+                EventData::GroupCreated(e) => {
+                    self.groups.insert(e.group_id, e.clone());
+                }
+                EventData::MemberAdded(m) => {
+                    self.members.insert((m.group_id, m.user_id));
+                }
+                EventData::MemberRemoved(m) => {
+                    self.members.remove(&(m.group_id, m.user_id));
+                }
+                EventData::PasswordSet(_) => {}
+            }
+        }
+        outcome
+    }
+
+    /// Makes `child` a child group of `parent`; no event carries this yet.
+    pub fn nest(&mut self, parent: Uuid, child: Uuid) {
+        self.children.insert((parent, child));
+    }
+
+    fn descendants(&self, group: Uuid) -> BTreeSet<Uuid> {
+        let mut found = BTreeSet::new();
+        let mut todo = vec![group];
+        while let Some(parent) = todo.pop() {
+            for &(p, child) in &self.children {
+                if p == parent && found.insert(child) {
+                    todo.push(child);
+                }
+            }
+        }
+        found
+    }
+
+    fn group_ref(&self, g: &GroupCreated) -> GroupRef {
+        GroupRef {
+            id: g.group_id,
+            name: g.name.clone(),
+            group_type: g.group_type,
+        }
+    }
+}
+
+impl State for MemoryState {
+    fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>> {
+        let found = self.groups.values().find(|g| match id {
+            GroupIdentifier::Id(id) => g.group_id == *id,
+            GroupIdentifier::Name(name) => g.name.key() == name.key(),
+        });
+        Ok(found.map(|g| self.group_ref(g)))
+    }
+
+    fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>> {
+        let found = self.users.values().find(|u| match id {
+            UserIdentifier::Id(id) => u.user_id == *id,
+            UserIdentifier::Username(name) => u.username.key() == name.key(),
+            UserIdentifier::Email(email) => u.email.key() == email.key(),
+        });
+        Ok(found.map(|u| UserRef {
+            id: u.user_id,
+            username: u.username.clone(),
+            email: u.email.clone(),
+        }))
+    }
+
+    fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {
+        Ok(self.members.contains(&(group, user)))
+    }
+
+    fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>> {
+        let through = self
+            .descendants(group)
+            .into_iter()
+            .find(|child| self.members.contains(&(*child, user)));
+        Ok(through.map(|id| self.group_ref(&self.groups[&id])))
+    }
+
+    fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {
+        let mut groups = self.descendants(group);
+        groups.insert(group);
+        Ok(self
+            .members
+            .iter()
+            .any(|(g, u)| groups.contains(g) && *u != user))
+    }
+}

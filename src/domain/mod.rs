@@ -1,0 +1,25 @@
+//! The domain core: validated values, events, and the pure decisions over them.
+//!
+//! Architecture Invariant: nothing here knows actix, rusqlite, rdkafka, tokio or the
+//! clock. Ids and time arrive as inputs, so every instance decides alike.
+
+mod decide;
+mod event;
+mod ids;
+#[cfg(test)]
+mod memory;
+mod state;
+
+pub use decide::{Command, DomainError, NewGroup, NewUser, Outcome, Refusal, apply, decide};
+pub use event::{
+    Actor, Custom, Event, EventData, GroupCreated, GroupType, Membership, Metadata, PasswordSet,
+    Profile, UserCreated,
+};
+pub use ids::{
+    Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, NAME_MAX_CHARS,
+    UserIdentifier, Username,
+};
+pub use state::{GroupRef, State, UserRef};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,32 @@
+//! What the decisions need to know about the current state, as a trait. The read model
+//! implements it over SQLite; the unit tests over memory. The domain never sees which.
+
+use uuid::Uuid;
+
+use super::event::GroupType;
+use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: Uuid,
+    pub name: GroupName,
+    pub group_type: GroupType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: Uuid,
+    pub username: Username,
+    pub email: Email,
+}
+
+/// Read-only questions about the state. Errors are the store's, never a decision.
+pub trait State {
+    fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>>;
+    fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>>;
+    fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;
+    /// A group below `group` (a child, at any depth) that has `user` as a direct member.
+    fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>>;
+    /// Whether anyone but `user` belongs to `group`, directly or through child groups.
+    fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;
+}

@@ -1,0 +1,284 @@
+//! Given events, when a command, then events or a refusal.
+
+use uuid::Uuid;
+
+use super::memory::MemoryState;
+use super::*;
+
+const ADMINS: u128 = 1;
+const SOAP: u128 = 2;
+const TYLER: u128 = 10;
+const MARLA: u128 = 11;
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn group_created(n: u128, name: &str, group_type: GroupType) -> EventData {
+    EventData::GroupCreated(GroupCreated {
+        group_id: id(n),
+        name: GroupName::parse(name).unwrap(),
+        description: None,
+        group_type,
+        custom: Custom::new(),
+    })
+}
+
+fn user_created(n: u128, username: &str) -> EventData {
+    EventData::UserCreated(UserCreated {
+        user_id: id(n),
+        username: Username::parse(username).unwrap(),
+        email: Email::parse(format!("{username}@fightclub.com")).unwrap(),
+        profile: Profile::default(),
+        client_id: None,
+    })
+}
+
+fn membership(group: u128, group_name: &str, user: u128, username: &str) -> Membership {
+    Membership {
+        group_id: id(group),
+        group_name: GroupName::parse(group_name).unwrap(),
+        user_id: id(user),
+        username: Username::parse(username).unwrap(),
+        email: Email::parse(format!("{username}@fightclub.com")).unwrap(),
+    }
+}
+
+fn added(group: u128, group_name: &str, user: u128, username: &str) -> EventData {
+    EventData::MemberAdded(membership(group, group_name, user, username))
+}
+
+/// The world most tests start from: Tyler is in the soap company, Marla is not.
+fn soap_company() -> Vec<EventData> {
+    vec![
+        group_created(SOAP, "Paper Street Soap Company", GroupType::Contensis),
+        user_created(TYLER, "tdurden"),
+        user_created(MARLA, "msinger"),
+        added(SOAP, "Paper Street Soap Company", TYLER, "tdurden"),
+    ]
+}
+
+fn remove(group: &str, user: &str) -> Command {
+    Command::RemoveMember {
+        group: GroupIdentifier::parse(group).unwrap(),
+        user: UserIdentifier::parse(user).unwrap(),
+    }
+}
+
+fn refusal(result: Result<Vec<EventData>, Refusal>) -> DomainError {
+    match result {
+        Err(Refusal::Domain(e)) => e,
+        other => panic!("expected a domain refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn removing_a_direct_member_by_any_identifier_emits_member_removed() {
+    let state = MemoryState::given(soap_company());
+    let expected = vec![EventData::MemberRemoved(membership(
+        SOAP,
+        "Paper Street Soap Company",
+        TYLER,
+        "tdurden",
+    ))];
+    for (group, user) in [
+        (id(SOAP).to_string(), id(TYLER).to_string()),
+        ("paper street soap company".into(), "TDURDEN".into()),
+        (
+            "Paper Street Soap Company".into(),
+            "TDurden@FightClub.com".into(),
+        ),
+    ] {
+        assert_eq!(decide(&state, remove(&group, &user)).unwrap(), expected);
+    }
+}
+
+#[test]
+fn removing_from_an_unknown_group_is_group_not_found() {
+    let state = MemoryState::given(soap_company());
+    let err = refusal(decide(&state, remove("Project Mayhem", "tdurden")));
+    assert_eq!(err, DomainError::GroupNotFound);
+}
+
+#[test]
+fn removing_an_unknown_user_is_user_not_found() {
+    let state = MemoryState::given(soap_company());
+    let err = refusal(decide(&state, remove("Paper Street Soap Company", "bob")));
+    assert_eq!(err, DomainError::UserNotFound);
+}
+
+#[test]
+fn removing_a_non_member_is_user_not_in_group() {
+    let state = MemoryState::given(soap_company());
+    let err = refusal(decide(
+        &state,
+        remove("Paper Street Soap Company", "msinger"),
+    ));
+    assert_eq!(
+        err,
+        DomainError::UserNotInGroup {
+            inherited_through: None
+        }
+    );
+}
+
+#[test]
+fn removing_an_inherited_member_names_the_child_group_it_comes_through() {
+    let mut events = soap_company();
+    events.push(group_created(3, "Space Monkeys", GroupType::Contensis));
+    events.push(added(3, "Space Monkeys", MARLA, "msinger"));
+    let mut state = MemoryState::given(events);
+    state.nest(id(SOAP), id(3));
+
+    let err = refusal(decide(
+        &state,
+        remove("Paper Street Soap Company", "msinger"),
+    ));
+    assert_eq!(
+        err,
+        DomainError::UserNotInGroup {
+            inherited_through: Some(GroupName::parse("Space Monkeys").unwrap())
+        }
+    );
+}
+
+#[test]
+fn the_last_administrator_cannot_be_removed_but_one_of_two_can() {
+    let mut events = vec![
+        group_created(ADMINS, "System Administrators", GroupType::Sys),
+        user_created(TYLER, "tdurden"),
+        user_created(MARLA, "msinger"),
+        added(ADMINS, "System Administrators", TYLER, "tdurden"),
+    ];
+    let state = MemoryState::given(events.clone());
+    let err = refusal(decide(&state, remove("System Administrators", "tdurden")));
+    assert_eq!(err, DomainError::LastAdministrator);
+
+    events.push(added(ADMINS, "System Administrators", MARLA, "msinger"));
+    let state = MemoryState::given(events);
+    assert!(decide(&state, remove("System Administrators", "tdurden")).is_ok());
+}
+
+#[test]
+fn of_two_racing_removals_the_second_is_rejected_when_applied() {
+    let mut state = MemoryState::given(soap_company());
+    let first = decide(&state, remove("Paper Street Soap Company", "tdurden")).unwrap();
+    let second = decide(&state, remove("Paper Street Soap Company", "tdurden")).unwrap();
+
+    assert_eq!(state.fold(&first[0]), Outcome::Applied);
+    assert_eq!(
+        state.fold(&second[0]),
+        Outcome::Rejected(DomainError::UserNotInGroup {
+            inherited_through: None
+        })
+    );
+}
+
+#[test]
+fn two_racing_removals_of_the_last_two_administrators_leave_one() {
+    let mut state = MemoryState::given(vec![
+        group_created(ADMINS, "System Administrators", GroupType::Sys),
+        user_created(TYLER, "tdurden"),
+        user_created(MARLA, "msinger"),
+        added(ADMINS, "System Administrators", TYLER, "tdurden"),
+        added(ADMINS, "System Administrators", MARLA, "msinger"),
+    ]);
+    let tyler = decide(&state, remove("System Administrators", "tdurden")).unwrap();
+    let marla = decide(&state, remove("System Administrators", "msinger")).unwrap();
+
+    assert_eq!(state.fold(&tyler[0]), Outcome::Applied);
+    assert_eq!(
+        state.fold(&marla[0]),
+        Outcome::Rejected(DomainError::LastAdministrator)
+    );
+}
+
+#[test]
+fn adding_an_existing_member_emits_nothing() {
+    let state = MemoryState::given(soap_company());
+    let command = Command::AddMember {
+        group: GroupIdentifier::parse("Paper Street Soap Company").unwrap(),
+        user: UserIdentifier::parse("tdurden").unwrap(),
+    };
+    assert_eq!(decide(&state, command).unwrap(), vec![]);
+}
+
+#[test]
+fn creating_a_user_whose_username_or_email_is_taken_in_other_case_is_refused() {
+    let state = MemoryState::given(soap_company());
+    let new_user = |username: &str, email: &str| Command::CreateUser {
+        user_id: id(99),
+        user: NewUser {
+            username: Username::parse(username).unwrap(),
+            email: Email::parse(email).unwrap(),
+            profile: Profile::default(),
+            client_id: None,
+        },
+        password_hash: None,
+    };
+    let err = refusal(decide(&state, new_user("TDurden", "new@fightclub.com")));
+    assert_eq!(err, DomainError::UsernameTaken);
+    let err = refusal(decide(&state, new_user("new", "TDURDEN@fightclub.com")));
+    assert_eq!(err, DomainError::EmailTaken);
+}
+
+#[test]
+fn a_password_travels_as_its_own_event_beside_the_user() {
+    let state = MemoryState::default();
+    let events = decide(
+        &state,
+        Command::CreateUser {
+            user_id: id(TYLER),
+            user: NewUser {
+                username: Username::parse("tdurden").unwrap(),
+                email: Email::parse("t.durden@fightclub.com").unwrap(),
+                profile: Profile::default(),
+                client_id: None,
+            },
+            password_hash: Some("$argon2id$...".into()),
+        },
+    )
+    .unwrap();
+    let secret: Vec<bool> = events.iter().map(EventData::is_secret).collect();
+    assert_eq!(secret, vec![false, true]);
+}
+
+#[test]
+fn creating_a_group_whose_name_is_taken_in_other_case_is_refused() {
+    let state = MemoryState::given(soap_company());
+    let err = refusal(decide(
+        &state,
+        Command::CreateGroup {
+            group_id: id(99),
+            group: NewGroup {
+                name: GroupName::parse("PAPER STREET SOAP COMPANY").unwrap(),
+                description: None,
+                group_type: GroupType::Contensis,
+                custom: Custom::new(),
+            },
+        },
+    ));
+    assert_eq!(err, DomainError::GroupNameTaken);
+}
+
+#[test]
+fn an_event_round_trips_through_its_wire_form() {
+    let event = Event::new(
+        Metadata {
+            id: id(7),
+            time: time::macros::datetime!(2026-11-29 12:00 UTC),
+            actor: Actor {
+                user_id: id(TYLER),
+                username: Username::parse("tdurden").unwrap(),
+            },
+            correlation_id: id(8),
+        },
+        added(SOAP, "Paper Street Soap Company", MARLA, "msinger"),
+    );
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(json["type"], "MemberAdded");
+    assert_eq!(json["data"]["groupName"], "Paper Street Soap Company");
+    assert_eq!(json["aggregateId"], id(SOAP).to_string());
+    let back: Event = serde_json::from_value(json).unwrap();
+    assert_eq!(back, event);
+}

@@ -1,0 +1,232 @@
+//! One error type for the whole API, one table from error to status and `data.code`, and
+//! one place that renders the Contensis Error body and logs the failure once.
+
+use actix_web::body::BoxBody;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::domain::{DomainError, InvalidName};
+
+/// The Contensis Error model, fields in the documented order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    log_id: Uuid,
+    message: String,
+    data: Value,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// How long a client should wait before retrying a 503, in seconds.
+const RETRY_AFTER_S: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Authorization has been denied for this request.")]
+    Unauthorized,
+    #[error("The {parameter} is not valid: it {reason}.")]
+    InvalidIdentifier {
+        parameter: &'static str,
+        reason: String,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("The field '{field}' is not valid: it {reason}.")]
+    Unprocessable { field: String, reason: String },
+    #[error("Only members of System Administrators may do this.")]
+    Forbidden,
+    #[error("No resource matches this path.")]
+    RouteNotFound,
+    #[error("This method is not allowed on this resource.")]
+    MethodNotAllowed,
+    #[error("The request body must be JSON (Content-Type: application/json).")]
+    UnsupportedMediaType,
+    #[error("The request body is larger than the limit of {0} bytes.")]
+    PayloadTooLarge(usize),
+    #[error("The user is not a member of the group, directly or through child groups.")]
+    NotMember,
+    #[error("{}", domain_message(.0))]
+    Domain(DomainError),
+    #[error("Another change got there first; the request had no effect. Read and retry.")]
+    ConcurrentModification { event_id: Uuid, reason: DomainError },
+    #[error("The service cannot confirm the change right now; retry later.")]
+    Unavailable { event_id: Option<Uuid> },
+    #[error("An unexpected error occurred; quote the logId when reporting it.")]
+    Internal(#[from] anyhow::Error),
+}
+
+fn domain_message(error: &DomainError) -> String {
+    match error {
+        DomainError::UserNotInGroup {
+            inherited_through: Some(child),
+        } => format!(
+            "The user is not a direct member of the group; it belongs to it only through \
+             the child group '{child}', from which it must be removed instead."
+        ),
+        DomainError::LastAdministrator => {
+            "The user is the last member of System Administrators and cannot be removed.".into()
+        }
+        other => {
+            let text = other.to_string();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+                None => text,
+            }
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        Self::Domain(error)
+    }
+}
+
+impl ApiError {
+    pub fn invalid_identifier(parameter: &'static str, reason: InvalidName) -> Self {
+        Self::InvalidIdentifier {
+            parameter,
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn unprocessable(field: impl Into<String>, reason: impl ToString) -> Self {
+        Self::Unprocessable {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The stable `data.code` of the Error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "Unauthorized",
+            Self::InvalidIdentifier { .. } => "InvalidIdentifier",
+            Self::BadRequest(_) => "BadRequest",
+            Self::Unprocessable { .. } => "ValidationFailed",
+            Self::Forbidden => "Forbidden",
+            Self::RouteNotFound => "NotFound",
+            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::UnsupportedMediaType => "UnsupportedMediaType",
+            Self::PayloadTooLarge(_) => "PayloadTooLarge",
+            Self::NotMember => "NotMember",
+            Self::Domain(error) => error.code(),
+            Self::ConcurrentModification { .. } => "ConcurrentModification",
+            Self::Unavailable { .. } => "Unavailable",
+            Self::Internal(_) => "ServerError",
+        }
+    }
+
+    fn data(&self) -> Value {
+        let mut data = json!({ "code": self.code() });
+        let extra = match self {
+            Self::InvalidIdentifier { parameter, .. } => json!({ "parameter": parameter }),
+            Self::Unprocessable { field, .. } => json!({ "field": field }),
+            Self::Domain(DomainError::UserNotInGroup {
+                inherited_through: Some(child),
+            }) => json!({ "inheritedThrough": child.as_str() }),
+            Self::ConcurrentModification { event_id, reason } => {
+                json!({ "eventId": event_id, "reason": reason.code() })
+            }
+            Self::Unavailable {
+                event_id: Some(event_id),
+            } => json!({ "eventId": event_id }),
+            _ => json!({}),
+        };
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        data
+    }
+
+    /// The Error body, with the request's logId, and one log line for the failure.
+    pub fn render(&self, log_id: Uuid) -> HttpResponse {
+        let status = self.status_code();
+        if let Self::Internal(error) = self {
+            tracing::error!(log_id = %log_id, error = format!("{error:#}"), "request failed");
+        } else {
+            tracing::info!(log_id = %log_id, status = status.as_u16(), code = self.code(), "request refused");
+        }
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::Unauthorized => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::Unavailable { .. } => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            log_id,
+            message: self.to_string(),
+            data: self.data(),
+            kind: "error",
+        })
+    }
+
+    /// Errors raised inside actix itself (routing, extractors we did not configure),
+    /// mapped by status so that every error has the same body.
+    pub fn from_status(status: StatusCode, detail: &dyn std::fmt::Display) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::RouteNotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::BadRequest("The request body is too large.".into())
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            s if s.is_client_error() => {
+                Self::BadRequest("The request could not be understood.".into())
+            }
+            _ => Self::Internal(anyhow::anyhow!("{detail}")),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::InvalidIdentifier { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::RouteNotFound | Self::NotMember => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Domain(DomainError::GroupNotFound | DomainError::UserNotFound) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Domain(_) | Self::ConcurrentModification { .. } => StatusCode::CONFLICT,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Only reached without the error middleware; it renders with the request's logId.
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        self.render(Uuid::nil())
+    }
+}
+
+/// An OAuth token-endpoint error (RFC 6749 section 5.2): a body of its own kind.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OAuthError(pub &'static str);
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        HttpResponse::BadRequest().json(json!({ "error": self.0 }))
+    }
+}

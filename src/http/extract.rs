@@ -1,0 +1,149 @@
+//! What handlers take from a request besides the body: the logId, the authenticated
+//! caller, and identifiers decoded from the raw path.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use percent_encoding::percent_decode_str;
+use uuid::Uuid;
+
+use super::error::{ApiError, OAuthError};
+use crate::domain::{GroupIdentifier, InvalidName, UserIdentifier};
+use crate::service::Service;
+
+/// The id of one request: in its Error body, on its log lines, and as the correlation id
+/// of the events it appends.
+#[derive(Debug, Clone, Copy)]
+pub struct LogId(pub Uuid);
+
+impl FromRequest for LogId {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(log_id(req)))
+    }
+}
+
+fn log_id(req: &HttpRequest) -> LogId {
+    req.extensions()
+        .get::<LogId>()
+        .copied()
+        .unwrap_or(LogId(Uuid::new_v4()))
+}
+
+/// Gives every request a logId, renders every error as the Error body carrying it, and
+/// writes one log line per request.
+pub async fn log_and_render_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = LogId(Uuid::now_v7());
+    req.extensions_mut().insert(id);
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let started = std::time::Instant::now();
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    let res = match res.response().error() {
+        Some(error) if error.as_error::<OAuthError>().is_some() => res,
+        Some(error) => {
+            let response = match error.as_error::<ApiError>() {
+                Some(api_error) => api_error.render(id.0),
+                None => ApiError::from_status(status, error).render(id.0),
+            };
+            res.into_response(response)
+        }
+        // Routing answers these itself, without an error: give them the Error body too.
+        None if matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ) =>
+        {
+            let response = ApiError::from_status(status, &"routing").render(id.0);
+            res.into_response(response)
+        }
+        None => res,
+    };
+    tracing::info!(
+        log_id = %id.0,
+        %method,
+        path,
+        status = res.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(res)
+}
+
+/// The user a valid bearer token was issued to. What that user may do is checked later,
+/// against the read model.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Uuid);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller(req))
+    }
+}
+
+fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let service = req
+        .app_data::<web::Data<Service>>()
+        .ok_or_else(|| anyhow::anyhow!("the service is not registered"))?;
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .ok_or(ApiError::Unauthorized)?;
+    let (scheme, token) = header.split_once(' ').ok_or(ApiError::Unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized);
+    }
+    service
+        .tokens
+        .verify(token.trim())
+        .map(Caller)
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// The `n`th path segment counted from the end (0 is the last), percent-decoded exactly
+/// once and strictly: broken escapes and bytes that are not UTF-8 are refused, where a
+/// lenient decoder would quietly change the identifier.
+fn raw_segment_from_end(req: &HttpRequest, n: usize) -> Result<String, InvalidName> {
+    let raw = req.uri().path().rsplit('/').nth(n).unwrap_or_default();
+    let bytes = raw.as_bytes();
+    for (i, byte) in bytes.iter().enumerate() {
+        if *byte == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return Err(InvalidName::BrokenEncoding);
+        }
+    }
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| InvalidName::BrokenEncoding)
+}
+
+/// The group named by the path segment `n` from the end.
+pub fn group_at(req: &HttpRequest, n: usize) -> Result<GroupIdentifier, ApiError> {
+    raw_segment_from_end(req, n)
+        .and_then(|text| GroupIdentifier::parse(&text))
+        .map_err(|e| ApiError::invalid_identifier("groupIdentifier", e))
+}
+
+/// The user named by the path segment `n` from the end.
+pub fn user_at(req: &HttpRequest, n: usize) -> Result<UserIdentifier, ApiError> {
+    raw_segment_from_end(req, n)
+        .and_then(|text| UserIdentifier::parse(&text))
+        .map_err(|e| ApiError::invalid_identifier("userIdentifier", e))
+}

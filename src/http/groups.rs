@@ -1,0 +1,80 @@
+//! Groups: `POST .../groups`.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::ApiError;
+use super::extract::{Caller, LogId};
+use super::users::{custom, text};
+use crate::domain::{Command, GroupName, GroupType, NewGroup};
+use crate::read_model::GroupView;
+use crate::service::{Principal, Service};
+
+/// The Contensis group model as a client sends it. The documentation's own example
+/// capitalises `Description`, so both spellings are taken.
+#[derive(Debug, Deserialize)]
+pub struct NewGroupBody {
+    name: Option<String>,
+    #[serde(alias = "Description")]
+    description: Option<String>,
+    #[serde(rename = "type")]
+    group_type: Option<String>,
+    custom: Option<Map<String, Value>>,
+}
+
+impl NewGroupBody {
+    fn parse(self) -> Result<NewGroup, ApiError> {
+        let name = GroupName::parse(self.name.unwrap_or_default())
+            .map_err(|e| ApiError::unprocessable("name", e))?;
+        let group_type = match self.group_type.as_deref() {
+            None | Some("contensis") => GroupType::Contensis,
+            Some("external") => GroupType::External,
+            Some("sys") => {
+                return Err(ApiError::unprocessable(
+                    "type",
+                    "must not be 'sys': system groups are made by the service itself",
+                ));
+            }
+            Some(_) => {
+                return Err(ApiError::unprocessable(
+                    "type",
+                    "must be 'contensis' or 'external'",
+                ));
+            }
+        };
+        Ok(NewGroup {
+            name,
+            description: text("description", self.description)?,
+            group_type,
+            custom: custom(self.custom)?,
+        })
+    }
+}
+
+/// `POST .../groups`: 201 with the group as stored.
+pub async fn create(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    body: web::Json<NewGroupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let group = body.into_inner().parse()?;
+    let group_id = Uuid::new_v4();
+    let command = Command::CreateGroup { group_id, group };
+    service
+        .execute(Principal::Caller(caller.0), log_id.0, command)
+        .await?;
+    let view = service
+        .read(move |conn| {
+            GroupView::load(conn, group_id)?.ok_or_else(|| {
+                anyhow::anyhow!("created group {group_id} is not in the read model").into()
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("groups/{group_id}")))
+        .json(view))
+}

@@ -1,0 +1,133 @@
+//! The HTTP API: routes, extractors, and the mapping of every error to a response.
+//! Handlers parse input into domain values once, then hand over to [`crate::service`].
+//!
+//! Architecture Invariant: handlers never touch SQLite or the log directly.
+
+mod error;
+mod extract;
+mod groups;
+mod members;
+mod token;
+mod users;
+
+use actix_web::error::{JsonPayloadError, QueryPayloadError, UrlencodedError};
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+pub use error::{ApiError, OAuthError};
+pub use extract::{LogId, log_and_render_errors};
+
+/// Both prefixes serve the same calls: the documentation's and the one the official
+/// JavaScript client uses.
+pub const PREFIXES: [&str; 2] = ["/api/management/security", "/api/security"];
+
+pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg| {
+        cfg.app_data(json_config(body_max_bytes))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(4096)
+                    .error_handler(form_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PayloadConfig::new(body_max_bytes))
+            .route("/health", web::get().to(health))
+            .route("/authenticate/connect/token", web::post().to(token::issue));
+        for prefix in PREFIXES {
+            cfg.service(
+                web::scope(prefix)
+                    .route("/users", web::post().to(users::create))
+                    .route("/groups", web::post().to(groups::create))
+                    .route("/groups/{group}/users", web::get().to(members::list))
+                    .service(
+                        web::resource("/groups/{group}/users/{user}")
+                            .route(web::put().to(members::add))
+                            .route(web::delete().to(members::remove))
+                            .route(web::head().to(members::check)),
+                    ),
+            );
+        }
+    }
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+fn json_config(body_max_bytes: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(body_max_bytes)
+        .error_handler(move |error, _req| {
+            match error {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge(body_max_bytes),
+                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+                JsonPayloadError::Deserialize(e) if e.is_data() => {
+                    ApiError::BadRequest(format!("The body does not fit this call: {e}."))
+                }
+                _ => ApiError::BadRequest("The body is not valid JSON.".into()),
+            }
+            .into()
+        })
+}
+
+fn form_error(_: UrlencodedError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    OAuthError("invalid_request").into()
+}
+
+fn query_error(error: QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("The query string is not valid: {error}.")).into()
+}
+
+/// The Contensis paged list; the counts are computed from the total, never guessed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PagedList<T> {
+    page_index: u64,
+    page_size: u64,
+    total_count: u64,
+    page_count: u64,
+    items: Vec<T>,
+}
+
+impl<T> PagedList<T> {
+    pub fn new(page: Page, total_count: u64, items: Vec<T>) -> Self {
+        Self {
+            page_index: page.index,
+            page_size: page.size,
+            total_count,
+            page_count: total_count.div_ceil(page.size),
+            items,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub index: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    page_index: Option<u64>,
+    page_size: Option<u64>,
+}
+
+const PAGE_SIZE_DEFAULT: u64 = 25;
+
+impl PageQuery {
+    pub fn page(&self, size_max: u64) -> Result<Page, ApiError> {
+        let size = self.page_size.unwrap_or(PAGE_SIZE_DEFAULT.min(size_max));
+        if size == 0 || size > size_max {
+            return Err(ApiError::BadRequest(format!(
+                "pageSize must be between 1 and {size_max}."
+            )));
+        }
+        Ok(Page {
+            index: self.page_index.unwrap_or(0),
+            size,
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! An event-sourced group-membership service speaking the Contensis users-and-groups API.
+//! See ARCHITECTURE.md for the map.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod domain;
+pub mod http;
+pub mod log;
+pub mod projector;
+pub mod read_model;
+pub mod service;
+pub mod settings;
+pub mod startup;

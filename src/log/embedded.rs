@@ -1,0 +1,267 @@
+//! The embedded log: an append-only SQLite file in the data dir, one table per stream.
+//!
+//! One writer thread owns the file. It takes whatever appends are queued (up to
+//! `batch_max`), writes them in one transaction and syncs once, then answers them all:
+//! a group commit, so many concurrent requests share one disk sync.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, params};
+use tokio::sync::oneshot;
+
+use super::{AppendFuture, Entry, EventLog, LogError, LogReader, Position, Stream};
+use crate::domain::Event;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS events (
+        offset INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS credentials (
+        offset INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+";
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedLogSettings {
+    pub path: PathBuf,
+    /// Appends waiting for the writer; past this, appends are refused as busy.
+    pub queue_max: usize,
+    /// Appends written by one transaction and one sync.
+    pub batch_max: usize,
+}
+
+pub struct EmbeddedLog {
+    path: PathBuf,
+    queue: SyncSender<Append>,
+    head: Arc<Head>,
+}
+
+struct Append {
+    rows: Vec<Row>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+struct Row {
+    stream: Stream,
+    event_id: String,
+    event_type: &'static str,
+    payload: String,
+}
+
+/// Counts commits, so that readers can sleep until something new is written.
+#[derive(Default)]
+struct Head {
+    commits: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Head {
+    fn commits(&self) -> u64 {
+        *self.commits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bump(&self) {
+        *self.commits.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+
+    fn wait_past(&self, seen: u64, wait: Duration) {
+        let guard = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .changed
+            .wait_timeout_while(guard, wait, |commits| *commits == seen);
+    }
+}
+
+impl EmbeddedLog {
+    pub fn open(settings: &EmbeddedLogSettings) -> anyhow::Result<Self> {
+        let conn = Connection::open(&settings.path)
+            .with_context(|| format!("opening the log at {}", settings.path.display()))?;
+        // FULL: a commit is on disk before the writer answers, so before any 2xx.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)
+            .context("creating the log's tables")?;
+
+        let (queue, requests) = sync_channel(settings.queue_max);
+        let head = Arc::new(Head::default());
+        let writer_head = head.clone();
+        let batch_max = settings.batch_max;
+        thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || write_loop(conn, requests, &writer_head, batch_max))
+            .context("starting the log writer")?;
+        Ok(Self {
+            path: settings.path.clone(),
+            queue,
+            head,
+        })
+    }
+}
+
+impl EventLog for EmbeddedLog {
+    fn append(&self, events: Vec<Event>) -> AppendFuture<'_> {
+        Box::pin(async move {
+            let rows = events
+                .iter()
+                .map(|event| {
+                    Ok(Row {
+                        stream: Stream::of(event),
+                        event_id: event.id.to_string(),
+                        event_type: event.data.type_name(),
+                        payload: serde_json::to_string(event)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()
+                .map_err(|e| LogError::Unavailable(e.into()))?;
+            let (done, written) = oneshot::channel();
+            self.queue
+                .try_send(Append { rows, done })
+                .map_err(|e| match e {
+                    TrySendError::Full(_) => LogError::Busy,
+                    TrySendError::Disconnected(_) => {
+                        LogError::Unavailable(anyhow::anyhow!("the log writer has stopped"))
+                    }
+                })?;
+            match written.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(message)) => Err(LogError::Unavailable(anyhow::anyhow!(message))),
+                Err(_) => Err(LogError::Unavailable(anyhow::anyhow!(
+                    "the log writer stopped before answering"
+                ))),
+            }
+        })
+    }
+
+    fn reader(&self, after: &[Position]) -> Result<Box<dyn LogReader>, LogError> {
+        let reader = EmbeddedReader::open(&self.path, after, self.head.clone())
+            .map_err(LogError::Unavailable)?;
+        Ok(Box::new(reader))
+    }
+}
+
+fn write_loop(mut conn: Connection, requests: Receiver<Append>, head: &Head, batch_max: usize) {
+    // Ends when every sender is gone, i.e. when the log is dropped.
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match requests.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let written = write_batch(&mut conn, &batch).map_err(|e| format!("{e:#}"));
+        if let Err(message) = &written {
+            tracing::error!(error = %message, appends = batch.len(), "writing to the log failed");
+        } else {
+            head.bump();
+        }
+        for append in batch {
+            // The requester may have given up waiting; the events are written regardless.
+            let _ = append.done.send(written.clone());
+        }
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &[Append]) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut events =
+            tx.prepare_cached("INSERT INTO events (event_id, type, payload) VALUES (?1, ?2, ?3)")?;
+        let mut credentials = tx.prepare_cached(
+            "INSERT INTO credentials (event_id, type, payload) VALUES (?1, ?2, ?3)",
+        )?;
+        for row in batch.iter().flat_map(|append| &append.rows) {
+            let statement = match row.stream {
+                Stream::Events => &mut events,
+                Stream::Credentials => &mut credentials,
+            };
+            statement.execute(params![row.event_id, row.event_type, row.payload])?;
+        }
+    }
+    tx.commit().context("committing to the log")
+}
+
+struct EmbeddedReader {
+    conn: Connection,
+    head: Arc<Head>,
+    /// The last offset read from each stream, in `STREAMS` order.
+    last: [i64; 2],
+}
+
+const STREAMS: [Stream; 2] = [Stream::Events, Stream::Credentials];
+
+fn partition(stream: Stream) -> String {
+    format!("{}/0", stream.name())
+}
+
+impl EmbeddedReader {
+    fn open(path: &Path, after: &[Position], head: Arc<Head>) -> anyhow::Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .context("opening the log for reading")?;
+        let mut last = [0; 2];
+        for (slot, stream) in last.iter_mut().zip(STREAMS) {
+            let name = partition(stream);
+            if let Some(p) = after.iter().find(|p| p.partition == name) {
+                *slot = p.offset;
+            }
+        }
+        Ok(Self { conn, head, last })
+    }
+
+    fn read(&mut self, max: usize) -> anyhow::Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        for (i, stream) in STREAMS.into_iter().enumerate() {
+            let room = max - entries.len();
+            if room == 0 {
+                break;
+            }
+            let sql = format!(
+                "SELECT offset, payload FROM {} WHERE offset > ?1 ORDER BY offset LIMIT ?2",
+                stream.name()
+            );
+            let mut statement = self.conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![self.last[i], room as i64], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?.into_bytes()))
+            })?;
+            for row in rows {
+                let (offset, payload) = row?;
+                self.last[i] = offset;
+                entries.push(Entry {
+                    position: Position {
+                        partition: partition(stream),
+                        offset,
+                    },
+                    payload,
+                });
+            }
+        }
+        Ok(entries)
+    }
+}
+
+impl LogReader for EmbeddedReader {
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Entry>, LogError> {
+        let seen = self.head.commits();
+        let entries = self.read(max).map_err(LogError::Unavailable)?;
+        if !entries.is_empty() {
+            return Ok(entries);
+        }
+        self.head.wait_past(seen, wait);
+        self.read(max).map_err(LogError::Unavailable)
+    }
+}

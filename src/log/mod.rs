@@ -1,0 +1,81 @@
+//! The event log: the source of truth, behind one trait so that handlers and the
+//! projector never learn which backend holds it.
+//!
+//! Architecture Invariant: only `embedded.rs` knows the log's SQLite file.
+
+pub mod embedded;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use embedded::EmbeddedLog;
+
+use crate::domain::Event;
+
+/// The log has two streams. Consumers of membership events are given only `Events`;
+/// `Credentials` carries password hashes that every instance needs and nobody else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    Events,
+    Credentials,
+}
+
+impl Stream {
+    pub fn of(event: &Event) -> Self {
+        if event.data.is_secret() {
+            Self::Credentials
+        } else {
+            Self::Events
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Credentials => "credentials",
+        }
+    }
+}
+
+/// A place in the log: a stream's partition and the offset of an entry within it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// Names the stream and partition, e.g. `events/0`. Stored in the read model as is.
+    pub partition: String,
+    pub offset: i64,
+}
+
+/// One entry read back from the log, in log order within its partition.
+#[derive(Debug)]
+pub struct Entry {
+    pub position: Position,
+    /// The event's JSON exactly as appended; decoding is the reader's business.
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The log refused more work for now; the caller should retry later.
+    #[error("the log is busy: its queue is full")]
+    Busy,
+    #[error("the log is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+pub type AppendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send + 'a>>;
+
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends the events atomically, each to its stream. Resolves once they are durable.
+    fn append(&self, events: Vec<Event>) -> AppendFuture<'_>;
+
+    /// A reader that starts after the given positions (from the beginning where absent).
+    fn reader(&self, after: &[Position]) -> Result<Box<dyn LogReader>, LogError>;
+}
+
+/// Reads the log in order. Runs on the projector's own thread, so it may block.
+pub trait LogReader: Send {
+    /// Up to `max` entries, waiting at most `wait` for the first. Empty means that the
+    /// reader has reached the end of the log for now.
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Entry>, LogError>;
+}

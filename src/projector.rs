@@ -1,0 +1,288 @@
+//! The projector: the one writer of the read model. It reads the log in order, lets
+//! `domain::apply` decide each event's outcome, and commits the changes, the outcomes and
+//! the log positions in one transaction, so an event takes effect exactly once however
+//! often it is delivered.
+//!
+//! Architecture Invariant: only this module writes the read model.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, Transaction, params};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::domain::{self, Event, EventData, Outcome};
+use crate::log::{Entry, EventLog, LogReader, Position};
+use crate::read_model::{self, SqliteState};
+
+#[derive(Debug, Clone)]
+pub struct ProjectorSettings {
+    pub read_model_path: PathBuf,
+    /// Events applied per read-model transaction.
+    pub batch_max: usize,
+    /// How long one read of the log waits for new events; bounds how fast it stops.
+    pub poll_ms: u64,
+}
+
+/// Where handlers wait for the outcome of the events they appended.
+#[derive(Default)]
+pub struct Outcomes {
+    waiting: Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>,
+    caught_up: watch::Sender<bool>,
+}
+
+/// A claim on one event's outcome. Dropping it (say, on a timeout) withdraws the claim.
+pub struct Pending {
+    event: Uuid,
+    outcome: oneshot::Receiver<Outcome>,
+    outcomes: Arc<Outcomes>,
+}
+
+impl Outcomes {
+    /// Register before appending, so that a fast projector cannot answer before anyone asks.
+    pub fn expect(self: &Arc<Self>, event: Uuid) -> Pending {
+        let (tell, outcome) = oneshot::channel();
+        self.lock().insert(event, tell);
+        Pending {
+            event,
+            outcome,
+            outcomes: self.clone(),
+        }
+    }
+
+    /// Resolves once the projector has read to the end of the log since start-up.
+    pub async fn caught_up(&self) {
+        let mut caught_up = self.caught_up.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = caught_up.wait_for(|done| *done).await;
+    }
+
+    fn publish(&self, decided: Vec<(Uuid, Outcome)>) {
+        let mut waiting = self.lock();
+        for (event, outcome) in decided {
+            if let Some(tell) = waiting.remove(&event) {
+                let _ = tell.send(outcome);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, oneshot::Sender<Outcome>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Pending {
+    /// The event's outcome, or `None` if it is not known within `timeout`.
+    pub async fn wait(mut self, timeout: Duration) -> Option<Outcome> {
+        tokio::time::timeout(timeout, &mut self.outcome)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.outcomes.lock().remove(&self.event);
+    }
+}
+
+pub struct Projector {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Projector {
+    pub fn spawn(
+        log: Arc<dyn EventLog>,
+        outcomes: Arc<Outcomes>,
+        settings: ProjectorSettings,
+    ) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let conn = read_model::open_for_writing(&settings.read_model_path)?;
+        let stopping = stop.clone();
+        let thread = thread::Builder::new()
+            .name("projector".into())
+            .spawn(move || run(conn, &*log, &outcomes, &settings, &stopping))
+            .context("starting the projector")?;
+        Ok(Self { stop, thread })
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// Runs until stopped. A failure is logged and retried from the stored positions, which
+/// are exactly as far as the committed changes go.
+fn run(
+    mut conn: Connection,
+    log: &dyn EventLog,
+    outcomes: &Outcomes,
+    settings: &ProjectorSettings,
+    stop: &AtomicBool,
+) {
+    let poll = Duration::from_millis(settings.poll_ms);
+    while !stop.load(Ordering::Relaxed) {
+        let result = stored_positions(&conn)
+            .and_then(|after| log.reader(&after).map_err(Into::into))
+            .and_then(|reader| follow(&mut conn, reader, outcomes, settings, stop));
+        if let Err(error) = result {
+            tracing::error!(error = format!("{error:#}"), "projector failed; retrying");
+            thread::sleep(poll);
+        }
+    }
+}
+
+fn follow(
+    conn: &mut Connection,
+    mut reader: Box<dyn LogReader>,
+    outcomes: &Outcomes,
+    settings: &ProjectorSettings,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let poll = Duration::from_millis(settings.poll_ms);
+    while !stop.load(Ordering::Relaxed) {
+        let batch = reader.next_batch(settings.batch_max, poll)?;
+        if batch.is_empty() {
+            outcomes.caught_up.send_replace(true);
+            continue;
+        }
+        let decided = apply_batch(conn, &batch)?;
+        outcomes.publish(decided);
+    }
+    Ok(())
+}
+
+fn stored_positions(conn: &Connection) -> anyhow::Result<Vec<Position>> {
+    let mut statement = conn.prepare("SELECT partition, offset FROM positions")?;
+    let positions = statement
+        .query_map([], |row| {
+            Ok(Position {
+                partition: row.get(0)?,
+                offset: row.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(positions)
+}
+
+/// Applies a batch in one transaction and returns each event's outcome.
+pub(crate) fn apply_batch(
+    conn: &mut Connection,
+    batch: &[Entry],
+) -> anyhow::Result<Vec<(Uuid, Outcome)>> {
+    let tx = conn.transaction()?;
+    let mut decided = Vec::with_capacity(batch.len());
+    let mut reached: HashMap<&str, i64> = HashMap::new();
+    for entry in batch {
+        reached.insert(&entry.position.partition, entry.position.offset);
+        let event: Event = match serde_json::from_slice(&entry.payload) {
+            Ok(event) => event,
+            Err(error) => {
+                // Every instance skips the same entry, so they still agree.
+                tracing::error!(position = ?entry.position, %error, "skipping an unreadable entry");
+                continue;
+            }
+        };
+        if let Some(outcome) = apply_once(&tx, &event)? {
+            decided.push((event.id, outcome));
+        }
+    }
+    {
+        let mut save = tx.prepare_cached(
+            "INSERT INTO positions (partition, offset) VALUES (?1, ?2)
+             ON CONFLICT (partition) DO UPDATE SET offset = excluded.offset",
+        )?;
+        for (partition, offset) in reached {
+            save.execute(params![partition, offset])?;
+        }
+    }
+    tx.commit().context("committing a projector batch")?;
+    Ok(decided)
+}
+
+/// Applies an event unless it was applied before (a redelivery), recording its outcome.
+fn apply_once(tx: &Transaction, event: &Event) -> anyhow::Result<Option<Outcome>> {
+    let id = event.id.to_string();
+    let recorded = tx
+        .prepare_cached("INSERT OR IGNORE INTO outcomes (event_id, outcome) VALUES (?1, '')")?
+        .execute([&id])?;
+    if recorded == 0 {
+        return Ok(None);
+    }
+    let outcome = domain::apply(&SqliteState(tx), &event.data)?;
+    let stored = match &outcome {
+        Outcome::Applied => {
+            write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
+            "applied"
+        }
+        Outcome::Rejected(reason) => reason.code(),
+    };
+    tx.prepare_cached("UPDATE outcomes SET outcome = ?2 WHERE event_id = ?1")?
+        .execute(params![id, stored])?;
+    Ok(Some(outcome))
+}
+
+fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
+    let time = event
+        .time
+        .format(&time::format_description::well_known::Rfc3339)?;
+    match &event.data {
+        EventData::UserCreated(e) => {
+            tx.prepare_cached(
+                "INSERT INTO users (id, username, username_key, email, email_key, client_id,
+                                    profile, created, modified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            )?
+            .execute(params![
+                e.user_id.to_string(),
+                e.username.as_str(),
+                e.username.key(),
+                e.email.as_str(),
+                e.email.key(),
+                e.client_id,
+                serde_json::to_string(&e.profile)?,
+                time,
+            ])?;
+        }
+        EventData::GroupCreated(e) => {
+            tx.prepare_cached(
+                "INSERT INTO groups (id, name, name_key, type, description, custom, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                e.group_id.to_string(),
+                e.name.as_str(),
+                e.name.key(),
+                serde_json::to_value(e.group_type)?.as_str(),
+                e.description,
+                serde_json::to_string(&e.custom)?,
+                time,
+            ])?;
+        }
+        EventData::MemberAdded(m) => {
+            tx.prepare_cached("INSERT INTO members (group_id, user_id) VALUES (?1, ?2)")?
+                .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
+        }
+        EventData::MemberRemoved(m) => {
+            tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?
+                .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
+        }
+        EventData::PasswordSet(e) => {
+            tx.prepare_cached(
+                "INSERT INTO passwords (user_id, hash) VALUES (?1, ?2)
+                 ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash",
+            )?
+            .execute(params![e.user_id.to_string(), e.password_hash])?;
+        }
+    }
+    Ok(())
+}

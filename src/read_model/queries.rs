@@ -1,0 +1,167 @@
+//! The questions the HTTP API asks, answered as views shaped like the API's models.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::state::{group_type, uuid};
+use crate::domain::{Actor, Custom, GroupType, Profile, Username};
+
+/// A user as the API shows it. Credentials never leave the read model.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    #[serde(flatten)]
+    pub profile: Profile,
+    pub credentials: serde_json::Value,
+    pub status: serde_json::Value,
+    pub created: String,
+    pub modified: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupView {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub group_type: GroupType,
+    pub custom: Custom,
+    pub created: String,
+}
+
+pub struct MembersPage {
+    pub total_count: u64,
+    pub items: Vec<UserView>,
+}
+
+const USER_COLUMNS: &str = "u.id, u.username, u.email, u.profile, u.created, u.modified";
+
+fn user_view(row: &Row) -> rusqlite::Result<UserView> {
+    let profile: String = row.get(3)?;
+    let profile = serde_json::from_str(&profile).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(UserView {
+        id: uuid(row, 0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        profile,
+        credentials: json!({ "provider": { "type": "contensis", "name": "contensis" } }),
+        status: json!({ "suspended": false, "locked": false, "passwordResetRequired": false }),
+        created: row.get(4)?,
+        modified: row.get(5)?,
+    })
+}
+
+impl UserView {
+    pub fn load(conn: &Connection, id: Uuid) -> anyhow::Result<Option<Self>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1");
+        Ok(conn
+            .prepare_cached(&sql)?
+            .query_row([id.to_string()], user_view)
+            .optional()?)
+    }
+}
+
+impl GroupView {
+    pub fn load(conn: &Connection, id: Uuid) -> anyhow::Result<Option<Self>> {
+        let sql = "SELECT id, name, description, type, custom, created FROM groups WHERE id = ?1";
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row([id.to_string()], |row| {
+                let custom: String = row.get(4)?;
+                Ok(GroupView {
+                    id: uuid(row, 0)?,
+                    name: row.get(1)?,
+                    description: row.get(2)?,
+                    group_type: group_type(&row.get::<_, String>(3)?)?,
+                    custom: serde_json::from_str(&custom).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            4,
+                            rusqlite::types::Type::Text,
+                            e.into(),
+                        )
+                    })?,
+                    created: row.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+}
+
+impl MembersPage {
+    /// Direct members ordered by username (then id, so the order is total and stable).
+    pub fn load(
+        conn: &Connection,
+        group: Uuid,
+        page_index: u64,
+        page_size: u64,
+    ) -> anyhow::Result<Self> {
+        let total_count: u64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM members WHERE group_id = ?1")?
+            .query_row([group.to_string()], |row| row.get(0))?;
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM members m JOIN users u ON u.id = m.user_id
+             WHERE m.group_id = ?1 ORDER BY u.username_key, u.id LIMIT ?2 OFFSET ?3"
+        );
+        let offset = page_index.saturating_mul(page_size);
+        let items = conn
+            .prepare_cached(&sql)?
+            .query_map(params![group.to_string(), page_size, offset], user_view)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Self { total_count, items })
+    }
+}
+
+/// Whether the user is in System Administrators, directly or through child groups.
+pub fn is_administrator(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
+    let sql = "WITH RECURSIVE tree(id) AS (
+            SELECT id FROM groups WHERE type = 'sys'
+            UNION SELECT c.child_id FROM child_groups c JOIN tree t ON c.parent_id = t.id
+        )
+        SELECT EXISTS (SELECT 1 FROM members m JOIN tree t ON m.group_id = t.id WHERE m.user_id = ?1)";
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row([user.to_string()], |row| row.get(0))?)
+}
+
+/// The user as an actor of events, if it still exists.
+pub fn actor(conn: &Connection, user: Uuid) -> anyhow::Result<Option<Actor>> {
+    let username: Option<String> = conn
+        .prepare_cached("SELECT username FROM users WHERE id = ?1")?
+        .query_row([user.to_string()], |row| row.get(0))
+        .optional()?;
+    username
+        .map(|name| {
+            Ok(Actor {
+                user_id: user,
+                username: Username::parse(name)?,
+            })
+        })
+        .transpose()
+}
+
+/// The service account bound to an API client.
+pub fn service_account(conn: &Connection, client_id: &str) -> anyhow::Result<Option<Uuid>> {
+    conn.prepare_cached("SELECT id FROM users WHERE client_id = ?1")?
+        .query_row([client_id], |row| uuid(row, 0))
+        .optional()
+        .map_err(Into::into)
+}
+
+/// The user and password hash for a login by username or email (case-insensitive).
+pub fn password_hash(conn: &Connection, login_key: &str) -> anyhow::Result<Option<(Uuid, String)>> {
+    conn.prepare_cached(
+        "SELECT u.id, p.hash FROM users u JOIN passwords p ON p.user_id = u.id
+         WHERE u.username_key = ?1 OR u.email_key = ?1",
+    )?
+    .query_row([login_key], |row| Ok((uuid(row, 0)?, row.get(1)?)))
+    .optional()
+    .map_err(Into::into)
+}

@@ -1,0 +1,146 @@
+//! The two paths every request takes. Queries: authorize, then read one snapshot of the
+//! read model. Commands: authorize and decide against one snapshot, append the events,
+//! then wait until this instance's projector has applied them (read-your-writes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::Tokens;
+use crate::domain::{self, Actor, Command, Event, Metadata, Outcome, Refusal};
+use crate::http::ApiError;
+use crate::log::{EventLog, LogError};
+use crate::projector::Outcomes;
+use crate::read_model::{self, ReadModel, SqliteState};
+
+pub struct Service {
+    pub log: Arc<dyn EventLog>,
+    pub read_model: Arc<ReadModel>,
+    pub outcomes: Arc<Outcomes>,
+    pub tokens: Tokens,
+    pub admin: AdminClient,
+    pub wait_timeout: Duration,
+    pub page_size_max: u64,
+}
+
+/// The bootstrap API client, whose tokens act as its service account.
+pub struct AdminClient {
+    pub client_id: String,
+    /// argon2 hash of the configured secret; the secret itself is not kept.
+    pub secret_hash: String,
+}
+
+/// Who a command is run for: a caller to authorize, or the service itself at start-up.
+pub enum Principal {
+    Caller(Uuid),
+    Service(Actor),
+}
+
+impl Service {
+    /// Runs `query` for an administrator, in one snapshot of the read model.
+    pub async fn query<T, F>(&self, caller: Uuid, query: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.read(move |conn| {
+            authorize(conn, caller)?;
+            query(conn)
+        })
+        .await
+    }
+
+    /// Reads without authorization; for the token endpoint and start-up.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.read_model.read(move |conn| Ok(query(conn))).await?
+    }
+
+    /// Decides, appends and waits for the outcome. Returns once every event the command
+    /// produced shows in this instance's read model (or at once if it produced none).
+    pub async fn execute(
+        &self,
+        principal: Principal,
+        log_id: Uuid,
+        command: Command,
+    ) -> Result<(), ApiError> {
+        let (actor, decided) = self
+            .read(move |conn| {
+                let actor = match principal {
+                    Principal::Caller(caller) => authorize(conn, caller)?,
+                    Principal::Service(actor) => actor,
+                };
+                let decided = match domain::decide(&SqliteState(conn), command) {
+                    Ok(events) => events,
+                    Err(Refusal::Domain(error)) => return Err(error.into()),
+                    Err(Refusal::Store(error)) => return Err(error.into()),
+                };
+                Ok((actor, decided))
+            })
+            .await?;
+        if decided.is_empty() {
+            return Ok(());
+        }
+        let time = OffsetDateTime::now_utc();
+        let events: Vec<Event> = decided
+            .into_iter()
+            .map(|data| {
+                let meta = Metadata {
+                    id: Uuid::now_v7(),
+                    time,
+                    actor: actor.clone(),
+                    correlation_id: log_id,
+                };
+                Event::new(meta, data)
+            })
+            .collect();
+        let pending: Vec<_> = events
+            .iter()
+            .map(|event| (event.id, self.outcomes.expect(event.id)))
+            .collect();
+        let first = events[0].id;
+        match tokio::time::timeout(self.wait_timeout, self.log.append(events)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(LogError::Busy)) => return Err(ApiError::Unavailable { event_id: None }),
+            Ok(Err(LogError::Unavailable(error))) => {
+                tracing::warn!(log_id = %log_id, error = format!("{error:#}"), "append failed");
+                return Err(ApiError::Unavailable { event_id: None });
+            }
+            // The append may still land; the client can look for the event by its id.
+            Err(_) => {
+                return Err(ApiError::Unavailable {
+                    event_id: Some(first),
+                });
+            }
+        }
+        for (event_id, pending) in pending {
+            match pending.wait(self.wait_timeout).await {
+                Some(Outcome::Applied) => {}
+                Some(Outcome::Rejected(reason)) => {
+                    return Err(ApiError::ConcurrentModification { event_id, reason });
+                }
+                None => {
+                    return Err(ApiError::Unavailable {
+                        event_id: Some(event_id),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The caller as an actor, if it is in System Administrators (directly or through child
+/// groups). Looked up on every request, so a removal takes effect at once.
+fn authorize(conn: &Connection, caller: Uuid) -> Result<Actor, ApiError> {
+    if !read_model::is_administrator(conn, caller)? {
+        return Err(ApiError::Forbidden);
+    }
+    read_model::actor(conn, caller)?.ok_or(ApiError::Forbidden)
+}

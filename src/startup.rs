@@ -1,0 +1,100 @@
+//! Builds the running service from settings: the log, the projector, the read model, the
+//! bootstrap, and the HTTP server; and runs them until the server stops.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{NormalizePath, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::auth::{self, Tokens};
+use crate::bootstrap;
+use crate::http;
+use crate::log::embedded::EmbeddedLogSettings;
+use crate::log::{EmbeddedLog, EventLog};
+use crate::projector::{Outcomes, Projector, ProjectorSettings};
+use crate::read_model::ReadModel;
+use crate::service::{AdminClient, Service};
+use crate::settings::Settings;
+
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+    projector: Projector,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data.dir)
+            .with_context(|| format!("creating the data dir {}", settings.data.dir.display()))?;
+        let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(&EmbeddedLogSettings {
+            path: settings.log_path(),
+            queue_max: settings.log.queue_max,
+            batch_max: settings.log.batch_max,
+        })?);
+        let outcomes = Arc::new(Outcomes::default());
+        let projector = Projector::spawn(
+            log.clone(),
+            outcomes.clone(),
+            ProjectorSettings {
+                read_model_path: settings.read_model_path(),
+                batch_max: settings.projector.batch_max,
+                poll_ms: settings.projector.poll_ms,
+            },
+        )?;
+        let secret = settings.admin.client_secret.clone();
+        let secret_hash = web::block(move || auth::hash_secret(secret.expose())).await??;
+        let service = web::Data::new(Service {
+            log,
+            read_model: ReadModel::new(settings.read_model_path(), settings.requests.readers_max),
+            outcomes,
+            tokens: Tokens::new(&settings.token.secret, settings.token.ttl_s),
+            admin: AdminClient {
+                client_id: settings.admin.client_id.clone(),
+                secret_hash,
+            },
+            wait_timeout: Duration::from_millis(settings.requests.wait_timeout_ms),
+            page_size_max: settings.requests.page_size_max,
+        });
+
+        tracing::info!("replaying the log into the read model");
+        service.outcomes.caught_up().await;
+        bootstrap::ensure_administrator(&service, &settings.admin.client_id).await?;
+
+        let listener = TcpListener::bind(settings.http.addr)
+            .with_context(|| format!("binding {}", settings.http.addr))?;
+        let addr = listener.local_addr()?;
+        let routes = http::routes(settings.http.body_max_bytes);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(service.clone())
+                .wrap(from_fn(http::log_and_render_errors))
+                .wrap(NormalizePath::trim())
+                .configure(routes.clone())
+        })
+        .workers(settings.http.workers)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            server,
+            addr,
+            projector,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until a signal stops the server, then stops the projector.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        tracing::info!("HTTP server stopped; stopping the projector");
+        self.projector.stop();
+        served.context("serving HTTP")
+    }
+}
