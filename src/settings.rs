@@ -129,6 +129,11 @@ impl Settings {
         if let Some(secret) = var("MEMBERSHIP_TOKEN_SECRET") {
             self.token.secret = Secret::new(secret);
         }
+        if let Some(ms) = var("MEMBERSHIP_WAIT_TIMEOUT_MS") {
+            self.requests.wait_timeout_ms = ms
+                .parse()
+                .with_context(|| format!("MEMBERSHIP_WAIT_TIMEOUT_MS={ms} is not milliseconds"))?;
+        }
         Ok(())
     }
 
