@@ -1,7 +1,8 @@
-//! On an empty log, the service makes what it needs to be administered at all: the
-//! System Administrators group and a service account for the bootstrap API client, as
-//! ordinary events. Each step checks the read model first, so starting twice (or on a
-//! log that already has them) appends nothing.
+//! The service makes what it needs to be administered at all: the System Administrators
+//! group and a service account for the bootstrap API client, as ordinary events, and puts
+//! the account in the group when either is new. Each step checks the read model first, so
+//! starting again appends nothing, and an account an administrator later removed from the
+//! group stays removed.
 
 use uuid::Uuid;
 
@@ -18,46 +19,21 @@ pub const SYSTEM_ADMINISTRATORS: &str = "System Administrators";
 pub async fn ensure_administrator(service: &Service, client_id: &str) -> anyhow::Result<()> {
     let group = GroupIdentifier::Name(GroupName::parse(SYSTEM_ADMINISTRATORS)?);
     let username = Username::parse(format!("svc.{client_id}"))?;
-    let account = match find_account(service, client_id).await? {
-        Some(id) => id,
-        None => {
-            let user_id = Uuid::new_v4();
-            let actor = Actor {
-                user_id,
-                username: username.clone(),
-            };
-            let user = NewUser {
-                username: username.clone(),
-                // `.invalid` is reserved (RFC 2606): this address can never receive mail.
-                email: Email::parse(format!("{client_id}@clients.membership.invalid"))?,
-                profile: Profile {
-                    firstname: Some("Service account".into()),
-                    lastname: Some(client_id.into()),
-                    ..Profile::default()
-                },
-                client_id: Some(client_id.into()),
-            };
-            let command = Command::CreateUser {
-                user_id,
-                user,
-                password_hash: None,
-            };
-            run(service, &actor, command).await?;
-            tracing::info!(user_id = %user_id, client_id, "created the service account");
-            user_id
-        }
+    let (account, new_account) = match find_account(service, client_id).await? {
+        Some(id) => (id, false),
+        None => (create_account(service, client_id, &username).await?, true),
     };
     let actor = Actor {
         user_id: account,
         username,
     };
-    let exists = {
+    let new_group = {
         let group = group.clone();
         service
-            .read(move |conn| Ok(SqliteState(conn).group(&group)?.is_some()))
+            .read(move |conn| Ok(SqliteState(conn).group(&group)?.is_none()))
             .await?
     };
-    if !exists {
+    if new_group {
         let command = Command::CreateGroup {
             group_id: Uuid::new_v4(),
             group: NewGroup {
@@ -70,12 +46,45 @@ pub async fn ensure_administrator(service: &Service, client_id: &str) -> anyhow:
         run(service, &actor, command).await?;
         tracing::info!("created System Administrators");
     }
-    // Adding an existing member decides to do nothing, so this is safe on every start.
-    let command = Command::AddMember {
-        group,
-        user: UserIdentifier::Id(account),
+    if new_account || new_group {
+        let command = Command::AddMember {
+            group,
+            user: UserIdentifier::Id(account),
+        };
+        run(service, &actor, command).await?;
+    }
+    Ok(())
+}
+
+async fn create_account(
+    service: &Service,
+    client_id: &str,
+    username: &Username,
+) -> anyhow::Result<Uuid> {
+    let user_id = Uuid::new_v4();
+    let actor = Actor {
+        user_id,
+        username: username.clone(),
     };
-    run(service, &actor, command).await
+    let user = NewUser {
+        username: username.clone(),
+        // `.invalid` is reserved (RFC 2606): this address can never receive mail.
+        email: Email::parse(format!("{client_id}@clients.membership.invalid"))?,
+        profile: Profile {
+            firstname: Some("Service account".into()),
+            lastname: Some(client_id.into()),
+            ..Profile::default()
+        },
+        client_id: Some(client_id.into()),
+    };
+    let command = Command::CreateUser {
+        user_id,
+        user,
+        password_hash: None,
+    };
+    run(service, &actor, command).await?;
+    tracing::info!(user_id = %user_id, client_id, "created the service account");
+    Ok(user_id)
 }
 
 async fn find_account(service: &Service, client_id: &str) -> anyhow::Result<Option<Uuid>> {

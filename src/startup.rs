@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{NormalizePath, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
@@ -72,7 +72,6 @@ impl Application {
             App::new()
                 .app_data(service.clone())
                 .wrap(from_fn(http::log_and_render_errors))
-                .wrap(NormalizePath::trim())
                 .configure(routes.clone())
         })
         .workers(settings.http.workers)

@@ -114,11 +114,13 @@ fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
         .ok_or(ApiError::Unauthorized)
 }
 
-/// The `n`th path segment counted from the end (0 is the last), percent-decoded exactly
-/// once and strictly: broken escapes and bytes that are not UTF-8 are refused, where a
-/// lenient decoder would quietly change the identifier.
+/// The `n`th path segment counted from the end (0 is the last, ignoring one trailing
+/// slash), percent-decoded exactly once and strictly: broken escapes and bytes that are
+/// not UTF-8 are refused, where a lenient decoder would quietly change the identifier.
 fn raw_segment_from_end(req: &HttpRequest, n: usize) -> Result<String, InvalidName> {
-    let raw = req.uri().path().rsplit('/').nth(n).unwrap_or_default();
+    let path = req.uri().path();
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let raw = path.rsplit('/').nth(n).unwrap_or_default();
     let bytes = raw.as_bytes();
     for (i, byte) in bytes.iter().enumerate() {
         if *byte == b'%'

@@ -33,14 +33,20 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
             .app_data(web::PayloadConfig::new(body_max_bytes))
             .route("/health", web::get().to(health))
             .route("/authenticate/connect/token", web::post().to(token::issue));
+        // Identifier segments may be empty (`[^/]*`), so that an empty identifier is a
+        // 400 rather than an unknown route; collections take an optional trailing slash,
+        // as the documentation writes them (`POST .../groups/`).
         for prefix in PREFIXES {
             cfg.service(
                 web::scope(prefix)
-                    .route("/users", web::post().to(users::create))
-                    .route("/groups", web::post().to(groups::create))
-                    .route("/groups/{group}/users", web::get().to(members::list))
+                    .route("/users{slash:/?}", web::post().to(users::create))
+                    .route("/groups{slash:/?}", web::post().to(groups::create))
+                    .route(
+                        "/groups/{group:[^/]*}/users{slash:/?}",
+                        web::get().to(members::list),
+                    )
                     .service(
-                        web::resource("/groups/{group}/users/{user}")
+                        web::resource("/groups/{group:[^/]*}/users/{user:[^/]*}")
                             .route(web::put().to(members::add))
                             .route(web::delete().to(members::remove))
                             .route(web::head().to(members::check)),
