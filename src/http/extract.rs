@@ -114,13 +114,17 @@ fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
         .ok_or(ApiError::Unauthorized)
 }
 
-/// The `n`th path segment counted from the end (0 is the last, ignoring one trailing
-/// slash), percent-decoded exactly once and strictly: broken escapes and bytes that are
-/// not UTF-8 are refused, where a lenient decoder would quietly change the identifier.
-fn raw_segment_from_end(req: &HttpRequest, n: usize) -> Result<String, InvalidName> {
-    let path = req.uri().path();
-    let path = path.strip_suffix('/').unwrap_or(path);
-    let raw = path.rsplit('/').nth(n).unwrap_or_default();
+/// The raw text of the path segment that the matched pattern names `{name...}`,
+/// percent-decoded exactly once and strictly: broken escapes and bytes that are not UTF-8
+/// are refused, where a lenient decoder would quietly change the identifier. Patterns
+/// keep each parameter in a segment of its own, so segments line up by index.
+fn raw_param(req: &HttpRequest, name: &str) -> Result<String, InvalidName> {
+    let pattern = req.match_pattern().unwrap_or_default();
+    let open = format!("{{{name}");
+    let index = pattern_segments(&pattern).position(|segment| segment.starts_with(&open));
+    let raw = index
+        .and_then(|i| req.uri().path().split('/').nth(i))
+        .unwrap_or_default();
     let bytes = raw.as_bytes();
     for (i, byte) in bytes.iter().enumerate() {
         if *byte == b'%'
@@ -136,16 +140,30 @@ fn raw_segment_from_end(req: &HttpRequest, n: usize) -> Result<String, InvalidNa
         .map_err(|_| InvalidName::BrokenEncoding)
 }
 
-/// The group named by the path segment `n` from the end.
-pub fn group_at(req: &HttpRequest, n: usize) -> Result<GroupIdentifier, ApiError> {
-    raw_segment_from_end(req, n)
+/// Splits a route pattern at the slashes outside `{...}`: a parameter's regex may
+/// contain slashes of its own (`{group:[^/]*}`).
+fn pattern_segments(pattern: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0_u32;
+    pattern.split(move |c| {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        c == '/' && depth == 0
+    })
+}
+
+/// The group named by the path's `{group}` segment.
+pub fn group_param(req: &HttpRequest) -> Result<GroupIdentifier, ApiError> {
+    raw_param(req, "group")
         .and_then(|text| GroupIdentifier::parse(&text))
         .map_err(|e| ApiError::invalid_identifier("groupIdentifier", e))
 }
 
-/// The user named by the path segment `n` from the end.
-pub fn user_at(req: &HttpRequest, n: usize) -> Result<UserIdentifier, ApiError> {
-    raw_segment_from_end(req, n)
+/// The user named by the path's `{user}` segment.
+pub fn user_param(req: &HttpRequest) -> Result<UserIdentifier, ApiError> {
+    raw_param(req, "user")
         .and_then(|text| UserIdentifier::parse(&text))
         .map_err(|e| ApiError::invalid_identifier("userIdentifier", e))
 }

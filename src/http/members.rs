@@ -2,9 +2,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::extract::{Caller, LogId, group_at, user_at};
+use super::extract::{Caller, LogId, group_param, user_param};
 use super::{ApiError, PageQuery, PagedList};
-use crate::domain::{Command, DomainError, State};
+use crate::domain::{Command, DomainError, InvalidName, State};
 use crate::read_model::{MembersPage, SqliteState};
 use crate::service::{Principal, Service};
 
@@ -15,8 +15,8 @@ pub async fn remove(
     log_id: LogId,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_at(&req, 2)?;
-    let user = user_at(&req, 0)?;
+    let group = group_param(&req)?;
+    let user = user_param(&req)?;
     let command = Command::RemoveMember { group, user };
     service
         .execute(Principal::Caller(caller.0), log_id.0, command)
@@ -31,8 +31,8 @@ pub async fn add(
     log_id: LogId,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_at(&req, 2)?;
-    let user = user_at(&req, 0)?;
+    let group = group_param(&req)?;
+    let user = user_param(&req)?;
     let command = Command::AddMember { group, user };
     service
         .execute(Principal::Caller(caller.0), log_id.0, command)
@@ -47,8 +47,8 @@ pub async fn check(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_at(&req, 2)?;
-    let user = user_at(&req, 0)?;
+    let group = group_param(&req)?;
+    let user = user_param(&req)?;
     service
         .query(caller.0, move |conn| {
             let state = SqliteState(conn);
@@ -66,6 +66,20 @@ pub async fn check(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A member call on `.../groups/{groupIdentifier}/users/`: the user identifier is empty
+/// (the group is still checked first, as the contract orders the checks). Without the
+/// trailing slash it is a call on the collection, which does not have that method.
+pub async fn empty_user(_caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if !req.uri().path().ends_with('/') {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    group_param(&req)?;
+    Err(ApiError::invalid_identifier(
+        "userIdentifier",
+        InvalidName::Empty,
+    ))
+}
+
 /// `GET .../groups/{groupIdentifier}/users`: the direct members, a page at a time.
 pub async fn list(
     service: web::Data<Service>,
@@ -73,7 +87,7 @@ pub async fn list(
     query: web::Query<PageQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_at(&req, 1)?;
+    let group = group_param(&req)?;
     let page = query.page(service.page_size_max)?;
     let list = service
         .query(caller.0, move |conn| {

@@ -31,19 +31,29 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
             )
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PayloadConfig::new(body_max_bytes))
-            .route("/health", web::get().to(health))
-            .route("/authenticate/connect/token", web::post().to(token::issue));
+            .service(web::resource("/health").route(web::get().to(health)))
+            .service(
+                web::resource("/authenticate/connect/token").route(web::post().to(token::issue)),
+            );
         // Identifier segments may be empty (`[^/]*`), so that an empty identifier is a
         // 400 rather than an unknown route; collections take an optional trailing slash,
-        // as the documentation writes them (`POST .../groups/`).
+        // as the documentation writes them (`POST .../groups/`). Resources, not routes,
+        // so that a known path with another method is a 405.
         for prefix in PREFIXES {
             cfg.service(
                 web::scope(prefix)
-                    .route("/users{slash:/?}", web::post().to(users::create))
-                    .route("/groups{slash:/?}", web::post().to(groups::create))
-                    .route(
-                        "/groups/{group:[^/]*}/users{slash:/?}",
-                        web::get().to(members::list),
+                    .service(web::resource("/users{slash:/?}").route(web::post().to(users::create)))
+                    .service(
+                        web::resource("/groups{slash:/?}").route(web::post().to(groups::create)),
+                    )
+                    .service(
+                        web::resource("/groups/{group:[^/]*}/users{slash:/?}")
+                            .route(web::get().to(members::list))
+                            // `.../users/` with a member method names a member with an
+                            // empty identifier: refuse it as such.
+                            .route(web::put().to(members::empty_user))
+                            .route(web::delete().to(members::empty_user))
+                            .route(web::head().to(members::empty_user)),
                     )
                     .service(
                         web::resource("/groups/{group:[^/]*}/users/{user:[^/]*}")

@@ -32,6 +32,11 @@ const SCHEMA: &str = "
     );
 ";
 
+const WRITE_RETRY_MIN: Duration = Duration::from_millis(50);
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long one write waits for a lock held by another process before it is retried.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct EmbeddedLogSettings {
     pub path: PathBuf,
@@ -49,7 +54,8 @@ pub struct EmbeddedLog {
 
 struct Append {
     rows: Vec<Row>,
-    done: oneshot::Sender<Result<(), String>>,
+    /// Told once the rows are durable.
+    done: oneshot::Sender<()>,
 }
 
 struct Row {
@@ -93,6 +99,7 @@ impl EmbeddedLog {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)
             .context("creating the log's tables")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
 
         let (queue, requests) = sync_channel(settings.queue_max);
         let head = Arc::new(Head::default());
@@ -134,13 +141,9 @@ impl EventLog for EmbeddedLog {
                         LogError::Unavailable(anyhow::anyhow!("the log writer has stopped"))
                     }
                 })?;
-            match written.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(message)) => Err(LogError::Unavailable(anyhow::anyhow!(message))),
-                Err(_) => Err(LogError::Unavailable(anyhow::anyhow!(
-                    "the log writer stopped before answering"
-                ))),
-            }
+            written.await.map_err(|_| {
+                LogError::Unavailable(anyhow::anyhow!("the log writer stopped before answering"))
+            })
         })
     }
 
@@ -161,16 +164,30 @@ fn write_loop(mut conn: Connection, requests: Receiver<Append>, head: &Head, bat
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let written = write_batch(&mut conn, &batch).map_err(|e| format!("{e:#}"));
-        if let Err(message) = &written {
-            tracing::error!(error = %message, appends = batch.len(), "writing to the log failed");
-        } else {
-            head.bump();
-        }
+        write_until_done(&mut conn, &batch);
+        head.bump();
         for append in batch {
-            // The requester may have given up waiting; the events are written regardless.
-            let _ = append.done.send(written.clone());
+            // The requester may have given up waiting (and answered 503 naming the
+            // event); the events are written regardless, as that answer promised.
+            let _ = append.done.send(());
         }
+    }
+}
+
+/// Writes the batch, retrying until it is durable. Accepted appends are never dropped: a
+/// request that timed out has told its client the event may still land. Meanwhile new
+/// appends queue up to `queue_max` and are then refused as busy.
+fn write_until_done(conn: &mut Connection, batch: &[Append]) {
+    let mut backoff = WRITE_RETRY_MIN;
+    while let Err(error) = write_batch(conn, batch) {
+        tracing::error!(
+            error = format!("{error:#}"),
+            appends = batch.len(),
+            retry_in_ms = backoff.as_millis() as u64,
+            "writing to the log failed; retrying"
+        );
+        thread::sleep(backoff);
+        backoff = (backoff * 2).min(WRITE_RETRY_MAX);
     }
 }
 

@@ -1,0 +1,709 @@
+//! `TestApp`: the real `membershipd` binary on a random port with a fresh data dir, and
+//! typed helpers to call it and to read what it wrote to its log.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const CLIENT_ID: &str = "membership-tests";
+pub const CLIENT_SECRET: &str = "client-secret-of-the-integration-tests";
+pub const TOKEN_SECRET: &str = "token-secret-of-the-integration-tests-0123456789";
+/// The service account that bootstrap makes for `CLIENT_ID`.
+pub const SERVICE_ACCOUNT: &str = "svc.membership-tests";
+pub const SERVICE_ACCOUNT_EMAIL: &str = "membership-tests@clients.membership.invalid";
+pub const ADMINISTRATORS: &str = "System Administrators";
+
+/// The documented prefix, and the one the official JavaScript client calls.
+pub const PREFIX: &str = "/api/management/security";
+pub const JS_PREFIX: &str = "/api/security";
+pub const PREFIXES: [&str; 2] = [PREFIX, JS_PREFIX];
+
+/// The seed page's example group and user.
+pub const SEED_GROUP: &str = "Paper Street Soap Company";
+pub const SEED_USERNAME: &str = "tdurden";
+pub const SEED_EMAIL: &str = "t.durden@fightclub.com";
+pub const SEED_PASSWORD: &str = "pr0j3ctM4yh3m";
+
+/// Start-up includes hashing the client secret and replaying the log.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `eventually` waits by default for something asynchronous to show.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What a path segment must escape: the separators, the escape character itself, and
+/// anything that is not printable ASCII.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'/')
+    .add(b'%')
+    .add(b'?')
+    .add(b'#')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>');
+
+/// Percent-encodes one identifier for a path (`Paper Street` -> `Paper%20Street`).
+pub fn encode(identifier: &str) -> String {
+    utf8_percent_encode(identifier, SEGMENT).to_string()
+}
+
+pub fn membership_path(prefix: &str, group: &str, user: &str) -> String {
+    format!("{prefix}/groups/{group}/users/{user}")
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub client: reqwest::Client,
+    /// A client-credentials token of the bootstrap client, an administrator.
+    pub admin_token: String,
+    env: Vec<(String, String)>,
+    root: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts the service with extra environment variables, e.g. a short wait timeout.
+    pub async fn spawn_with(extra_env: &[(&str, &str)]) -> Self {
+        let root = tempfile::tempdir().expect("creating a temporary dir");
+        let mut env: Vec<(String, String)> = vec![
+            ("MEMBERSHIP_HTTP_ADDR".into(), "127.0.0.1:0".into()),
+            (
+                "MEMBERSHIP_DATA_DIR".into(),
+                root.path().join("data").display().to_string(),
+            ),
+            ("MEMBERSHIP_ADMIN_CLIENT_ID".into(), CLIENT_ID.into()),
+            (
+                "MEMBERSHIP_ADMIN_CLIENT_SECRET".into(),
+                CLIENT_SECRET.into(),
+            ),
+            ("MEMBERSHIP_TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+        ];
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("building the HTTP client");
+        let mut app = Self {
+            address: String::new(),
+            client,
+            admin_token: String::new(),
+            env,
+            root,
+            child: None,
+        };
+        app.start().await;
+        app.admin_token = app.client_token(CLIENT_ID, CLIENT_SECRET).await;
+        app
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir().join("log.db")
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.root.path().join("membershipd.stderr")
+    }
+
+    /// Starts the binary on the data dir and waits for its `listening on` line.
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "the service is already running");
+        let env = self.env.clone();
+        let stderr_path = self.stderr_path();
+        let (child, address) = tokio::task::spawn_blocking(move || launch(&env, &stderr_path))
+            .await
+            .expect("the launcher panicked");
+        self.child = Some(child);
+        self.address = address;
+    }
+
+    /// Kills the process (SIGKILL: no clean shutdown) and waits for it to be gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL, then start again on the same data dir (on a new port).
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.start().await;
+    }
+
+    /// Deletes the read model (`read.db` and its `-wal`/`-shm`); only while stopped.
+    pub fn delete_read_model(&self) {
+        assert!(
+            self.child.is_none(),
+            "stop the service before deleting read.db"
+        );
+        for name in ["read.db", "read.db-wal", "read.db-shm"] {
+            let path = self.data_dir().join(name);
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .unwrap_or_else(|e| panic!("deleting {}: {e}", path.display()));
+            }
+        }
+    }
+
+    /// The service's own log lines so far, for failure messages.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    // ---- raw requests -------------------------------------------------------------
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Answer::read(request.send().await.expect("sending a request")).await
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Answer {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Answer::read(request.send().await.expect("sending a request")).await
+    }
+
+    /// A request with a body sent as is, with the given content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("sending a request");
+        Answer::read(response).await
+    }
+
+    // ---- tokens --------------------------------------------------------------------
+
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> Answer {
+        let response = self
+            .client
+            .post(self.url("/authenticate/connect/token"))
+            .form(form)
+            .send()
+            .await
+            .expect("sending a token request");
+        Answer::read(response).await
+    }
+
+    pub async fn client_token(&self, client_id: &str, secret: &str) -> String {
+        let answer = self
+            .token_request(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+            ])
+            .await;
+        answer.access_token()
+    }
+
+    /// A password-grant token for a user created with a password.
+    pub async fn token_for(&self, login: &str, password: &str) -> String {
+        let answer = self
+            .token_request(&[
+                ("grant_type", "password"),
+                ("username", login),
+                ("password", password),
+            ])
+            .await;
+        answer.access_token()
+    }
+
+    // ---- users and groups ----------------------------------------------------------
+
+    pub async fn try_create_group(&self, body: &Value) -> Answer {
+        let path = format!("{PREFIX}/groups");
+        self.post_json(&path, Some(&self.admin_token), body).await
+    }
+
+    /// Creates a group and returns it as the service answered (201).
+    pub async fn create_group(&self, name: &str) -> Value {
+        let answer = self
+            .try_create_group(&json!({ "name": name, "description": "made by a test" }))
+            .await;
+        answer.assert_status(201);
+        answer.json()
+    }
+
+    pub async fn try_create_user(&self, body: &Value) -> Answer {
+        let path = format!("{PREFIX}/users");
+        self.post_json(&path, Some(&self.admin_token), body).await
+    }
+
+    /// Creates a user (with a password if given) and returns it as answered (201).
+    pub async fn create_user(&self, username: &str, email: &str, password: Option<&str>) -> Value {
+        let mut body = json!({
+            "username": username,
+            "email": email,
+            "firstname": "Tyler",
+            "lastname": "Durden",
+        });
+        if let Some(password) = password {
+            body["credentials"] = json!({ "password": password });
+        }
+        let answer = self.try_create_user(&body).await;
+        answer.assert_status(201);
+        answer.json()
+    }
+
+    // ---- memberships (identifiers are passed as they go in the path) ---------------
+
+    pub async fn put_member(&self, group: &str, user: &str) -> Answer {
+        let path = membership_path(PREFIX, group, user);
+        self.request(Method::PUT, &path, Some(&self.admin_token))
+            .await
+    }
+
+    pub async fn add_member(&self, group: &str, user: &str) {
+        self.put_member(group, user).await.assert_status(204);
+    }
+
+    pub async fn remove_member(&self, group: &str, user: &str) -> Answer {
+        self.remove_member_at(PREFIX, group, user).await
+    }
+
+    pub async fn remove_member_at(&self, prefix: &str, group: &str, user: &str) -> Answer {
+        let path = membership_path(prefix, group, user);
+        self.request(Method::DELETE, &path, Some(&self.admin_token))
+            .await
+    }
+
+    /// The status of `HEAD .../groups/{g}/users/{u}`: 204 member, 404 not.
+    pub async fn head_member(&self, group: &str, user: &str) -> u16 {
+        let path = membership_path(PREFIX, group, user);
+        self.request(Method::HEAD, &path, Some(&self.admin_token))
+            .await
+            .status
+            .as_u16()
+    }
+
+    pub async fn list_members_page(&self, group: &str, query: &str) -> Answer {
+        let path = format!("{PREFIX}/groups/{group}/users{query}");
+        self.request(Method::GET, &path, Some(&self.admin_token))
+            .await
+    }
+
+    /// The first page (up to 100) of a group's direct members, as answered (200).
+    pub async fn list_members(&self, group: &str) -> Value {
+        let answer = self.list_members_page(group, "?pageSize=100").await;
+        answer.assert_status(200);
+        answer.json()
+    }
+
+    /// The seed page's group and user, with the user a member of the group.
+    pub async fn seed(&self) -> Seed {
+        let group = self.create_group(SEED_GROUP).await;
+        let user = self
+            .create_user(SEED_USERNAME, SEED_EMAIL, Some(SEED_PASSWORD))
+            .await;
+        let seed = Seed {
+            group_id: uuid_field(&group, "id"),
+            user_id: uuid_field(&user, "id"),
+        };
+        self.add_member(&seed.group_id.to_string(), &seed.user_id.to_string())
+            .await;
+        seed
+    }
+
+    // ---- the log -------------------------------------------------------------------
+
+    /// Every row of both log tables (`events`, then `credentials`), read-only.
+    pub fn log_events(&self) -> Vec<LoggedEvent> {
+        let conn = Connection::open_with_flags(self.log_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("opening log.db read-only");
+        let mut rows = Vec::new();
+        for table in ["events", "credentials"] {
+            let sql = format!("SELECT event_id, type, payload FROM {table} ORDER BY offset");
+            let mut statement = conn.prepare(&sql).expect("preparing a log query");
+            let found = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .expect("reading the log");
+            for row in found {
+                let (event_id, event_type, payload) = row.expect("reading a log row");
+                let payload = serde_json::from_str(&payload)
+                    .unwrap_or_else(|e| panic!("a log payload is not JSON ({e}): {payload}"));
+                rows.push(LoggedEvent {
+                    table,
+                    event_id,
+                    event_type,
+                    payload,
+                });
+            }
+        }
+        rows
+    }
+
+    pub fn log_len(&self) -> usize {
+        self.log_events().len()
+    }
+
+    pub fn count_of(&self, event_type: &str) -> usize {
+        self.log_events()
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .count()
+    }
+
+    pub fn events_of(&self, event_type: &str) -> Vec<LoggedEvent> {
+        self.log_events()
+            .into_iter()
+            .filter(|e| e.event_type == event_type)
+            .collect()
+    }
+
+    /// Asserts that the log holds exactly `before` rows: the request appended nothing.
+    pub fn assert_nothing_appended(&self, before: usize) {
+        let after = self.log_events();
+        assert_eq!(
+            after.len(),
+            before,
+            "the log grew from {before} to {} rows; new: {:#?}",
+            after.len(),
+            &after[before.min(after.len())..]
+        );
+    }
+
+    /// Opens log.db as a second writer and takes its write lock until the guard drops.
+    pub fn lock_log(&self) -> LogLock {
+        let conn = Connection::open(self.log_path()).expect("opening log.db to lock it");
+        conn.execute_batch("BEGIN EXCLUSIVE")
+            .expect("taking the log's write lock");
+        LogLock { conn: Some(conn) }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            let log = self.server_log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "---- membershipd stderr (last lines) ----\n{}",
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+/// Spawns the binary and reads its stdout until the `listening on` line, within a deadline.
+fn launch(env: &[(String, String)], stderr_path: &Path) -> (Child, String) {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stderr_path)
+        .expect("opening the stderr file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_membershipd"));
+    command
+        .arg("serve")
+        .env_remove("MEMBERSHIP_CONFIG")
+        .env_remove("MEMBERSHIP_WAIT_TIMEOUT_MS")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("spawning membershipd");
+    let stdout = child.stdout.take().expect("the child's stdout");
+    let (lines, listening) = mpsc::channel();
+    // Reads stdout to its end, so that the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(address) = line.strip_prefix("listening on ") {
+                let _ = lines.send(address.trim().to_owned());
+            }
+        }
+    });
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match listening.recv_timeout(Duration::from_millis(100)) {
+            Ok(address) => return (child, address),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "membershipd closed stdout before listening ({status:?}); stderr:\n{}",
+                    std::fs::read_to_string(stderr_path).unwrap_or_default()
+                );
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "membershipd exited before listening ({status}); stderr:\n{}",
+                std::fs::read_to_string(stderr_path).unwrap_or_default()
+            );
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("membershipd did not print `listening on` within {STARTUP_TIMEOUT:?}");
+        }
+    }
+}
+
+/// Holds log.db's write lock; dropping it rolls back the (empty) transaction.
+pub struct LogLock {
+    conn: Option<Connection>,
+}
+
+impl LogLock {
+    pub fn release(mut self) {
+        self.unlock();
+    }
+
+    fn unlock(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.execute_batch("ROLLBACK")
+                .expect("releasing the log's write lock");
+        }
+    }
+}
+
+impl Drop for LogLock {
+    fn drop(&mut self) {
+        self.unlock();
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Seed {
+    pub group_id: Uuid,
+    pub user_id: Uuid,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    /// `events` or `credentials`.
+    pub table: &'static str,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: Value,
+}
+
+/// One HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("reading a response body");
+        Self {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "the body of a {} is not JSON ({e}): {:?}",
+                self.status, self.text
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn assert_status(&self, status: u16) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
+    }
+
+    /// A 204 with nothing in the body.
+    pub fn assert_no_content(&self) {
+        self.assert_status(204);
+        assert!(self.text.is_empty(), "a 204 with a body: {:?}", self.text);
+    }
+
+    /// Asserts the status and the Contensis Error body; returns its `data`.
+    pub fn assert_error(&self, status: u16, code: &str) -> Value {
+        self.assert_status(status);
+        let body = self.json();
+        assert_eq!(body["data"]["code"], code, "unexpected code in {body}");
+        assert_error_shape(&body);
+        body["data"].clone()
+    }
+
+    /// The `access_token` of a 200 from the token endpoint.
+    pub fn access_token(&self) -> String {
+        self.assert_status(200);
+        let body = self.json();
+        assert_eq!(body["token_type"], "Bearer", "{body}");
+        assert!(body["expires_in"].as_u64().is_some_and(|s| s > 0), "{body}");
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token in {body}"))
+            .to_owned()
+    }
+
+    /// The `error` of an OAuth error answer (400).
+    pub fn oauth_error(&self) -> String {
+        self.assert_status(400);
+        let body = self.json();
+        body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no `error` in {body}"))
+            .to_owned()
+    }
+}
+
+/// `{"logId": uuid, "message": "...", "data": {"code": ...}, "type": "error"}`, nothing else.
+pub fn assert_error_shape(body: &Value) {
+    let object = body
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {body}"));
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["data", "logId", "message", "type"], "{body}");
+    assert_uuid(&body["logId"]);
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message in {body}"
+    );
+    assert!(body["data"]["code"].is_string(), "no data.code in {body}");
+    assert_eq!(body["type"], "error", "{body}");
+}
+
+pub fn assert_uuid(value: &Value) -> Uuid {
+    value
+        .as_str()
+        .and_then(|text| Uuid::try_parse(text).ok())
+        .unwrap_or_else(|| panic!("not a UUID: {value}"))
+}
+
+pub fn uuid_field(value: &Value, field: &str) -> Uuid {
+    assert_uuid(&value[field])
+}
+
+/// An HS256 token with the service's claims, signed with `secret`.
+pub fn sign_token(secret: &str, sub: Uuid, iat: u64, exp: u64) -> String {
+    let claims = json!({ "sub": sub, "iss": "membershipd", "iat": iat, "exp": exp });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("signing a token")
+}
+
+pub fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+/// Polls `probe` until it gives `Some`, or panics naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match eventually_or_none(timeout, probe).await {
+        Some(found) => found,
+        None => panic!("gave up after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// Polls `probe` until it gives `Some`, or gives `None` after `timeout`.
+pub async fn eventually_or_none<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Runs the futures concurrently on this task and returns their outputs in order.
+pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
