@@ -1,6 +1,7 @@
 //! Secrets and tokens: argon2 for passwords and client secrets, HS256 JWTs for bearer
 //! tokens. Nothing here logs a secret or stores one in the clear.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
@@ -8,6 +9,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::settings::Secret;
@@ -32,6 +34,56 @@ pub fn verify_secret(secret: &str, hash: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("too many secrets are being hashed at once")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Runs argon2 off the executor, a bounded number at a time: each run takes a core for
+/// tens of milliseconds and about 19 MiB, so unbounded, a burst of logins could exhaust
+/// memory and starve the read model of blocking threads. Past the bound: `Busy`.
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+}
+
+impl Hasher {
+    pub fn new(hashers_max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(hashers_max)),
+        }
+    }
+
+    pub async fn hash(&self, secret: String) -> Result<String, HashError> {
+        self.run(move || hash_secret(&secret))
+            .await?
+            .map_err(Into::into)
+    }
+
+    pub async fn verify(&self, secret: String, hash: String) -> Result<bool, HashError> {
+        self.run(move || verify_secret(&secret, &hash)).await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HashError::Busy)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| HashError::Failed(anyhow::anyhow!("a hashing task failed: {e}")))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,8 +1,9 @@
 //! The service makes what it needs to be administered at all: the System Administrators
 //! group and a service account for the bootstrap API client, as ordinary events, and puts
-//! the account in the group when either is new. Each step checks the read model first, so
-//! starting again appends nothing, and an account an administrator later removed from the
-//! group stays removed.
+//! the account in the group when the account is new or the group has no member. Each step
+//! checks the read model first, so starting again appends nothing, and an account an
+//! administrator later removed from the group stays removed. The last member can never be
+//! removed, so an empty group means that an earlier start was interrupted.
 
 use uuid::Uuid;
 
@@ -27,13 +28,20 @@ pub async fn ensure_administrator(service: &Service, client_id: &str) -> anyhow:
         user_id: account,
         username,
     };
-    let new_group = {
+    let existing = {
         let group = group.clone();
         service
-            .read(move |conn| Ok(SqliteState(conn).group(&group)?.is_none()))
+            .read(move |conn| {
+                let state = SqliteState(conn);
+                let Some(found) = state.group(&group)? else {
+                    return Ok(None);
+                };
+                // No user has the nil id, so this asks whether the group has any member.
+                Ok(Some(state.has_member_other_than(found.id, Uuid::nil())?))
+            })
             .await?
     };
-    if new_group {
+    if existing.is_none() {
         let command = Command::CreateGroup {
             group_id: Uuid::new_v4(),
             group: NewGroup {
@@ -46,7 +54,8 @@ pub async fn ensure_administrator(service: &Service, client_id: &str) -> anyhow:
         run(service, &actor, command).await?;
         tracing::info!("created System Administrators");
     }
-    if new_account || new_group {
+    let has_member = existing.unwrap_or(false);
+    if new_account || !has_member {
         let command = Command::AddMember {
             group,
             user: UserIdentifier::Id(account),

@@ -17,11 +17,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = Settings::load()?;
     let app = Application::build(&settings).await?;
-    if settings.uses_development_credentials() {
+    let (development_client, development_token) = settings.development_secrets();
+    if development_client || development_token {
         println!(
             "WARNING: development credentials in use; set MEMBERSHIP_ADMIN_CLIENT_SECRET and \
              MEMBERSHIP_TOKEN_SECRET before serving anyone"
         );
+    }
+    // Only the committed development secret is ever printed, never one an operator set.
+    if development_client {
         println!(
             "development client: client_id={} client_secret={}",
             settings.admin.client_id,

@@ -120,8 +120,10 @@ impl Projector {
     }
 }
 
-/// Runs until stopped. A failure is logged and retried from the stored positions, which
-/// are exactly as far as the committed changes go.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Runs until stopped. A failure is logged and retried, with a growing pause, from the
+/// stored positions, which are exactly as far as the committed changes go.
 fn run(
     mut conn: Connection,
     log: &dyn EventLog,
@@ -130,13 +132,19 @@ fn run(
     stop: &AtomicBool,
 ) {
     let poll = Duration::from_millis(settings.poll_ms);
+    let mut pause = poll;
     while !stop.load(Ordering::Relaxed) {
         let result = stored_positions(&conn)
             .and_then(|after| log.reader(&after).map_err(Into::into))
-            .and_then(|reader| follow(&mut conn, reader, outcomes, settings, stop));
+            .and_then(|reader| follow(&mut conn, reader, outcomes, settings, stop, &mut pause));
         if let Err(error) = result {
-            tracing::error!(error = format!("{error:#}"), "projector failed; retrying");
-            thread::sleep(poll);
+            tracing::error!(
+                error = format!("{error:#}"),
+                retry_in_ms = pause.as_millis() as u64,
+                "projector failed; retrying"
+            );
+            thread::sleep(pause);
+            pause = (pause * 2).min(RETRY_MAX);
         }
     }
 }
@@ -147,6 +155,7 @@ fn follow(
     outcomes: &Outcomes,
     settings: &ProjectorSettings,
     stop: &AtomicBool,
+    pause: &mut Duration,
 ) -> anyhow::Result<()> {
     let poll = Duration::from_millis(settings.poll_ms);
     while !stop.load(Ordering::Relaxed) {
@@ -157,6 +166,7 @@ fn follow(
         }
         let decided = apply_batch(conn, &batch)?;
         outcomes.publish(decided);
+        *pause = poll;
     }
     Ok(())
 }
@@ -184,14 +194,15 @@ pub(crate) fn apply_batch(
     let mut reached: HashMap<&str, i64> = HashMap::new();
     for entry in batch {
         reached.insert(&entry.position.partition, entry.position.offset);
-        let event: Event = match serde_json::from_slice(&entry.payload) {
-            Ok(event) => event,
-            Err(error) => {
-                // Every instance skips the same entry, so they still agree.
-                tracing::error!(position = ?entry.position, %error, "skipping an unreadable entry");
-                continue;
-            }
-        };
+        // An entry this version cannot read is not skipped: skipping would make this read
+        // model silently differ from one built by a version that can. The projector stops
+        // there (retrying, loudly) until an operator deploys a version that reads it.
+        let event: Event = serde_json::from_slice(&entry.payload).with_context(|| {
+            format!(
+                "the log entry at {:?} is not an event this version can read",
+                entry.position
+            )
+        })?;
         if let Some(outcome) = apply_once(&tx, &event)? {
             decided.push((event.id, outcome));
         }
@@ -275,6 +286,13 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         EventData::MemberRemoved(m) => {
             tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?
                 .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
+        }
+        EventData::ChildGroupAdded(n) => {
+            tx.prepare_cached("INSERT INTO child_groups (parent_id, child_id) VALUES (?1, ?2)")?
+                .execute(params![
+                    n.group_id.to_string(),
+                    n.child_group_id.to_string()
+                ])?;
         }
         EventData::PasswordSet(e) => {
             tx.prepare_cached(

@@ -9,18 +9,19 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::Tokens;
+use crate::auth::{Hasher, Tokens};
 use crate::domain::{self, Actor, Command, Event, Metadata, Outcome, Refusal};
 use crate::http::ApiError;
 use crate::log::{EventLog, LogError};
 use crate::projector::Outcomes;
-use crate::read_model::{self, ReadModel, SqliteState};
+use crate::read_model::{self, ReadModel, ReadersBusy, SqliteState};
 
 pub struct Service {
     pub log: Arc<dyn EventLog>,
     pub read_model: Arc<ReadModel>,
     pub outcomes: Arc<Outcomes>,
     pub tokens: Tokens,
+    pub hasher: Hasher,
     pub admin: AdminClient,
     pub wait_timeout: Duration,
     pub page_size_max: u64,
@@ -59,7 +60,13 @@ impl Service {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
     {
-        self.read_model.read(move |conn| Ok(query(conn))).await?
+        match self.read_model.read(move |conn| Ok(query(conn))).await {
+            Ok(answer) => answer,
+            Err(error) if error.is::<ReadersBusy>() => {
+                Err(ApiError::Unavailable { event_id: None })
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Decides, appends and waits for the outcome. Returns once every event the command

@@ -92,6 +92,7 @@ pub struct ProjectorSettings {
 pub struct RequestSettings {
     pub wait_timeout_ms: u64,
     pub readers_max: usize,
+    pub hashers_max: usize,
     pub page_size_max: u64,
 }
 
@@ -162,6 +163,7 @@ impl Settings {
             ("projector.poll_ms", self.projector.poll_ms),
             ("requests.wait_timeout_ms", self.requests.wait_timeout_ms),
             ("requests.readers_max", self.requests.readers_max as u64),
+            ("requests.hashers_max", self.requests.hashers_max as u64),
             ("requests.page_size_max", self.requests.page_size_max),
         ];
         for (name, value) in positive {
@@ -172,11 +174,13 @@ impl Settings {
         Ok(())
     }
 
-    /// Whether the admin credentials are still the committed development defaults.
-    pub fn uses_development_credentials(&self) -> bool {
+    /// Which secrets are still the committed development values: (client, token).
+    pub fn development_secrets(&self) -> (bool, bool) {
         let defaults: Settings = toml::from_str(DEFAULTS).expect("the built-in defaults parse");
-        self.admin.client_secret.expose() == defaults.admin.client_secret.expose()
-            || self.token.secret.expose() == defaults.token.secret.expose()
+        (
+            self.admin.client_secret.expose() == defaults.admin.client_secret.expose(),
+            self.token.secret.expose() == defaults.token.secret.expose(),
+        )
     }
 
     pub fn log_path(&self) -> PathBuf {

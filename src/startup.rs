@@ -10,7 +10,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
-use crate::auth::{self, Tokens};
+use crate::auth::{self, Hasher, Tokens};
 use crate::bootstrap;
 use crate::http;
 use crate::log::embedded::EmbeddedLogSettings;
@@ -49,9 +49,14 @@ impl Application {
         let secret_hash = web::block(move || auth::hash_secret(secret.expose())).await??;
         let service = web::Data::new(Service {
             log,
-            read_model: ReadModel::new(settings.read_model_path(), settings.requests.readers_max),
+            read_model: ReadModel::new(
+                settings.read_model_path(),
+                settings.requests.readers_max,
+                Duration::from_millis(settings.requests.wait_timeout_ms),
+            ),
             outcomes,
             tokens: Tokens::new(&settings.token.secret, settings.token.ttl_s),
+            hasher: Hasher::new(settings.requests.hashers_max),
             admin: AdminClient {
                 client_id: settings.admin.client_id.clone(),
                 secret_hash,

@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::event::{
-    EventData, GroupCreated, GroupType, Membership, PasswordSet, Profile, UserCreated,
+    EventData, GroupCreated, GroupType, Membership, Nesting, PasswordSet, Profile, UserCreated,
 };
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 use super::state::{GroupRef, State, UserRef};
@@ -24,6 +24,8 @@ pub enum DomainError {
     },
     #[error("the user is already a direct member of the group")]
     AlreadyMember,
+    #[error("the group would end up inside itself")]
+    GroupCycle,
     #[error("the group would be left without a member")]
     LastAdministrator,
     #[error("the username is taken")]
@@ -45,6 +47,7 @@ impl DomainError {
             Self::UserNotFound => "UserNotFound",
             Self::UserNotInGroup { .. } => "UserNotInGroup",
             Self::AlreadyMember => "AlreadyMember",
+            Self::GroupCycle => "GroupCycle",
             Self::LastAdministrator => "LastAdministrator",
             Self::UsernameTaken => "UsernameTaken",
             Self::EmailTaken => "EmailTaken",
@@ -99,6 +102,10 @@ pub enum Command {
         group: GroupIdentifier,
         user: UserIdentifier,
     },
+    AddChildGroup {
+        group: GroupIdentifier,
+        child: GroupIdentifier,
+    },
 }
 
 /// The events a command produces. An empty list means the state already holds.
@@ -149,6 +156,20 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             check_removable(state, &group, &user)?;
             Ok(vec![EventData::MemberRemoved(membership(group, user))])
         }
+        Command::AddChildGroup { group, child } => {
+            let group = state.group(&group)?.ok_or(DomainError::GroupNotFound)?;
+            let child = state.group(&child)?.ok_or(DomainError::GroupNotFound)?;
+            if state.is_direct_child(group.id, child.id)? {
+                return Ok(vec![]);
+            }
+            check_nestable(state, group.id, child.id)?;
+            Ok(vec![EventData::ChildGroupAdded(Nesting {
+                group_id: group.id,
+                group_name: group.name,
+                child_group_id: child.id,
+                child_group_name: child.name,
+            })])
+        }
     }
 }
 
@@ -173,6 +194,16 @@ pub fn apply(state: &impl State, event: &EventData) -> anyhow::Result<Outcome> {
         }),
         EventData::MemberRemoved(m) => {
             resolve_ids(state, m).and_then(|(group, user)| check_removable(state, &group, &user))
+        }
+        EventData::ChildGroupAdded(n) => {
+            let exists = |id| state.group(&GroupIdentifier::Id(id));
+            match (exists(n.group_id)?, exists(n.child_group_id)?) {
+                (Some(_), Some(_)) if state.is_direct_child(n.group_id, n.child_group_id)? => {
+                    Err(DomainError::AlreadyMember.into())
+                }
+                (Some(_), Some(_)) => check_nestable(state, n.group_id, n.child_group_id),
+                _ => Err(DomainError::GroupNotFound.into()),
+            }
         }
         // A password is keyed by user id and replaces any earlier one: nothing can conflict.
         EventData::PasswordSet(_) => Ok(()),
@@ -212,6 +243,14 @@ fn check_group_creatable(state: &impl State, group: &GroupCreated) -> Result<(),
         .is_some()
     {
         return Err(DomainError::GroupNameTaken.into());
+    }
+    Ok(())
+}
+
+/// A group may not contain itself, at any depth: membership must stay a tree-like order.
+fn check_nestable(state: &impl State, group: Uuid, child: Uuid) -> Result<(), Refusal> {
+    if group == child || state.is_below(group, child)? {
+        return Err(DomainError::GroupCycle.into());
     }
     Ok(())
 }

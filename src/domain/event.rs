@@ -79,6 +79,7 @@ pub enum EventData {
     GroupCreated(GroupCreated),
     MemberAdded(Membership),
     MemberRemoved(Membership),
+    ChildGroupAdded(Nesting),
     /// Lives on the credentials stream only; see [`EventData::is_secret`].
     PasswordSet(PasswordSet),
 }
@@ -90,6 +91,7 @@ impl EventData {
             Self::GroupCreated(_) => "GroupCreated",
             Self::MemberAdded(_) => "MemberAdded",
             Self::MemberRemoved(_) => "MemberRemoved",
+            Self::ChildGroupAdded(_) => "ChildGroupAdded",
             Self::PasswordSet(_) => "PasswordSet",
         }
     }
@@ -99,6 +101,7 @@ impl EventData {
             Self::UserCreated(e) => e.user_id,
             Self::GroupCreated(e) => e.group_id,
             Self::MemberAdded(e) | Self::MemberRemoved(e) => e.group_id,
+            Self::ChildGroupAdded(e) => e.group_id,
             Self::PasswordSet(e) => e.user_id,
         }
     }
@@ -160,6 +163,16 @@ pub struct Membership {
     pub user_id: Uuid,
     pub username: Username,
     pub email: Email,
+}
+
+/// A group placed inside another: the child's members count as the parent's members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nesting {
+    pub group_id: Uuid,
+    pub group_name: GroupName,
+    pub child_group_id: Uuid,
+    pub child_group_name: GroupName,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

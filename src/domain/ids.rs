@@ -32,6 +32,8 @@ pub enum InvalidName {
 }
 
 /// The checks every piece of identifying text passes: not empty, bounded, printable.
+/// Enough to look something up; whatever else a name must be is checked at creation, and
+/// a lookup by a name nothing could be created with simply finds nothing.
 fn check_text(text: &str, max_chars: usize) -> Result<(), InvalidName> {
     if text.is_empty() {
         return Err(InvalidName::Empty);
@@ -42,8 +44,17 @@ fn check_text(text: &str, max_chars: usize) -> Result<(), InvalidName> {
     if text.chars().any(char::is_control) {
         return Err(InvalidName::ControlCharacter);
     }
+    Ok(())
+}
+
+/// The checks a new name passes on top of [`check_text`].
+fn check_new_name(text: &str, max_chars: usize) -> Result<(), InvalidName> {
+    check_text(text, max_chars)?;
     if text.trim() != text {
         return Err(InvalidName::OuterWhiteSpace);
+    }
+    if is_guid(text) {
+        return Err(InvalidName::LooksLikeGuid);
     }
     Ok(())
 }
@@ -102,10 +113,7 @@ text_newtype!(Email);
 impl GroupName {
     pub fn parse(text: impl Into<String>) -> Result<Self, InvalidName> {
         let text = text.into();
-        check_text(&text, NAME_MAX_CHARS)?;
-        if is_guid(&text) {
-            return Err(InvalidName::LooksLikeGuid);
-        }
+        check_new_name(&text, NAME_MAX_CHARS)?;
         Ok(Self(text))
     }
 }
@@ -113,10 +121,7 @@ impl GroupName {
 impl Username {
     pub fn parse(text: impl Into<String>) -> Result<Self, InvalidName> {
         let text = text.into();
-        check_text(&text, NAME_MAX_CHARS)?;
-        if is_guid(&text) {
-            return Err(InvalidName::LooksLikeGuid);
-        }
+        check_new_name(&text, NAME_MAX_CHARS)?;
         if text.contains('@') {
             return Err(InvalidName::ContainsAt);
         }
@@ -128,6 +133,9 @@ impl Email {
     pub fn parse(text: impl Into<String>) -> Result<Self, InvalidName> {
         let text = text.into();
         check_text(&text, IDENTIFIER_MAX_CHARS)?;
+        if text.trim() != text {
+            return Err(InvalidName::OuterWhiteSpace);
+        }
         let Some((local, domain)) = text.rsplit_once('@') else {
             return Err(InvalidName::NotAnEmail);
         };
@@ -151,13 +159,13 @@ pub enum GroupIdentifier {
 }
 
 impl GroupIdentifier {
-    /// A GUID is an id; anything else must be a valid group name.
+    /// A GUID is an id; any other valid text is a name.
     pub fn parse(text: &str) -> Result<Self, InvalidName> {
         check_text(text, IDENTIFIER_MAX_CHARS)?;
-        match Uuid::try_parse(text) {
-            Ok(id) => Ok(Self::Id(id)),
-            Err(_) => GroupName::parse(text).map(Self::Name),
-        }
+        Ok(match Uuid::try_parse(text) {
+            Ok(id) => Self::Id(id),
+            Err(_) => Self::Name(GroupName(text.to_owned())),
+        })
     }
 }
 
@@ -179,16 +187,16 @@ pub enum UserIdentifier {
 }
 
 impl UserIdentifier {
-    /// A GUID is an id; text with '@' is an email; anything else is a username.
+    /// A GUID is an id; other text with '@' is an email; any other text is a username.
     pub fn parse(text: &str) -> Result<Self, InvalidName> {
         check_text(text, IDENTIFIER_MAX_CHARS)?;
-        if let Ok(id) = Uuid::try_parse(text) {
-            return Ok(Self::Id(id));
-        }
-        if text.contains('@') {
-            return Email::parse(text).map(Self::Email);
-        }
-        Username::parse(text).map(Self::Username)
+        Ok(if let Ok(id) = Uuid::try_parse(text) {
+            Self::Id(id)
+        } else if text.contains('@') {
+            Self::Email(Email(text.to_owned()))
+        } else {
+            Self::Username(Username(text.to_owned()))
+        })
     }
 }
 
@@ -247,7 +255,10 @@ mod tests {
             UserIdentifier::parse("tdur\u{7}den"),
             Err(InvalidName::ControlCharacter)
         );
-        assert_eq!(UserIdentifier::parse("@"), Err(InvalidName::NotAnEmail));
+        assert!(matches!(
+            UserIdentifier::parse(" tdurden@x.com "),
+            Ok(UserIdentifier::Email(_))
+        ));
     }
 
     #[test]

@@ -44,15 +44,13 @@ impl MemoryState {
                 EventData::MemberRemoved(m) => {
                     self.members.remove(&(m.group_id, m.user_id));
                 }
+                EventData::ChildGroupAdded(n) => {
+                    self.children.insert((n.group_id, n.child_group_id));
+                }
                 EventData::PasswordSet(_) => {}
             }
         }
         outcome
-    }
-
-    /// Makes `child` a child group of `parent`; no event carries this yet.
-    pub fn nest(&mut self, parent: Uuid, child: Uuid) {
-        self.children.insert((parent, child));
     }
 
     fn descendants(&self, group: Uuid) -> BTreeSet<Uuid> {
@@ -107,8 +105,18 @@ impl State for MemoryState {
         let through = self
             .descendants(group)
             .into_iter()
-            .find(|child| self.members.contains(&(*child, user)));
-        Ok(through.map(|id| self.group_ref(&self.groups[&id])))
+            .filter(|child| self.members.contains(&(*child, user)))
+            .map(|id| &self.groups[&id])
+            .min_by_key(|g| g.name.key());
+        Ok(through.map(|g| self.group_ref(g)))
+    }
+
+    fn is_direct_child(&self, parent: Uuid, child: Uuid) -> anyhow::Result<bool> {
+        Ok(self.children.contains(&(parent, child)))
+    }
+
+    fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool> {
+        Ok(self.descendants(ancestor).contains(&group))
     }
 
     fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {

@@ -12,8 +12,8 @@ mod state;
 
 pub use decide::{Command, DomainError, NewGroup, NewUser, Outcome, Refusal, apply, decide};
 pub use event::{
-    Actor, Custom, Event, EventData, GroupCreated, GroupType, Membership, Metadata, PasswordSet,
-    Profile, UserCreated,
+    Actor, Custom, Event, EventData, GroupCreated, GroupType, Membership, Metadata, Nesting,
+    PasswordSet, Profile, UserCreated,
 };
 pub use ids::{
     Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, NAME_MAX_CHARS,

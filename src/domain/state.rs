@@ -25,7 +25,10 @@ pub trait State {
     fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>>;
     fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>>;
     fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;
-    /// A group below `group` (a child, at any depth) that has `user` as a direct member.
+    fn is_direct_child(&self, parent: Uuid, child: Uuid) -> anyhow::Result<bool>;
+    /// Whether `group` is below `ancestor`, at any depth.
+    fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool>;
+    /// A group below `group` that has `user` as a direct member; the first by name.
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>>;
     /// Whether anyone but `user` belongs to `group`, directly or through child groups.
     fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;

@@ -48,6 +48,22 @@ fn added(group: u128, group_name: &str, user: u128, username: &str) -> EventData
     EventData::MemberAdded(membership(group, group_name, user, username))
 }
 
+fn nested(group: u128, group_name: &str, child: u128, child_name: &str) -> EventData {
+    EventData::ChildGroupAdded(Nesting {
+        group_id: id(group),
+        group_name: GroupName::parse(group_name).unwrap(),
+        child_group_id: id(child),
+        child_group_name: GroupName::parse(child_name).unwrap(),
+    })
+}
+
+fn add_child(group: &str, child: &str) -> Command {
+    Command::AddChildGroup {
+        group: GroupIdentifier::parse(group).unwrap(),
+        child: GroupIdentifier::parse(child).unwrap(),
+    }
+}
+
 /// The world most tests start from: Tyler is in the soap company, Marla is not.
 fn soap_company() -> Vec<EventData> {
     vec![
@@ -127,8 +143,13 @@ fn removing_an_inherited_member_names_the_child_group_it_comes_through() {
     let mut events = soap_company();
     events.push(group_created(3, "Space Monkeys", GroupType::Contensis));
     events.push(added(3, "Space Monkeys", MARLA, "msinger"));
-    let mut state = MemoryState::given(events);
-    state.nest(id(SOAP), id(3));
+    events.push(nested(
+        SOAP,
+        "Paper Street Soap Company",
+        3,
+        "Space Monkeys",
+    ));
+    let state = MemoryState::given(events);
 
     let err = refusal(decide(
         &state,
@@ -281,4 +302,60 @@ fn an_event_round_trips_through_its_wire_form() {
     assert_eq!(json["aggregateId"], id(SOAP).to_string());
     let back: Event = serde_json::from_value(json).unwrap();
     assert_eq!(back, event);
+}
+
+#[test]
+fn a_group_cannot_contain_itself_at_any_depth() {
+    let state = MemoryState::given(vec![
+        group_created(1, "Project Mayhem", GroupType::Contensis),
+        group_created(2, "Space Monkeys", GroupType::Contensis),
+        group_created(3, "Committee", GroupType::Contensis),
+        nested(1, "Project Mayhem", 2, "Space Monkeys"),
+        nested(2, "Space Monkeys", 3, "Committee"),
+    ]);
+    for (group, child) in [
+        ("Project Mayhem", "Project Mayhem"),
+        ("Space Monkeys", "Project Mayhem"),
+        ("Committee", "Project Mayhem"),
+    ] {
+        let err = refusal(decide(&state, add_child(group, child)));
+        assert_eq!(err, DomainError::GroupCycle, "{group} <- {child}");
+    }
+    assert_eq!(
+        decide(&state, add_child("Project Mayhem", "Space Monkeys")).unwrap(),
+        vec![],
+        "nesting again changes nothing"
+    );
+}
+
+#[test]
+fn of_two_racing_nestings_that_would_close_a_cycle_the_second_is_rejected() {
+    let mut state = MemoryState::given(vec![
+        group_created(1, "Project Mayhem", GroupType::Contensis),
+        group_created(2, "Space Monkeys", GroupType::Contensis),
+    ]);
+    let down = decide(&state, add_child("Project Mayhem", "Space Monkeys")).unwrap();
+    let up = decide(&state, add_child("Space Monkeys", "Project Mayhem")).unwrap();
+    assert_eq!(state.fold(&down[0]), Outcome::Applied);
+    assert_eq!(
+        state.fold(&up[0]),
+        Outcome::Rejected(DomainError::GroupCycle)
+    );
+}
+
+#[test]
+fn an_administrator_through_a_child_group_keeps_the_last_direct_one_removable() {
+    let mut state = MemoryState::given(vec![
+        group_created(ADMINS, "System Administrators", GroupType::Sys),
+        group_created(3, "Operators", GroupType::Contensis),
+        user_created(TYLER, "tdurden"),
+        user_created(MARLA, "msinger"),
+        added(ADMINS, "System Administrators", TYLER, "tdurden"),
+    ]);
+    let err = refusal(decide(&state, remove("System Administrators", "tdurden")));
+    assert_eq!(err, DomainError::LastAdministrator);
+
+    state.fold(&added(3, "Operators", MARLA, "msinger"));
+    state.fold(&nested(ADMINS, "System Administrators", 3, "Operators"));
+    assert!(decide(&state, remove("System Administrators", "tdurden")).is_ok());
 }

@@ -1,5 +1,5 @@
 //! One error type for the whole API, one table from error to status and `data.code`, and
-//! one place that renders the Contensis Error body and logs the failure once.
+//! one place that renders the Contensis Error body.
 
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
@@ -145,14 +145,10 @@ impl ApiError {
         data
     }
 
-    /// The Error body, with the request's logId, and one log line for the failure.
+    /// The Error body, with the request's logId. The request's log line is written by
+    /// the middleware, once.
     pub fn render(&self, log_id: Uuid) -> HttpResponse {
         let status = self.status_code();
-        if let Self::Internal(error) = self {
-            tracing::error!(log_id = %log_id, error = format!("{error:#}"), "request failed");
-        } else {
-            tracing::info!(log_id = %log_id, status = status.as_u16(), code = self.code(), "request refused");
-        }
         let mut response = HttpResponse::build(status);
         match self {
             Self::Unauthorized => {
@@ -210,7 +206,8 @@ impl ResponseError for ApiError {
         }
     }
 
-    /// Only reached without the error middleware; it renders with the request's logId.
+    /// actix calls this as soon as a handler fails; the middleware then renders the
+    /// error again with the request's logId, which is the body the client gets.
     fn error_response(&self) -> HttpResponse<BoxBody> {
         self.render(Uuid::nil())
     }
@@ -223,10 +220,18 @@ pub struct OAuthError(pub &'static str);
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
+        match self.0 {
+            "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
     }
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
-        HttpResponse::BadRequest().json(json!({ "error": self.0 }))
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+        }
+        response.json(json!({ "error": self.0 }))
     }
 }

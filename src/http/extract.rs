@@ -49,34 +49,45 @@ pub async fn log_and_render_errors(
     let started = std::time::Instant::now();
     let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
-    let res = match res.response().error() {
-        Some(error) if error.as_error::<OAuthError>().is_some() => res,
-        Some(error) => {
-            let response = match error.as_error::<ApiError>() {
-                Some(api_error) => api_error.render(id.0),
-                None => ApiError::from_status(status, error).render(id.0),
-            };
-            res.into_response(response)
-        }
+    let from_actix;
+    let failure = match res.response().error() {
+        Some(error) if error.as_error::<OAuthError>().is_some() => None,
+        Some(error) => match error.as_error::<ApiError>() {
+            Some(api_error) => Some(api_error),
+            None => {
+                from_actix = ApiError::from_status(status, error);
+                Some(&from_actix)
+            }
+        },
         // Routing answers these itself, without an error: give them the Error body too.
         None if matches!(
             status,
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
         ) =>
         {
-            let response = ApiError::from_status(status, &"routing").render(id.0);
-            res.into_response(response)
+            from_actix = ApiError::from_status(status, &"routing");
+            Some(&from_actix)
         }
+        None => None,
+    };
+    let code = failure.map(ApiError::code);
+    let internal = match failure {
+        Some(ApiError::Internal(error)) => Some(format!("{error:#}")),
+        _ => None,
+    };
+    let response = failure.map(|error| error.render(id.0));
+    let res = match response {
+        Some(response) => res.into_response(response),
         None => res,
     };
-    tracing::info!(
-        log_id = %id.0,
-        %method,
-        path,
-        status = res.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let status = res.status().as_u16();
+    match internal {
+        Some(error) => {
+            tracing::error!(log_id = %id.0, %method, path, status, elapsed_ms, code, error, "request failed")
+        }
+        None => tracing::info!(log_id = %id.0, %method, path, status, elapsed_ms, code, "request"),
+    }
     Ok(res)
 }
 
@@ -159,6 +170,13 @@ pub fn group_param(req: &HttpRequest) -> Result<GroupIdentifier, ApiError> {
     raw_param(req, "group")
         .and_then(|text| GroupIdentifier::parse(&text))
         .map_err(|e| ApiError::invalid_identifier("groupIdentifier", e))
+}
+
+/// The group named by the path's `{child}` segment.
+pub fn child_group_param(req: &HttpRequest) -> Result<GroupIdentifier, ApiError> {
+    raw_param(req, "child")
+        .and_then(|text| GroupIdentifier::parse(&text))
+        .map_err(|e| ApiError::invalid_identifier("childGroupIdentifier", e))
 }
 
 /// The user named by the path's `{user}` segment.

@@ -1,13 +1,13 @@
-//! Groups: `POST .../groups`.
+//! Groups: `POST .../groups`, and child groups: `PUT .../groups/{g}/groups/{child}`.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::extract::{Caller, LogId};
+use super::extract::{Caller, LogId, child_group_param, group_param};
 use super::users::{custom, text};
 use crate::domain::{Command, GroupName, GroupType, NewGroup};
 use crate::read_model::GroupView;
@@ -77,4 +77,21 @@ pub async fn create(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("groups/{group_id}")))
         .json(view))
+}
+
+/// `PUT .../groups/{groupIdentifier}/groups/{childGroupIdentifier}`: the child's members
+/// count as the group's members. 409 `GroupCycle` if the group would end up inside itself.
+pub async fn add_child(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let group = group_param(&req)?;
+    let child = child_group_param(&req)?;
+    let command = Command::AddChildGroup { group, child };
+    service
+        .execute(Principal::Caller(caller.0), log_id.0, command)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -94,7 +94,7 @@ pub async fn list(
             let group = SqliteState(conn)
                 .group(&group)?
                 .ok_or(DomainError::GroupNotFound)?;
-            let members = MembersPage::load(conn, group.id, page.index, page.size)?;
+            let members = MembersPage::load(conn, group.id, page.offset(), page.size)?;
             Ok(PagedList::new(page, members.total_count, members.items))
         })
         .await?;

@@ -56,6 +56,10 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                             .route(web::head().to(members::empty_user)),
                     )
                     .service(
+                        web::resource("/groups/{group:[^/]*}/groups/{child:[^/]*}")
+                            .route(web::put().to(groups::add_child)),
+                    )
+                    .service(
                         web::resource("/groups/{group:[^/]*}/users/{user:[^/]*}")
                             .route(web::put().to(members::add))
                             .route(web::delete().to(members::remove))
@@ -124,6 +128,13 @@ pub struct Page {
     pub size: u64,
 }
 
+impl Page {
+    /// Items before this page; [`PageQuery::page`] made sure it fits.
+    pub fn offset(self) -> u64 {
+        self.index * self.size
+    }
+}
+
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PageQuery {
@@ -141,9 +152,15 @@ impl PageQuery {
                 "pageSize must be between 1 and {size_max}."
             )));
         }
-        Ok(Page {
-            index: self.page_index.unwrap_or(0),
-            size,
-        })
+        let index = self.page_index.unwrap_or(0);
+        let offset_fits = index
+            .checked_mul(size)
+            .is_some_and(|offset| i64::try_from(offset).is_ok());
+        if !offset_fits {
+            return Err(ApiError::BadRequest(
+                "pageIndex is beyond any possible result.".into(),
+            ));
+        }
+        Ok(Page { index, size })
     }
 }

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::OAuthError;
-use crate::auth;
+use crate::auth::HashError;
 use crate::read_model;
 use crate::service::Service;
 
@@ -56,7 +56,7 @@ async fn client_credentials(service: &Service, form: TokenForm) -> Result<Uuid, 
         .into();
     let hash = service.admin.secret_hash.clone();
     // The secret is checked even for an unknown client, so timing tells nothing.
-    let secret_ok = verify(secret, hash).await?;
+    let secret_ok = verify(service, secret, hash).await?;
     if !(known && secret_ok) {
         return Err(OAuthError("invalid_client"));
     }
@@ -81,15 +81,23 @@ async fn password(service: &Service, form: TokenForm) -> Result<Uuid, OAuthError
         || service.admin.secret_hash.clone(),
         |(_, hash)| hash.clone(),
     );
-    let password_ok = verify(password, hash).await?;
+    let password_ok = verify(service, password, hash).await?;
     match found {
         Some((user, _)) if password_ok => Ok(user),
         _ => Err(OAuthError("invalid_grant")),
     }
 }
 
-async fn verify(secret: String, hash: String) -> Result<bool, OAuthError> {
-    web::block(move || auth::verify_secret(&secret, &hash))
+async fn verify(service: &Service, secret: String, hash: String) -> Result<bool, OAuthError> {
+    service
+        .hasher
+        .verify(secret, hash)
         .await
-        .map_err(|_| OAuthError("server_error"))
+        .map_err(|e| match e {
+            HashError::Busy => OAuthError("temporarily_unavailable"),
+            HashError::Failed(error) => {
+                tracing::error!(error = format!("{error:#}"), "verifying a secret failed");
+                OAuthError("server_error")
+            }
+        })
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::extract::{Caller, LogId};
-use crate::auth;
+use crate::auth::HashError;
 use crate::domain::{Command, Custom, Email, NewUser, Profile, Username};
 use crate::read_model::UserView;
 use crate::service::{Principal, Service};
@@ -137,9 +137,10 @@ pub async fn create(
         Some(password) => {
             // Hashing is deliberately slow: refuse non-administrators before paying for it.
             service.query(caller.0, |_| Ok(())).await?;
-            let hash = web::block(move || auth::hash_secret(&password))
-                .await
-                .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))??;
+            let hash = service.hasher.hash(password).await.map_err(|e| match e {
+                HashError::Busy => ApiError::Unavailable { event_id: None },
+                HashError::Failed(error) => error.context("hashing a password").into(),
+            })?;
             Some(hash)
         }
         None => None,

@@ -30,6 +30,8 @@ const SCHEMA: &str = "
         type TEXT NOT NULL,
         payload TEXT NOT NULL
     );
+    CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (event_id);
+    CREATE UNIQUE INDEX IF NOT EXISTS credentials_by_id ON credentials (event_id);
 ";
 
 const WRITE_RETRY_MIN: Duration = Duration::from_millis(50);
@@ -191,13 +193,15 @@ fn write_until_done(conn: &mut Connection, batch: &[Append]) {
     }
 }
 
+/// Writes every row of the batch. A row whose event id is already in the log (a retry of
+/// a commit that did land) is skipped, so an event is never in the log twice.
 fn write_batch(conn: &mut Connection, batch: &[Append]) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut events =
             tx.prepare_cached("INSERT INTO events (event_id, type, payload) VALUES (?1, ?2, ?3)")?;
         let mut credentials = tx.prepare_cached(
-            "INSERT INTO credentials (event_id, type, payload) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO credentials (event_id, type, payload) VALUES (?1, ?2, ?3)",
         )?;
         for row in batch.iter().flat_map(|append| &append.rows) {
             let statement = match row.stream {
@@ -236,11 +240,26 @@ impl EmbeddedReader {
             if let Some(p) = after.iter().find(|p| p.partition == name) {
                 *slot = p.offset;
             }
+            let end: i64 = conn.query_row(
+                &format!("SELECT COALESCE(MAX(offset), 0) FROM {}", stream.name()),
+                [],
+                |row| row.get(0),
+            )?;
+            // A read model ahead of its log (say, the log was restored from a backup) would
+            // skip whatever is appended next: refuse it rather than serve a wrong state.
+            if *slot > end {
+                anyhow::bail!(
+                    "the read model has applied {name} up to offset {slot}, but the log ends \
+                     at {end}: stop the service and delete read.db* to rebuild it from the log"
+                );
+            }
         }
         Ok(Self { conn, head, last })
     }
 
+    /// Reads both streams in one snapshot, so that a reader sees whole commits.
     fn read(&mut self, max: usize) -> anyhow::Result<Vec<Entry>> {
+        let snapshot = self.conn.unchecked_transaction()?;
         let mut entries = Vec::new();
         for (i, stream) in STREAMS.into_iter().enumerate() {
             let room = max - entries.len();
@@ -251,7 +270,7 @@ impl EmbeddedReader {
                 "SELECT offset, payload FROM {} WHERE offset > ?1 ORDER BY offset LIMIT ?2",
                 stream.name()
             );
-            let mut statement = self.conn.prepare_cached(&sql)?;
+            let mut statement = snapshot.prepare_cached(&sql)?;
             let rows = statement.query_map(params![self.last[i], room as i64], |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?.into_bytes()))
             })?;

@@ -9,6 +9,7 @@ mod state;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
@@ -26,11 +27,12 @@ const SCHEMA: &str = "
         username_key TEXT NOT NULL UNIQUE,
         email TEXT NOT NULL,
         email_key TEXT NOT NULL UNIQUE,
-        client_id TEXT UNIQUE,
+        client_id TEXT,
         profile TEXT NOT NULL,
         created TEXT NOT NULL,
         modified TEXT NOT NULL
     );
+    CREATE INDEX IF NOT EXISTS users_by_client ON users (client_id) WHERE client_id IS NOT NULL;
     CREATE TABLE IF NOT EXISTS groups (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -84,16 +86,23 @@ pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
 pub struct ReadModel {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
+    queue_timeout: Duration,
 }
 
+/// All readers stayed busy for longer than the queue timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("every read-model reader is busy")]
+pub struct ReadersBusy;
+
 impl ReadModel {
-    /// `readers_max` bounds how many reads run at once; others wait for a permit.
-    pub fn new(path: PathBuf, readers_max: usize) -> Arc<Self> {
+    /// At most `readers_max` reads run at once; another waits at most `queue_timeout`.
+    pub fn new(path: PathBuf, readers_max: usize, queue_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             path,
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(readers_max),
+            permits: Arc::new(Semaphore::new(readers_max)),
+            queue_timeout,
         })
     }
 
@@ -102,9 +111,14 @@ impl ReadModel {
         T: Send + 'static,
         F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await?;
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| ReadersBusy)??;
         let this = self.clone();
+        // The permit moves into the blocking task: it bounds running queries, even those
+        // whose request was dropped.
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = this.checkout()?;
             let result = {
                 let snapshot = conn.unchecked_transaction()?;
@@ -131,7 +145,7 @@ impl ReadModel {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .context("opening a read-model connection")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
         Ok(conn)
     }
 }

@@ -97,12 +97,7 @@ impl GroupView {
 
 impl MembersPage {
     /// Direct members ordered by username (then id, so the order is total and stable).
-    pub fn load(
-        conn: &Connection,
-        group: Uuid,
-        page_index: u64,
-        page_size: u64,
-    ) -> anyhow::Result<Self> {
+    pub fn load(conn: &Connection, group: Uuid, offset: u64, limit: u64) -> anyhow::Result<Self> {
         let total_count: u64 = conn
             .prepare_cached("SELECT COUNT(*) FROM members WHERE group_id = ?1")?
             .query_row([group.to_string()], |row| row.get(0))?;
@@ -110,10 +105,9 @@ impl MembersPage {
             "SELECT {USER_COLUMNS} FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.group_id = ?1 ORDER BY u.username_key, u.id LIMIT ?2 OFFSET ?3"
         );
-        let offset = page_index.saturating_mul(page_size);
         let items = conn
             .prepare_cached(&sql)?
-            .query_map(params![group.to_string(), page_size, offset], user_view)?
+            .query_map(params![group.to_string(), limit, offset], user_view)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(Self { total_count, items })
     }

@@ -94,6 +94,27 @@ impl State for SqliteState<'_> {
             })?)
     }
 
+    fn is_direct_child(&self, parent: Uuid, child: Uuid) -> anyhow::Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM child_groups WHERE parent_id = ?1 AND child_id = ?2)",
+            )?
+            .query_row(params![parent.to_string(), child.to_string()], |row| {
+                row.get(0)
+            })?)
+    }
+
+    fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool> {
+        let sql = format!("{BELOW} SELECT EXISTS (SELECT 1 FROM below WHERE id = ?2)");
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_row(params![ancestor.to_string(), group.to_string()], |row| {
+                row.get(0)
+            })?)
+    }
+
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>> {
         let sql = format!(
             "{BELOW} SELECT g.id, g.name, g.type FROM below b

@@ -206,12 +206,24 @@ async fn an_identifier_with_broken_percent_encoding_is_invalid() {
     );
 }
 
+/// Valid text that no resource could be created with is looked up, and not found: only
+/// empty, overlong or unprintable identifiers are a 400.
 #[tokio::test]
-async fn an_identifier_with_outer_white_space_is_invalid() {
+async fn an_identifier_no_resource_could_have_is_not_found() {
     let app = TestApp::spawn().await;
     app.seed().await;
-    assert_invalid_identifier(&app, &encode(SEED_GROUP), "%20tdurden", "userIdentifier").await;
-    assert_invalid_identifier(&app, "Paper%20Street%20", SEED_USERNAME, "groupIdentifier").await;
+    let before = app.log_len();
+    let group = encode(SEED_GROUP);
+    app.remove_member(&group, "%20tdurden")
+        .await
+        .assert_error(404, "UserNotFound");
+    app.remove_member(&group, "a@")
+        .await
+        .assert_error(404, "UserNotFound");
+    app.remove_member("Paper%20Street%20", SEED_USERNAME)
+        .await
+        .assert_error(404, "GroupNotFound");
+    app.assert_nothing_appended(before);
 }
 
 /// The contract says an empty identifier is a 400 `InvalidIdentifier`.

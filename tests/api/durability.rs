@@ -172,3 +172,26 @@ async fn deleting_the_read_model_and_restarting_gives_the_same_answers() {
     assert_eq!(app.log_len(), log_before, "the rebuild appended events");
     assert!(!app.token_for(SEED_USERNAME, SEED_PASSWORD).await.is_empty());
 }
+
+/// The last administrator cannot be removed, so an empty System Administrators group can
+/// only mean that a first start was cut short between its events: the next start finishes.
+#[tokio::test]
+async fn a_first_start_cut_short_before_the_account_joined_the_administrators_is_finished() {
+    let mut app = TestApp::spawn().await;
+    app.stop();
+    let joined = rusqlite::Connection::open(app.log_path())
+        .unwrap()
+        .execute("DELETE FROM events WHERE type = 'MemberAdded'", [])
+        .unwrap();
+    assert_eq!(joined, 1, "the first start added one member");
+    app.delete_read_model();
+
+    app.start().await;
+
+    let token = app.client_token(CLIENT_ID, CLIENT_SECRET).await;
+    let path = membership_path(PREFIX, &encode(ADMINISTRATORS), SERVICE_ACCOUNT);
+    app.request(Method::HEAD, &path, Some(&token))
+        .await
+        .assert_no_content();
+    assert_eq!(count_bootstrap_events(&app), (1, 1, 1));
+}

@@ -4,18 +4,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMINISTRATORS, CLIENT_SECRET, LoggedEvent, SEED_GROUP, SEED_PASSWORD, SEED_USERNAME, TestApp,
-    encode, join_all,
+    ADMINISTRATORS, CLIENT_SECRET, LoggedEvent, PREFIX, SEED_GROUP, SEED_PASSWORD, SEED_USERNAME,
+    TestApp, encode, join_all,
 };
 
-const EVENT_TYPES: [&str; 5] = [
+const EVENT_TYPES: [&str; 6] = [
     "UserCreated",
     "GroupCreated",
     "MemberAdded",
     "MemberRemoved",
+    "ChildGroupAdded",
     "PasswordSet",
 ];
 
@@ -73,6 +75,13 @@ async fn write_every_kind_of_event(app: &TestApp) {
     app.try_create_user(&marla).await.assert_status(201);
     app.add_member("Space%20Monkeys", "marla").await;
     app.add_member(&encode(ADMINISTRATORS), SEED_USERNAME).await;
+    let nesting = format!(
+        "{PREFIX}/groups/{}/groups/Space%20Monkeys",
+        encode(SEED_GROUP)
+    );
+    app.request(Method::PUT, &nesting, Some(&app.admin_token))
+        .await
+        .assert_no_content();
     let racing: Vec<_> = (0..8)
         .map(|_| app.remove_member("Space%20Monkeys", "marla"))
         .collect();

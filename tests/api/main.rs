@@ -2,6 +2,7 @@
 //! random port with a fresh data dir.
 
 mod bad_input;
+mod child_groups;
 mod delete_contract;
 mod durability;
 mod events;

@@ -1,0 +1,126 @@
+//! Child groups: membership through them counts for checks, for authorization and for
+//! the last-administrator rule, and no group may end up inside itself.
+
+use reqwest::Method;
+
+use crate::helpers::{
+    ADMINISTRATORS, PREFIX, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, encode,
+    membership_path,
+};
+
+const MONKEYS: &str = "Space Monkeys";
+
+fn nesting_path(group: &str, child: &str) -> String {
+    format!("{PREFIX}/groups/{}/groups/{}", encode(group), encode(child))
+}
+
+async fn nest(app: &TestApp, group: &str, child: &str) {
+    app.request(
+        Method::PUT,
+        &nesting_path(group, child),
+        Some(&app.admin_token),
+    )
+    .await
+    .assert_no_content();
+}
+
+#[tokio::test]
+async fn a_member_of_a_child_group_is_a_member_of_the_parent_but_cannot_be_removed_from_it() {
+    let app = TestApp::spawn().await;
+    app.seed().await;
+    app.create_group(MONKEYS).await;
+    app.create_user("marla", "marla@fightclub.com", None).await;
+    app.add_member(&encode(MONKEYS), "marla").await;
+    nest(&app, SEED_GROUP, MONKEYS).await;
+    assert_eq!(app.count_of("ChildGroupAdded"), 1);
+
+    assert_eq!(app.head_member(&encode(SEED_GROUP), "marla").await, 204);
+    let before = app.log_len();
+    let answer = app.remove_member(&encode(SEED_GROUP), "marla").await;
+    let data = answer.assert_error(409, "UserNotInGroup");
+    assert_eq!(data["inheritedThrough"], MONKEYS, "{data}");
+    app.assert_nothing_appended(before);
+
+    // The direct members are listed, not the inherited ones.
+    let members = app.list_members(&encode(SEED_GROUP)).await;
+    assert_eq!(members["totalCount"], 1, "{members}");
+    assert_eq!(members["items"][0]["username"], SEED_USERNAME);
+}
+
+#[tokio::test]
+async fn a_member_of_a_child_group_of_system_administrators_is_an_administrator() {
+    let app = TestApp::spawn().await;
+    app.seed().await;
+    app.create_group("Operators").await;
+    app.create_user("bob", "bob@fightclub.com", Some("his-name-was-robert"))
+        .await;
+    let token = app.token_for("bob", "his-name-was-robert").await;
+    let path = membership_path(PREFIX, &encode(SEED_GROUP), SEED_USERNAME);
+
+    app.request(Method::HEAD, &path, Some(&token))
+        .await
+        .assert_status(403);
+    app.add_member("Operators", "bob").await;
+    nest(&app, ADMINISTRATORS, "Operators").await;
+
+    app.request(Method::DELETE, &path, Some(&token))
+        .await
+        .assert_no_content();
+    // With bob an administrator through Operators, the service account is no longer the
+    // last one, so it may go.
+    app.remove_member(&encode(ADMINISTRATORS), SERVICE_ACCOUNT)
+        .await
+        .assert_no_content();
+    // The service account's own token no longer administers anything; bob's does.
+    let admins = encode(ADMINISTRATORS);
+    let check = |user: &str| membership_path(PREFIX, &admins, user);
+    app.request(
+        Method::HEAD,
+        &check(SERVICE_ACCOUNT),
+        Some(&app.admin_token),
+    )
+    .await
+    .assert_status(403);
+    app.request(Method::HEAD, &check(SERVICE_ACCOUNT), Some(&token))
+        .await
+        .assert_status(404);
+    app.request(Method::HEAD, &check("bob"), Some(&token))
+        .await
+        .assert_no_content();
+}
+
+#[tokio::test]
+async fn a_group_cannot_be_placed_inside_itself_at_any_depth() {
+    let app = TestApp::spawn().await;
+    app.seed().await;
+    app.create_group(MONKEYS).await;
+    app.create_group("Committee").await;
+    nest(&app, SEED_GROUP, MONKEYS).await;
+    nest(&app, MONKEYS, "Committee").await;
+    let before = app.log_len();
+
+    for (group, child) in [
+        (SEED_GROUP, SEED_GROUP),
+        (MONKEYS, SEED_GROUP),
+        ("Committee", SEED_GROUP),
+    ] {
+        let answer = app
+            .request(
+                Method::PUT,
+                &nesting_path(group, child),
+                Some(&app.admin_token),
+            )
+            .await;
+        answer.assert_error(409, "GroupCycle");
+    }
+    // Nesting again is a no-op, and an unknown group is not found.
+    nest(&app, SEED_GROUP, MONKEYS).await;
+    app.request(
+        Method::PUT,
+        &nesting_path(SEED_GROUP, "Nobody"),
+        Some(&app.admin_token),
+    )
+    .await
+    .assert_error(404, "GroupNotFound");
+    app.assert_nothing_appended(before);
+}
