@@ -11,7 +11,7 @@ use super::extract::{Caller, LogId, child_group_param, group_param};
 use super::users::{custom, text};
 use crate::domain::{Command, GroupName, GroupType, NewGroup};
 use crate::read_model::GroupView;
-use crate::service::{Principal, Service};
+use crate::service::Service;
 
 /// The Contensis group model as a client sends it. The documentation's own example
 /// capitalises `Description`, so both spellings are taken.
@@ -64,9 +64,7 @@ pub async fn create(
     let group = body.into_inner().parse()?;
     let group_id = Uuid::new_v4();
     let command = Command::CreateGroup { group_id, group };
-    service
-        .execute(Principal::Caller(caller.0), log_id.0, command)
-        .await?;
+    service.execute_for(caller, log_id, command).await?;
     let view = service
         .read(move |conn| {
             GroupView::load(conn, group_id)?.ok_or_else(|| {
@@ -87,11 +85,10 @@ pub async fn add_child(
     log_id: LogId,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_param(&req)?;
-    let child = child_group_param(&req)?;
-    let command = Command::AddChildGroup { group, child };
-    service
-        .execute(Principal::Caller(caller.0), log_id.0, command)
-        .await?;
+    let command = Command::AddChildGroup {
+        group: group_param(&req)?,
+        child: child_group_param(&req)?,
+    };
+    service.execute_for(caller, log_id, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }

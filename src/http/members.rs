@@ -6,7 +6,7 @@ use super::extract::{Caller, LogId, group_param, user_param};
 use super::{ApiError, PageQuery, PagedList};
 use crate::domain::{Command, DomainError, InvalidName, State};
 use crate::read_model::{MembersPage, SqliteState};
-use crate::service::{Principal, Service};
+use crate::service::Service;
 
 /// `DELETE .../groups/{groupIdentifier}/users/{userIdentifier}`
 pub async fn remove(
@@ -15,12 +15,11 @@ pub async fn remove(
     log_id: LogId,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_param(&req)?;
-    let user = user_param(&req)?;
-    let command = Command::RemoveMember { group, user };
-    service
-        .execute(Principal::Caller(caller.0), log_id.0, command)
-        .await?;
+    let command = Command::RemoveMember {
+        group: group_param(&req)?,
+        user: user_param(&req)?,
+    };
+    service.execute_for(caller, log_id, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -31,12 +30,11 @@ pub async fn add(
     log_id: LogId,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_param(&req)?;
-    let user = user_param(&req)?;
-    let command = Command::AddMember { group, user };
-    service
-        .execute(Principal::Caller(caller.0), log_id.0, command)
-        .await?;
+    let command = Command::AddMember {
+        group: group_param(&req)?,
+        user: user_param(&req)?,
+    };
+    service.execute_for(caller, log_id, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

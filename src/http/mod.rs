@@ -70,6 +70,19 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
     }
 }
 
+impl crate::service::Service {
+    /// Runs a command for the request's caller, the request's logId as correlation id.
+    async fn execute_for(
+        &self,
+        caller: extract::Caller,
+        log_id: LogId,
+        command: crate::domain::Command,
+    ) -> Result<(), ApiError> {
+        let principal = crate::service::Principal::Caller(caller.0);
+        self.execute(principal, log_id.0, command).await
+    }
+}
+
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }

@@ -11,7 +11,7 @@ use super::extract::{Caller, LogId};
 use crate::auth::HashError;
 use crate::domain::{Command, Custom, Email, NewUser, Profile, Username};
 use crate::read_model::UserView;
-use crate::service::{Principal, Service};
+use crate::service::Service;
 
 /// Longest free-text field (names, timezone, language), in characters.
 const TEXT_MAX_CHARS: usize = 256;
@@ -151,9 +151,7 @@ pub async fn create(
         user,
         password_hash,
     };
-    service
-        .execute(Principal::Caller(caller.0), log_id.0, command)
-        .await?;
+    service.execute_for(caller, log_id, command).await?;
     let view = service
         .read(move |conn| {
             UserView::load(conn, user_id)?.ok_or_else(|| {
