@@ -160,11 +160,13 @@ fn follow(
     let poll = Duration::from_millis(settings.poll_ms);
     while !stop.load(Ordering::Relaxed) {
         let batch = reader.next_batch(settings.batch_max, poll)?;
-        if batch.is_empty() {
+        if batch.at_end {
             outcomes.caught_up.send_replace(true);
+        }
+        if batch.entries.is_empty() {
             continue;
         }
-        let decided = apply_batch(conn, &batch)?;
+        let decided = apply_batch(conn, &batch.entries)?;
         outcomes.publish(decided);
         *pause = poll;
     }

@@ -115,9 +115,13 @@ impl Service {
         match tokio::time::timeout(self.wait_timeout, self.log.append(events)).await {
             Ok(Ok(())) => {}
             Ok(Err(LogError::Busy)) => return Err(ApiError::Unavailable { event_id: None }),
+            // Not acknowledged is not the same as not written: the client gets the id to
+            // look for.
             Ok(Err(LogError::Unavailable(error))) => {
                 tracing::warn!(log_id = %log_id, error = format!("{error:#}"), "append failed");
-                return Err(ApiError::Unavailable { event_id: None });
+                return Err(ApiError::Unavailable {
+                    event_id: Some(first),
+                });
             }
             // The append may still land; the client can look for the event by its id.
             Err(_) => {

@@ -43,6 +43,20 @@ pub struct Settings {
     pub log: LogSettings,
     pub projector: ProjectorSettings,
     pub requests: RequestSettings,
+    pub kafka: KafkaSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Empty: the embedded log. Otherwise `host:port,...`, and the log is in Kafka.
+    pub brokers: String,
+    pub topic: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub delivery_timeout_ms: u64,
+    pub linger_ms: u64,
+    pub fetch_wait_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +144,17 @@ impl Settings {
         if let Some(secret) = var("MEMBERSHIP_TOKEN_SECRET") {
             self.token.secret = Secret::new(secret);
         }
+        if let Some(brokers) = var("MEMBERSHIP_KAFKA_BROKERS") {
+            self.kafka.brokers = brokers;
+        }
+        if let Some(topic) = var("MEMBERSHIP_KAFKA_TOPIC") {
+            self.kafka.topic = topic;
+        }
+        if let Some(ms) = var("MEMBERSHIP_KAFKA_DELIVERY_TIMEOUT_MS") {
+            self.kafka.delivery_timeout_ms = ms.parse().with_context(|| {
+                format!("MEMBERSHIP_KAFKA_DELIVERY_TIMEOUT_MS={ms} is not milliseconds")
+            })?;
+        }
         if let Some(ms) = var("MEMBERSHIP_WAIT_TIMEOUT_MS") {
             self.requests.wait_timeout_ms = ms
                 .parse()
@@ -165,6 +190,13 @@ impl Settings {
             ("requests.readers_max", self.requests.readers_max as u64),
             ("requests.hashers_max", self.requests.hashers_max as u64),
             ("requests.page_size_max", self.requests.page_size_max),
+            ("kafka.partitions", self.kafka.partitions.max(0) as u64),
+            (
+                "kafka.replication_factor",
+                self.kafka.replication_factor.max(0) as u64,
+            ),
+            ("kafka.delivery_timeout_ms", self.kafka.delivery_timeout_ms),
+            ("kafka.fetch_wait_max_ms", self.kafka.fetch_wait_max_ms),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -181,6 +213,11 @@ impl Settings {
             self.admin.client_secret.expose() == defaults.admin.client_secret.expose(),
             self.token.secret.expose() == defaults.token.secret.expose(),
         )
+    }
+
+    /// Where the log is kept: Kafka when brokers are set, else the embedded file.
+    pub fn kafka_brokers(&self) -> Option<&str> {
+        Some(self.kafka.brokers.trim()).filter(|b| !b.is_empty())
     }
 
     pub fn log_path(&self) -> PathBuf {

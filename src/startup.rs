@@ -13,12 +13,38 @@ use anyhow::Context;
 use crate::auth::{self, Hasher, Tokens};
 use crate::bootstrap;
 use crate::http;
-use crate::log::embedded::EmbeddedLogSettings;
-use crate::log::{EmbeddedLog, EventLog};
+use crate::log::{EmbeddedLog, EmbeddedLogSettings, EventLog, KafkaLog, KafkaLogSettings};
 use crate::projector::{Outcomes, Projector, ProjectorSettings};
 use crate::read_model::ReadModel;
 use crate::service::{AdminClient, Service};
 use crate::settings::Settings;
+
+/// The configured backend: Kafka when brokers are set, else the embedded file.
+async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
+    Ok(match settings.kafka_brokers() {
+        Some(brokers) => {
+            let kafka = &settings.kafka;
+            tracing::info!(brokers, topic = kafka.topic, "the log is in Kafka");
+            Arc::new(
+                KafkaLog::connect(&KafkaLogSettings {
+                    brokers: brokers.to_owned(),
+                    topic: kafka.topic.clone(),
+                    partitions: kafka.partitions,
+                    replication_factor: kafka.replication_factor,
+                    delivery_timeout_ms: kafka.delivery_timeout_ms,
+                    linger_ms: kafka.linger_ms,
+                    fetch_wait_max_ms: kafka.fetch_wait_max_ms,
+                })
+                .await?,
+            )
+        }
+        None => Arc::new(EmbeddedLog::open(&EmbeddedLogSettings {
+            path: settings.log_path(),
+            queue_max: settings.log.queue_max,
+            batch_max: settings.log.batch_max,
+        })?),
+    })
+}
 
 pub struct Application {
     server: Server,
@@ -30,11 +56,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data.dir)
             .with_context(|| format!("creating the data dir {}", settings.data.dir.display()))?;
-        let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(&EmbeddedLogSettings {
-            path: settings.log_path(),
-            queue_max: settings.log.queue_max,
-            batch_max: settings.log.batch_max,
-        })?);
+        let log = open_log(settings).await?;
         let outcomes = Arc::new(Outcomes::default());
         let projector = Projector::spawn(
             log.clone(),

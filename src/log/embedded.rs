@@ -14,7 +14,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::oneshot;
 
-use super::{AppendFuture, Entry, EventLog, LogError, LogReader, Position, Stream};
+use super::{AppendFuture, Batch, Entry, EventLog, LogError, LogReader, Position, Stream};
 use crate::domain::Event;
 
 const SCHEMA: &str = "
@@ -291,13 +291,14 @@ impl EmbeddedReader {
 }
 
 impl LogReader for EmbeddedReader {
-    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Entry>, LogError> {
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Batch, LogError> {
         let seen = self.head.commits();
-        let entries = self.read(max).map_err(LogError::Unavailable)?;
-        if !entries.is_empty() {
-            return Ok(entries);
+        let mut entries = self.read(max).map_err(LogError::Unavailable)?;
+        if entries.is_empty() {
+            self.head.wait_past(seen, wait);
+            entries = self.read(max).map_err(LogError::Unavailable)?;
         }
-        self.head.wait_past(seen, wait);
-        self.read(max).map_err(LogError::Unavailable)
+        let at_end = entries.is_empty();
+        Ok(Batch { entries, at_end })
     }
 }

@@ -1,15 +1,18 @@
 //! The event log: the source of truth, behind one trait so that handlers and the
 //! projector never learn which backend holds it.
 //!
-//! Architecture Invariant: only `embedded.rs` knows the log's SQLite file.
+//! Architecture Invariant: only `embedded.rs` knows the log's SQLite file, and only
+//! `kafka.rs` knows rdkafka.
 
 pub mod embedded;
+pub mod kafka;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use embedded::EmbeddedLog;
+pub use embedded::{EmbeddedLog, EmbeddedLogSettings};
+pub use kafka::{KafkaLog, KafkaLogSettings};
 
 use crate::domain::Event;
 
@@ -73,9 +76,17 @@ pub trait EventLog: Send + Sync + 'static {
     fn reader(&self, after: &[Position]) -> Result<Box<dyn LogReader>, LogError>;
 }
 
+/// What one read returns.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// In log order within each partition.
+    pub entries: Vec<Entry>,
+    /// Nothing was left to read: the reader is at the end of every partition.
+    pub at_end: bool,
+}
+
 /// Reads the log in order. Runs on the projector's own thread, so it may block.
 pub trait LogReader: Send {
-    /// Up to `max` entries, waiting at most `wait` for the first. Empty means that the
-    /// reader has reached the end of the log for now.
-    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Entry>, LogError>;
+    /// Up to `max` entries, waiting at most `wait` for the first.
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Batch, LogError>;
 }

@@ -1,0 +1,342 @@
+//! The Kafka log: one topic for events and one for credentials, an idempotent producer
+//! with `acks=all`, and readers that assign partitions themselves from the positions the
+//! read model stored (no consumer-group offsets: the read model is the only bookmark).
+//!
+//! Architecture Invariant: only this file knows rdkafka.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use uuid::Uuid;
+
+use super::{AppendFuture, Batch, Entry, EventLog, LogError, LogReader, Position, Stream};
+use crate::domain::Event;
+
+/// How long start-up waits for the broker to answer an admin or metadata request.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages the producer holds before `send` is refused as busy.
+const PRODUCE_QUEUE_MAX: usize = 100_000;
+/// The longest single wait inside one read, so that both topics are read promptly.
+const POLL_SLICE: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone)]
+pub struct KafkaLogSettings {
+    pub brokers: String,
+    /// The events topic; credentials go to `<topic>.credentials`.
+    pub topic: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// librdkafka's `message.timeout.ms`: how long a record may take to be acknowledged.
+    pub delivery_timeout_ms: u64,
+    pub linger_ms: u64,
+    /// How long the broker may hold a fetch that has nothing new. On brokers that do not
+    /// answer a waiting fetch when records arrive, this bounds read-your-writes latency.
+    pub fetch_wait_max_ms: u64,
+}
+
+impl KafkaLogSettings {
+    fn topic(&self, stream: Stream) -> String {
+        match stream {
+            Stream::Events => self.topic.clone(),
+            Stream::Credentials => format!("{}.credentials", self.topic),
+        }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        config
+    }
+}
+
+pub struct KafkaLog {
+    producer: FutureProducer,
+    settings: KafkaLogSettings,
+    topics: [String; 2],
+}
+
+impl KafkaLog {
+    /// Connects, and creates both topics if they are missing.
+    pub async fn connect(settings: &KafkaLogSettings) -> anyhow::Result<Self> {
+        let producer: FutureProducer = settings
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set(
+                "message.timeout.ms",
+                settings.delivery_timeout_ms.to_string(),
+            )
+            .set("linger.ms", settings.linger_ms.to_string())
+            .set(
+                "queue.buffering.max.messages",
+                PRODUCE_QUEUE_MAX.to_string(),
+            )
+            .create()
+            .context("creating the Kafka producer")?;
+        let topics = [Stream::Events, Stream::Credentials].map(|s| settings.topic(s));
+        ensure_topics(settings, &topics).await?;
+        Ok(Self {
+            producer,
+            settings: settings.clone(),
+            topics,
+        })
+    }
+
+    fn topic(&self, stream: Stream) -> &str {
+        match stream {
+            Stream::Events => &self.topics[0],
+            Stream::Credentials => &self.topics[1],
+        }
+    }
+}
+
+async fn ensure_topics(settings: &KafkaLogSettings, topics: &[String; 2]) -> anyhow::Result<()> {
+    let admin: AdminClient<_> = settings
+        .client()
+        .create()
+        .context("creating the Kafka admin client")?;
+    let new_topics: Vec<_> = topics
+        .iter()
+        .map(|name| {
+            NewTopic::new(
+                name,
+                settings.partitions,
+                TopicReplication::Fixed(settings.replication_factor),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+    let created = tokio::time::timeout(ADMIN_TIMEOUT, admin.create_topics(&new_topics, &options))
+        .await
+        .with_context(|| format!("no answer from the Kafka brokers {}", settings.brokers))?;
+    // Some brokers (and librdkafka's mock cluster) do not implement CreateTopics: the
+    // topic is then fine as long as it exists.
+    let failed: Vec<String> = match created {
+        Ok(results) => results
+            .into_iter()
+            .filter_map(|result| match result {
+                Err((name, code)) if code != RDKafkaErrorCode::TopicAlreadyExists => Some(name),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => topics.to_vec(),
+    };
+    for topic in failed {
+        let settings = settings.clone();
+        let partitions = tokio::task::spawn_blocking(move || partitions_of(&settings, &topic))
+            .await
+            .context("checking a topic")??;
+        if partitions.is_empty() {
+            bail!("the Kafka topic could neither be created nor found");
+        }
+    }
+    Ok(())
+}
+
+/// The partitions of a topic, from the brokers' metadata (blocking).
+fn partitions_of(settings: &KafkaLogSettings, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let consumer: BaseConsumer = settings.client().create()?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+        .with_context(|| format!("reading the metadata of the topic {topic}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
+impl EventLog for KafkaLog {
+    fn append(&self, events: Vec<Event>) -> AppendFuture<'_> {
+        Box::pin(async move {
+            // Every record is queued before any is awaited, so they travel together.
+            let mut deliveries = Vec::with_capacity(events.len());
+            for event in &events {
+                let payload =
+                    serde_json::to_vec(event).map_err(|e| LogError::Unavailable(e.into()))?;
+                let key = event.aggregate_id.to_string();
+                let id = event.id.to_string();
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "type",
+                        value: Some(event.data.type_name()),
+                    })
+                    .insert(Header {
+                        key: "id",
+                        value: Some(&id),
+                    });
+                let record = FutureRecord::to(self.topic(Stream::of(event)))
+                    .key(&key)
+                    .payload(&payload)
+                    .headers(headers);
+                match self.producer.send_result(record) {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        return Err(LogError::Busy);
+                    }
+                    Err((error, _)) => return Err(LogError::Unavailable(error.into())),
+                }
+            }
+            for delivery in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((error, _))) => return Err(LogError::Unavailable(error.into())),
+                    Err(_) => {
+                        return Err(LogError::Unavailable(anyhow::anyhow!(
+                            "the producer dropped a delivery report"
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn reader(&self, after: &[Position]) -> Result<Box<dyn LogReader>, LogError> {
+        let open = |stream| TopicReader::open(&self.settings, self.topic(stream), after);
+        let streams = [open(Stream::Events), open(Stream::Credentials)];
+        let [events, credentials] = streams;
+        Ok(Box::new(KafkaReader {
+            topics: [
+                events.map_err(LogError::Unavailable)?,
+                credentials.map_err(LogError::Unavailable)?,
+            ],
+        }))
+    }
+}
+
+/// Reaching the end of a partition is news to the reader, not an error to log.
+struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let end_of_partition = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end_of_partition {
+            tracing::warn!(%error, reason, "Kafka consumer");
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
+
+/// One consumer per topic: a partition-end event names only the partition, not the
+/// topic, so one consumer for both could not tell which topic it reached the end of.
+struct TopicReader {
+    consumer: BaseConsumer<ReaderContext>,
+    topic: String,
+    partitions: usize,
+    at_end: HashSet<i32>,
+}
+
+impl TopicReader {
+    fn open(settings: &KafkaLogSettings, topic: &str, after: &[Position]) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer<ReaderContext> = settings
+            .client()
+            // A fresh group each time: offsets are never committed, the read model keeps them.
+            .set("group.id", format!("membershipd-{}", Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+            .create_with_context(ReaderContext)
+            .context("creating a Kafka consumer")?;
+        let partitions = partitions_of(settings, topic)?;
+        if partitions.is_empty() {
+            bail!("the Kafka topic {topic} has no partitions");
+        }
+        let mut assignment = TopicPartitionList::new();
+        for &partition in &partitions {
+            let name = partition_name(topic, partition);
+            let offset = match after.iter().find(|p| p.partition == name) {
+                Some(position) => Offset::Offset(position.offset + 1),
+                None => Offset::Beginning,
+            };
+            assignment.add_partition_offset(topic, partition, offset)?;
+        }
+        consumer.assign(&assignment)?;
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            partitions: partitions.len(),
+            at_end: HashSet::new(),
+        })
+    }
+
+    /// Takes what has arrived, up to `room` entries, waiting at most `wait` for the first.
+    fn drain(&mut self, entries: &mut Vec<Entry>, room: usize, wait: Duration) {
+        let mut wait = wait;
+        let mut taken = 0;
+        while taken < room {
+            match self.consumer.poll(wait) {
+                None => return,
+                Some(Ok(message)) => {
+                    self.at_end.remove(&message.partition());
+                    entries.push(Entry {
+                        position: Position {
+                            partition: partition_name(&self.topic, message.partition()),
+                            offset: message.offset(),
+                        },
+                        payload: message.payload().unwrap_or_default().to_vec(),
+                    });
+                    taken += 1;
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.at_end.insert(partition);
+                }
+                Some(Err(error)) => {
+                    // librdkafka reconnects by itself; the error is only news.
+                    tracing::warn!(topic = self.topic, %error, "reading from Kafka");
+                    return;
+                }
+            }
+            wait = Duration::ZERO;
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.at_end.len() == self.partitions
+    }
+}
+
+struct KafkaReader {
+    topics: [TopicReader; 2],
+}
+
+impl LogReader for KafkaReader {
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Batch, LogError> {
+        let deadline = Instant::now() + wait;
+        let mut entries = Vec::new();
+        loop {
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(POLL_SLICE);
+            let [events, credentials] = &mut self.topics;
+            events.drain(&mut entries, max, slice);
+            let room = max - entries.len();
+            credentials.drain(&mut entries, room, Duration::ZERO);
+            if !entries.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+        }
+        let at_end = entries.is_empty() && self.topics.iter().all(TopicReader::at_end);
+        Ok(Batch { entries, at_end })
+    }
+}
+
+fn partition_name(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
