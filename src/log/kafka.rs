@@ -5,6 +5,7 @@
 //! Architecture Invariant: only this file knows rdkafka.
 
 use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -14,7 +15,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
@@ -59,7 +60,8 @@ impl KafkaLogSettings {
 }
 
 pub struct KafkaLog {
-    producer: FutureProducer,
+    /// Replaced when it fails fatally (see [`KafkaLog::renew_if_fatal`]).
+    producer: RwLock<Arc<FutureProducer>>,
     settings: KafkaLogSettings,
     topics: [String; 2],
 }
@@ -67,28 +69,48 @@ pub struct KafkaLog {
 impl KafkaLog {
     /// Connects, and creates both topics if they are missing.
     pub async fn connect(settings: &KafkaLogSettings) -> anyhow::Result<Self> {
-        let producer: FutureProducer = settings
-            .client()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set(
-                "message.timeout.ms",
-                settings.delivery_timeout_ms.to_string(),
-            )
-            .set("linger.ms", settings.linger_ms.to_string())
-            .set(
-                "queue.buffering.max.messages",
-                PRODUCE_QUEUE_MAX.to_string(),
-            )
-            .create()
-            .context("creating the Kafka producer")?;
+        let producer = producer(settings)?;
         let topics = [Stream::Events, Stream::Credentials].map(|s| settings.topic(s));
         ensure_topics(settings, &topics).await?;
         Ok(Self {
-            producer,
+            producer: RwLock::new(Arc::new(producer)),
             settings: settings.clone(),
             topics,
         })
+    }
+
+    fn producer(&self) -> Arc<FutureProducer> {
+        self.producer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// An idempotent producer that cannot keep its guarantees (say, a record timed out
+    /// and the broker cannot bump the producer epoch) fails fatally and refuses all later
+    /// records. A fresh producer starts a new idempotent session, so the service recovers
+    /// by itself; what the old one left unacknowledged was already answered with 503.
+    fn renew_if_fatal(&self, failed: &Arc<FutureProducer>) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&current, failed) {
+            return; // Another request renewed it already.
+        }
+        match producer(&self.settings) {
+            Ok(fresh) => {
+                tracing::error!(
+                    ?code,
+                    reason,
+                    "the Kafka producer failed fatally; renewed it"
+                );
+                *current = Arc::new(fresh);
+            }
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "renewing the Kafka producer")
+            }
+        }
     }
 
     fn topic(&self, stream: Stream) -> &str {
@@ -97,6 +119,24 @@ impl KafkaLog {
             Stream::Credentials => &self.topics[1],
         }
     }
+}
+
+fn producer(settings: &KafkaLogSettings) -> anyhow::Result<FutureProducer> {
+    settings
+        .client()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set(
+            "message.timeout.ms",
+            settings.delivery_timeout_ms.to_string(),
+        )
+        .set("linger.ms", settings.linger_ms.to_string())
+        .set(
+            "queue.buffering.max.messages",
+            PRODUCE_QUEUE_MAX.to_string(),
+        )
+        .create()
+        .context("creating the Kafka producer")
 }
 
 async fn ensure_topics(settings: &KafkaLogSettings, topics: &[String; 2]) -> anyhow::Result<()> {
@@ -159,46 +199,12 @@ fn partitions_of(settings: &KafkaLogSettings, topic: &str) -> anyhow::Result<Vec
 impl EventLog for KafkaLog {
     fn append(&self, events: Vec<Event>) -> AppendFuture<'_> {
         Box::pin(async move {
-            // Every record is queued before any is awaited, so they travel together.
-            let mut deliveries = Vec::with_capacity(events.len());
-            for event in &events {
-                let payload =
-                    serde_json::to_vec(event).map_err(|e| LogError::Unavailable(e.into()))?;
-                let key = event.aggregate_id.to_string();
-                let id = event.id.to_string();
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "type",
-                        value: Some(event.data.type_name()),
-                    })
-                    .insert(Header {
-                        key: "id",
-                        value: Some(&id),
-                    });
-                let record = FutureRecord::to(self.topic(Stream::of(event)))
-                    .key(&key)
-                    .payload(&payload)
-                    .headers(headers);
-                match self.producer.send_result(record) {
-                    Ok(delivery) => deliveries.push(delivery),
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        return Err(LogError::Busy);
-                    }
-                    Err((error, _)) => return Err(LogError::Unavailable(error.into())),
-                }
+            let producer = self.producer();
+            let result = self.send(&producer, &events).await;
+            if matches!(result, Err(LogError::Unavailable(_))) {
+                self.renew_if_fatal(&producer);
             }
-            for delivery in deliveries {
-                match delivery.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((error, _))) => return Err(LogError::Unavailable(error.into())),
-                    Err(_) => {
-                        return Err(LogError::Unavailable(anyhow::anyhow!(
-                            "the producer dropped a delivery report"
-                        )));
-                    }
-                }
-            }
-            Ok(())
+            result
         })
     }
 
@@ -212,6 +218,51 @@ impl EventLog for KafkaLog {
                 credentials.map_err(LogError::Unavailable)?,
             ],
         }))
+    }
+}
+
+impl KafkaLog {
+    /// Queues every record, then waits for each acknowledgement.
+    async fn send(&self, producer: &FutureProducer, events: &[Event]) -> Result<(), LogError> {
+        // Every record is queued before any is awaited, so they travel together.
+        let mut deliveries = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = serde_json::to_vec(event).map_err(|e| LogError::Unavailable(e.into()))?;
+            let key = event.aggregate_id.to_string();
+            let id = event.id.to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "type",
+                    value: Some(event.data.type_name()),
+                })
+                .insert(Header {
+                    key: "id",
+                    value: Some(&id),
+                });
+            let record = FutureRecord::to(self.topic(Stream::of(event)))
+                .key(&key)
+                .payload(&payload)
+                .headers(headers);
+            match producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    return Err(LogError::Busy);
+                }
+                Err((error, _)) => return Err(LogError::Unavailable(error.into())),
+            }
+        }
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => return Err(LogError::Unavailable(error.into())),
+                Err(_) => {
+                    return Err(LogError::Unavailable(anyhow::anyhow!(
+                        "the producer dropped a delivery report"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
