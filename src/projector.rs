@@ -78,9 +78,9 @@ impl Outcomes {
 }
 
 impl Pending {
-    /// The event's outcome, or `None` if it is not known within `timeout`.
-    pub async fn wait(mut self, timeout: Duration) -> Option<Outcome> {
-        tokio::time::timeout(timeout, &mut self.outcome)
+    /// The event's outcome, or `None` if it is not known by `deadline`.
+    pub async fn wait_until(mut self, deadline: tokio::time::Instant) -> Option<Outcome> {
+        tokio::time::timeout_at(deadline, &mut self.outcome)
             .await
             .ok()
             .and_then(Result::ok)

@@ -112,7 +112,9 @@ impl Service {
             .map(|event| (event.id, self.outcomes.expect(event.id)))
             .collect();
         let first = events[0].id;
-        match tokio::time::timeout(self.wait_timeout, self.log.append(events)).await {
+        // One bound for the whole write: appending and applying share it.
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        match tokio::time::timeout_at(deadline, self.log.append(events)).await {
             Ok(Ok(())) => {}
             Ok(Err(LogError::Busy)) => return Err(ApiError::Unavailable { event_id: None }),
             // Not acknowledged is not the same as not written: the client gets the id to
@@ -131,7 +133,7 @@ impl Service {
             }
         }
         for (event_id, pending) in pending {
-            match pending.wait(self.wait_timeout).await {
+            match pending.wait_until(deadline).await {
                 Some(Outcome::Applied) => {}
                 Some(Outcome::Rejected(reason)) => {
                     return Err(ApiError::ConcurrentModification { event_id, reason });
