@@ -139,12 +139,24 @@ fn producer(settings: &KafkaLogSettings) -> anyhow::Result<FutureProducer> {
         .context("creating the Kafka producer")
 }
 
+/// Creates whichever topic is missing. Topics that exist are left alone, so brokers
+/// that do not implement CreateTopics (librdkafka's mock cluster, locked-down clusters
+/// where an operator made the topics) work as long as the topics are there.
 async fn ensure_topics(settings: &KafkaLogSettings, topics: &[String; 2]) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for topic in topics {
+        if existing_partitions(settings, topic).await?.is_empty() {
+            missing.push(topic);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
     let admin: AdminClient<_> = settings
         .client()
         .create()
         .context("creating the Kafka admin client")?;
-    let new_topics: Vec<_> = topics
+    let new_topics: Vec<_> = missing
         .iter()
         .map(|name| {
             NewTopic::new(
@@ -157,29 +169,24 @@ async fn ensure_topics(settings: &KafkaLogSettings, topics: &[String; 2]) -> any
     let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
     let created = tokio::time::timeout(ADMIN_TIMEOUT, admin.create_topics(&new_topics, &options))
         .await
-        .with_context(|| format!("no answer from the Kafka brokers {}", settings.brokers))?;
-    // Some brokers (and librdkafka's mock cluster) do not implement CreateTopics: the
-    // topic is then fine as long as it exists.
-    let failed: Vec<String> = match created {
-        Ok(results) => results
-            .into_iter()
-            .filter_map(|result| match result {
-                Err((name, code)) if code != RDKafkaErrorCode::TopicAlreadyExists => Some(name),
-                _ => None,
-            })
-            .collect(),
-        Err(_) => topics.to_vec(),
-    };
-    for topic in failed {
-        let settings = settings.clone();
-        let partitions = tokio::task::spawn_blocking(move || partitions_of(&settings, &topic))
-            .await
-            .context("checking a topic")??;
-        if partitions.is_empty() {
-            bail!("the Kafka topic could neither be created nor found");
+        .with_context(|| format!("no answer from the Kafka brokers {}", settings.brokers))?
+        .context("creating the topics")?;
+    for result in created {
+        match result {
+            Ok(name) => tracing::info!(topic = name, "created a Kafka topic"),
+            // Another instance made it in the meantime.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("creating the Kafka topic {name}: {code}"),
         }
     }
     Ok(())
+}
+
+async fn existing_partitions(settings: &KafkaLogSettings, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let (settings, topic) = (settings.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || partitions_of(&settings, &topic))
+        .await
+        .context("reading topic metadata")?
 }
 
 /// The partitions of a topic, from the brokers' metadata (blocking).
