@@ -1,15 +1,18 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 CARGO ?= cargo
+TANSU_VERSION := 0.6.0
+TANSU ?= $(shell command -v tansu || echo $(HOME)/.cargo/bin/tansu)
 
-.PHONY: run test lint unit
+.PHONY: run test lint unit tansu kafka run-kafka
 
 ## Build in release mode and serve on the embedded log (data in ./data).
 run:
 	$(CARGO) run --release --bin membershipd -- serve
 
-## Formatting, lints, then every test: unit tests and the HTTP suite against the real server.
-test: lint
-	$(CARGO) test --all-targets
+## Formatting, lints, then every test: unit tests and the HTTP suite against the real
+## server, on the embedded log and on a Kafka-compatible broker (Tansu) started for the run.
+test: lint tansu
+	tests/with-broker.sh $(CARGO) test --all-targets
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -18,3 +21,21 @@ lint:
 ## Only the fast, pure tests (domain, settings, tokens).
 unit:
 	$(CARGO) test --lib
+
+## Install the broker Tansu $(TANSU_VERSION) (about 10 minutes), unless it is already there.
+tansu:
+	@for t in "$$(command -v tansu)" "$$HOME/.cargo/bin/tansu"; do \
+	  [ -x "$$t" ] && "$$t" --version | grep -qx 'tansu $(TANSU_VERSION)' && exit 0; \
+	done; \
+	$(CARGO) install tansu --version $(TANSU_VERSION) --locked --features libsql
+
+## A broker in the foreground on 127.0.0.1:9092, its storage in target/tansu/dev.
+kafka: tansu
+	mkdir -p target/tansu/dev
+	cd target/tansu/dev && $(TANSU) broker --storage-engine sqlite://tansu.db \
+	  --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092
+
+## Like `run`, with the log in that broker (the read model in ./data/kafka).
+run-kafka:
+	MEMBERSHIP_KAFKA_BROKERS=127.0.0.1:9092 MEMBERSHIP_DATA_DIR=data/kafka \
+	  $(CARGO) run --release --bin membershipd -- serve

@@ -2,18 +2,20 @@
 //! Every refusal appends nothing to the log.
 
 use reqwest::Method;
+use rstest_reuse::apply;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMINISTRATORS, Answer, CLIENT_ID, CLIENT_SECRET, PREFIX, SEED_EMAIL, SEED_GROUP,
-    SEED_PASSWORD, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, encode, membership_path,
+    ADMINISTRATORS, Answer, Backend, CLIENT_ID, CLIENT_SECRET, PREFIX, SEED_EMAIL, SEED_GROUP,
+    SEED_PASSWORD, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, backends, encode, membership_path,
 };
 
 // ---- routing ----------------------------------------------------------------------
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_unknown_route_is_not_found() {
-    let app = TestApp::spawn().await;
+async fn an_unknown_route_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     for path in [
         "/nothing/here",
@@ -29,9 +31,10 @@ async fn an_unknown_route_is_not_found() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_method_the_membership_resource_does_not_have_is_not_allowed() {
-    let app = TestApp::spawn().await;
+async fn a_method_the_membership_resource_does_not_have_is_not_allowed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     let member = membership_path(PREFIX, &encode(SEED_GROUP), SEED_USERNAME);
@@ -49,9 +52,10 @@ async fn a_method_the_membership_resource_does_not_have_is_not_allowed() {
 }
 
 /// The contract: a wrong method is a 405 on every resource, not only on memberships.
+#[apply(backends)]
 #[tokio::test]
-async fn a_method_the_other_resources_do_not_have_is_not_allowed() {
-    let app = TestApp::spawn().await;
+async fn a_method_the_other_resources_do_not_have_is_not_allowed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     let groups = format!("{PREFIX}/groups");
@@ -82,9 +86,10 @@ async fn a_method_the_other_resources_do_not_have_is_not_allowed() {
 
 // ---- bodies -----------------------------------------------------------------------
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_body_that_is_not_json_is_a_bad_request() {
-    let app = TestApp::spawn().await;
+async fn a_body_that_is_not_json_is_a_bad_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     for path in ["groups", "users"] {
         let path = format!("{PREFIX}/{path}");
@@ -98,9 +103,10 @@ async fn a_body_that_is_not_json_is_a_bad_request() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn json_of_the_wrong_shape_is_a_bad_request() {
-    let app = TestApp::spawn().await;
+async fn json_of_the_wrong_shape_is_a_bad_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let bodies: [(&str, Value); 6] = [
         ("groups", json!({ "name": 42 })),
@@ -125,9 +131,10 @@ async fn json_of_the_wrong_shape_is_a_bad_request() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_body_over_the_size_limit_is_too_large() {
-    let app = TestApp::spawn().await;
+async fn a_body_over_the_size_limit_is_too_large(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let body = json!({ "name": "Big", "description": "x".repeat(70_000) });
     let answer = app
@@ -141,9 +148,10 @@ async fn a_body_over_the_size_limit_is_too_large() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_body_that_is_not_declared_as_json_is_an_unsupported_media_type() {
-    let app = TestApp::spawn().await;
+async fn a_body_that_is_not_declared_as_json_is_an_unsupported_media_type(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let body = br#"{"name": "Project Mayhem"}"#.to_vec();
     for content_type in [
@@ -159,9 +167,10 @@ async fn a_body_that_is_not_declared_as_json_is_an_unsupported_media_type() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_page_size_over_the_limit_is_a_bad_request() {
-    let app = TestApp::spawn().await;
+async fn a_page_size_over_the_limit_is_a_bad_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let group = encode(SEED_GROUP);
     for query in [
@@ -186,9 +195,10 @@ fn assert_unprocessable(answer: Answer, field: &str) {
     assert_eq!(data["field"], field, "{data}");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_group_name_that_looks_like_a_guid_is_refused() {
-    let app = TestApp::spawn().await;
+async fn a_group_name_that_looks_like_a_guid_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     for name in [
         "6254736c-70e1-43b0-b769-f8e0f6359862",
@@ -201,9 +211,10 @@ async fn a_group_name_that_looks_like_a_guid_is_refused() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_group_of_type_sys_or_an_unknown_type_is_refused() {
-    let app = TestApp::spawn().await;
+async fn a_group_of_type_sys_or_an_unknown_type_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     for group_type in ["sys", "admin", ""] {
         let body = json!({ "name": "Project Mayhem", "type": group_type });
@@ -219,9 +230,10 @@ async fn a_group_of_type_sys_or_an_unknown_type_is_refused() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_username_that_looks_like_a_guid_is_refused() {
-    let app = TestApp::spawn().await;
+async fn a_username_that_looks_like_a_guid_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let body = json!({
         "username": "3d063773-2ca9-4baf-90e1-ed674fa68640",
@@ -231,18 +243,20 @@ async fn a_username_that_looks_like_a_guid_is_refused() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_username_with_an_at_sign_is_refused() {
-    let app = TestApp::spawn().await;
+async fn a_username_with_an_at_sign_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let body = json!({ "username": "tyler@durden", "email": SEED_EMAIL });
     assert_unprocessable(app.try_create_user(&body).await, "username");
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_empty_or_missing_username_is_refused() {
-    let app = TestApp::spawn().await;
+async fn an_empty_or_missing_username_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     for body in [
         json!({ "username": "", "email": SEED_EMAIL }),
@@ -253,9 +267,10 @@ async fn an_empty_or_missing_username_is_refused() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_email_without_an_at_sign_is_refused() {
-    let app = TestApp::spawn().await;
+async fn an_email_without_an_at_sign_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     for email in [
         "tdurden",
@@ -270,9 +285,10 @@ async fn an_email_without_an_at_sign_is_refused() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_password_shorter_than_eight_characters_is_refused() {
-    let app = TestApp::spawn().await;
+async fn a_password_shorter_than_eight_characters_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let body = json!({
         "username": SEED_USERNAME,
@@ -283,9 +299,10 @@ async fn a_password_shorter_than_eight_characters_is_refused() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn creating_without_a_token_or_as_a_non_administrator_is_refused() {
-    let app = TestApp::spawn().await;
+async fn creating_without_a_token_or_as_a_non_administrator_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.create_user("marla", "marla@fightclub.com", Some("tourist-of-groups"))
         .await;
     let marla = app.token_for("marla", "tourist-of-groups").await;
@@ -310,9 +327,10 @@ async fn creating_without_a_token_or_as_a_non_administrator_is_refused() {
 
 // ---- case-insensitive names -------------------------------------------------------
 
+#[apply(backends)]
 #[tokio::test]
-async fn emails_usernames_and_group_names_in_odd_case_still_match() {
-    let app = TestApp::spawn().await;
+async fn emails_usernames_and_group_names_in_odd_case_still_match(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let group = seed.group_id.to_string();
 
@@ -341,9 +359,10 @@ async fn emails_usernames_and_group_names_in_odd_case_still_match() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_guid_identifier_in_upper_case_still_matches() {
-    let app = TestApp::spawn().await;
+async fn a_guid_identifier_in_upper_case_still_matches(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let group = seed.group_id.to_string().to_uppercase();
     let user = seed.user_id.to_string().to_uppercase();
@@ -351,9 +370,10 @@ async fn a_guid_identifier_in_upper_case_still_matches() {
     app.remove_member(&group, &user).await.assert_no_content();
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_duplicate_username_in_other_case_is_a_conflict() {
-    let app = TestApp::spawn().await;
+async fn a_duplicate_username_in_other_case_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     let body = json!({ "username": "TDurden", "email": "other@fightclub.com" });
@@ -363,9 +383,10 @@ async fn a_duplicate_username_in_other_case_is_a_conflict() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_duplicate_email_in_other_case_is_a_conflict() {
-    let app = TestApp::spawn().await;
+async fn a_duplicate_email_in_other_case_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     let body = json!({ "username": "tyler", "email": "T.DURDEN@FIGHTCLUB.COM" });
@@ -375,9 +396,10 @@ async fn a_duplicate_email_in_other_case_is_a_conflict() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_duplicate_group_name_in_other_case_is_a_conflict() {
-    let app = TestApp::spawn().await;
+async fn a_duplicate_group_name_in_other_case_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     for name in ["PAPER STREET SOAP COMPANY", "system administrators"] {
@@ -390,9 +412,10 @@ async fn a_duplicate_group_name_in_other_case_is_a_conflict() {
 
 // ---- the token endpoint -----------------------------------------------------------
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_wrong_client_secret_or_an_unknown_client_is_an_invalid_client() {
-    let app = TestApp::spawn().await;
+async fn a_wrong_client_secret_or_an_unknown_client_is_an_invalid_client(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     for (client_id, secret) in [
         (CLIENT_ID, "not-the-secret"),
@@ -411,9 +434,10 @@ async fn a_wrong_client_secret_or_an_unknown_client_is_an_invalid_client() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_unknown_grant_type_is_unsupported() {
-    let app = TestApp::spawn().await;
+async fn an_unknown_grant_type_is_unsupported(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let answer = app
         .token_request(&[
@@ -426,9 +450,10 @@ async fn an_unknown_grant_type_is_unsupported() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_token_request_without_its_fields_is_an_invalid_request() {
-    let app = TestApp::spawn().await;
+async fn a_token_request_without_its_fields_is_an_invalid_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let forms: [&[(&str, &str)]; 3] = [
         &[("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)],
@@ -447,9 +472,10 @@ async fn a_token_request_without_its_fields_is_an_invalid_request() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_wrong_password_or_an_unknown_user_is_an_invalid_grant() {
-    let app = TestApp::spawn().await;
+async fn a_wrong_password_or_an_unknown_user_is_an_invalid_grant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     for (login, password) in [
@@ -471,9 +497,10 @@ async fn a_wrong_password_or_an_unknown_user_is_an_invalid_grant() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_password_grant_takes_a_username_or_an_email_in_any_case() {
-    let app = TestApp::spawn().await;
+async fn a_password_grant_takes_a_username_or_an_email_in_any_case(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     app.add_member(&encode(ADMINISTRATORS), SEED_USERNAME).await;
     for grant in ["password", "contensis_classic"] {

@@ -2,10 +2,11 @@
 //! the last-administrator rule, and no group may end up inside itself.
 
 use reqwest::Method;
+use rstest_reuse::apply;
 
 use crate::helpers::{
-    ADMINISTRATORS, PREFIX, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, encode,
-    membership_path,
+    ADMINISTRATORS, Backend, PREFIX, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, backends,
+    encode, membership_path,
 };
 
 const MONKEYS: &str = "Space Monkeys";
@@ -24,9 +25,12 @@ async fn nest(app: &TestApp, group: &str, child: &str) {
     .assert_no_content();
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_member_of_a_child_group_is_a_member_of_the_parent_but_cannot_be_removed_from_it() {
-    let app = TestApp::spawn().await;
+async fn a_member_of_a_child_group_is_a_member_of_the_parent_but_cannot_be_removed_from_it(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     app.create_group(MONKEYS).await;
     app.create_user("marla", "marla@fightclub.com", None).await;
@@ -47,9 +51,10 @@ async fn a_member_of_a_child_group_is_a_member_of_the_parent_but_cannot_be_remov
     assert_eq!(members["items"][0]["username"], SEED_USERNAME);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_member_of_a_child_group_of_system_administrators_is_an_administrator() {
-    let app = TestApp::spawn().await;
+async fn a_member_of_a_child_group_of_system_administrators_is_an_administrator(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     app.create_group("Operators").await;
     app.create_user("bob", "bob@fightclub.com", Some("his-name-was-robert"))
@@ -89,9 +94,10 @@ async fn a_member_of_a_child_group_of_system_administrators_is_an_administrator(
         .assert_no_content();
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_group_cannot_be_placed_inside_itself_at_any_depth() {
-    let app = TestApp::spawn().await;
+async fn a_group_cannot_be_placed_inside_itself_at_any_depth(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     app.create_group(MONKEYS).await;
     app.create_group("Committee").await;

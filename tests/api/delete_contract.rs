@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
+use rstest_reuse::apply;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::helpers::{
-    ADMINISTRATORS, Answer, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_PASSWORD, SEED_USERNAME,
+    ADMINISTRATORS, Answer, Backend, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_PASSWORD, SEED_USERNAME,
     SERVICE_ACCOUNT, SERVICE_ACCOUNT_EMAIL, SETTLE_TIMEOUT, TOKEN_SECRET, TestApp, assert_uuid,
-    encode, eventually, eventually_or_none, membership_path, now_s, sign_token,
+    backends, encode, eventually, eventually_or_none, membership_path, now_s, sign_token,
 };
 
 const OUTSIDER: &str = "marla";
@@ -48,9 +49,10 @@ fn assert_unauthorized(answer: &Answer) {
 
 // ---- 401 --------------------------------------------------------------------------
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_without_a_token_is_unauthorized() {
-    let app = TestApp::spawn().await;
+async fn removing_without_a_token_is_unauthorized(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
 
@@ -64,9 +66,10 @@ async fn removing_without_a_token_is_unauthorized() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_with_a_missing_or_garbage_authorization_header_is_unauthorized() {
-    let app = TestApp::spawn().await;
+async fn removing_with_a_missing_or_garbage_authorization_header_is_unauthorized(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     let basic = format!("Basic {}", "dXNlcjpwYXNz");
@@ -88,9 +91,10 @@ async fn removing_with_a_missing_or_garbage_authorization_header_is_unauthorized
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_with_an_expired_token_is_unauthorized() {
-    let app = TestApp::spawn().await;
+async fn removing_with_an_expired_token_is_unauthorized(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let admin = app.events_of("UserCreated")[0].payload["data"]["userId"].clone();
     let admin = assert_uuid(&admin);
@@ -111,9 +115,10 @@ async fn removing_with_an_expired_token_is_unauthorized() {
     answer.assert_status(204);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_with_a_token_signed_with_another_secret_is_unauthorized() {
-    let app = TestApp::spawn().await;
+async fn removing_with_a_token_signed_with_another_secret_is_unauthorized(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let admin = assert_uuid(&app.events_of("UserCreated")[0].payload["data"]["userId"]);
     let before = app.log_len();
@@ -133,9 +138,10 @@ async fn removing_with_a_token_signed_with_another_secret_is_unauthorized() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_missing_token_is_refused_before_a_broken_identifier_is_looked_at() {
-    let app = TestApp::spawn().await;
+async fn a_missing_token_is_refused_before_a_broken_identifier_is_looked_at(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let before = app.log_len();
     let path = membership_path(PREFIX, "%zz", "%0A");
 
@@ -158,9 +164,10 @@ async fn assert_invalid_identifier(app: &TestApp, group: &str, user: &str, param
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_identifier_longer_than_254_characters_is_invalid() {
-    let app = TestApp::spawn().await;
+async fn an_identifier_longer_than_254_characters_is_invalid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let long = "a".repeat(255);
     assert_invalid_identifier(&app, &long, SEED_USERNAME, "groupIdentifier").await;
     assert_invalid_identifier(&app, &encode(SEED_GROUP), &long, "userIdentifier").await;
@@ -169,9 +176,10 @@ async fn an_identifier_longer_than_254_characters_is_invalid() {
     assert_invalid_identifier(&app, &encode(SEED_GROUP), &long_email, "userIdentifier").await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_identifier_of_254_characters_is_looked_up() {
-    let app = TestApp::spawn().await;
+async fn an_identifier_of_254_characters_is_looked_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let email = format!("{}@fightclub.com", "a".repeat(240));
     assert_eq!(email.len(), 254);
@@ -181,9 +189,10 @@ async fn an_identifier_of_254_characters_is_looked_up() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_identifier_with_control_characters_is_invalid() {
-    let app = TestApp::spawn().await;
+async fn an_identifier_with_control_characters_is_invalid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     for control in ["%0A", "%00", "%07", "%7F", "tdur%0Aden", "tdurden%0D%0A"] {
         assert_invalid_identifier(&app, &encode(SEED_GROUP), control, "userIdentifier").await;
@@ -191,9 +200,10 @@ async fn an_identifier_with_control_characters_is_invalid() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_identifier_with_broken_percent_encoding_is_invalid() {
-    let app = TestApp::spawn().await;
+async fn an_identifier_with_broken_percent_encoding_is_invalid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     // `%zz` and a lone `%` are not escapes; `%FF` and `%C3%28` are not UTF-8.
     for broken in ["%zz", "tdurden%", "tdurden%4", "%FF", "%C3%28", "%E2%82"] {
@@ -208,9 +218,10 @@ async fn an_identifier_with_broken_percent_encoding_is_invalid() {
 
 /// Valid text that no resource could be created with is looked up, and not found: only
 /// empty, overlong or unprintable identifiers are a 400.
+#[apply(backends)]
 #[tokio::test]
-async fn an_identifier_no_resource_could_have_is_not_found() {
-    let app = TestApp::spawn().await;
+async fn an_identifier_no_resource_could_have_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     let group = encode(SEED_GROUP);
@@ -227,9 +238,10 @@ async fn an_identifier_no_resource_could_have_is_not_found() {
 }
 
 /// The contract says an empty identifier is a 400 `InvalidIdentifier`.
+#[apply(backends)]
 #[tokio::test]
-async fn an_empty_user_identifier_is_invalid() {
-    let app = TestApp::spawn().await;
+async fn an_empty_user_identifier_is_invalid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     assert_invalid_identifier(&app, &encode(SEED_GROUP), "", "userIdentifier").await;
 }
@@ -237,9 +249,10 @@ async fn an_empty_user_identifier_is_invalid() {
 /// A trailing slash leaves the user identifier empty. The service must refuse it, not
 /// read other segments of the path as the identifiers: here it would take the literal
 /// segments `groups` and `users` as the group and the user.
+#[apply(backends)]
 #[tokio::test]
-async fn an_empty_user_identifier_never_touches_another_membership() {
-    let app = TestApp::spawn().await;
+async fn an_empty_user_identifier_never_touches_another_membership(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     app.create_group("groups").await;
     app.create_user("users", "users@fightclub.com", None).await;
@@ -267,16 +280,18 @@ async fn an_empty_user_identifier_never_touches_another_membership() {
 }
 
 /// The contract says an empty identifier is a 400 `InvalidIdentifier`.
+#[apply(backends)]
 #[tokio::test]
-async fn an_empty_group_identifier_is_invalid() {
-    let app = TestApp::spawn().await;
+async fn an_empty_group_identifier_is_invalid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     assert_invalid_identifier(&app, "", SEED_USERNAME, "groupIdentifier").await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_broken_identifier_is_refused_before_the_caller_is_authorized() {
-    let app = TestApp::spawn().await;
+async fn a_broken_identifier_is_refused_before_the_caller_is_authorized(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let token = outsider_token(&app).await;
     let before = app.log_len();
     let path = membership_path(PREFIX, "%zz", SEED_USERNAME);
@@ -290,9 +305,10 @@ async fn a_broken_identifier_is_refused_before_the_caller_is_authorized() {
 
 // ---- 403 --------------------------------------------------------------------------
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_as_a_user_who_is_not_an_administrator_is_forbidden() {
-    let app = TestApp::spawn().await;
+async fn removing_as_a_user_who_is_not_an_administrator_is_forbidden(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let token = outsider_token(&app).await;
     let before = app.log_len();
@@ -309,9 +325,10 @@ async fn removing_as_a_user_who_is_not_an_administrator_is_forbidden() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_non_administrator_is_forbidden_before_the_group_is_looked_up() {
-    let app = TestApp::spawn().await;
+async fn a_non_administrator_is_forbidden_before_the_group_is_looked_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let token = outsider_token(&app).await;
     let before = app.log_len();
     let path = membership_path(PREFIX, "No%20Such%20Group", "nobody");
@@ -322,9 +339,10 @@ async fn a_non_administrator_is_forbidden_before_the_group_is_looked_up() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_token_of_a_user_that_does_not_exist_is_forbidden() {
-    let app = TestApp::spawn().await;
+async fn a_token_of_a_user_that_does_not_exist_is_forbidden(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     let now = now_s();
@@ -338,9 +356,10 @@ async fn a_token_of_a_user_that_does_not_exist_is_forbidden() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn leaving_system_administrators_takes_away_the_right_to_remove_at_once() {
-    let app = TestApp::spawn().await;
+async fn leaving_system_administrators_takes_away_the_right_to_remove_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let token = outsider_token(&app).await;
     let admins = encode(ADMINISTRATORS);
@@ -363,9 +382,10 @@ async fn leaving_system_administrators_takes_away_the_right_to_remove_at_once() 
 
 // ---- 404 --------------------------------------------------------------------------
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_from_a_group_that_does_not_exist_is_not_found() {
-    let app = TestApp::spawn().await;
+async fn removing_from_a_group_that_does_not_exist_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let before = app.log_len();
     let unknown_id = Uuid::new_v4().to_string();
@@ -383,9 +403,10 @@ async fn removing_from_a_group_that_does_not_exist_is_not_found() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_a_user_who_does_not_exist_is_not_found() {
-    let app = TestApp::spawn().await;
+async fn removing_a_user_who_does_not_exist_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let before = app.log_len();
     let unknown_id = Uuid::new_v4().to_string();
@@ -405,9 +426,10 @@ async fn removing_a_user_who_does_not_exist_is_not_found() {
 
 // ---- 409 --------------------------------------------------------------------------
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_a_user_who_is_not_a_member_is_a_conflict() {
-    let app = TestApp::spawn().await;
+async fn removing_a_user_who_is_not_a_member_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     app.create_group("Project Mayhem").await;
     let before = app.log_len();
@@ -422,9 +444,10 @@ async fn removing_a_user_who_is_not_a_member_is_a_conflict() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_the_same_member_twice_is_a_conflict_the_second_time() {
-    let app = TestApp::spawn().await;
+async fn removing_the_same_member_twice_is_a_conflict_the_second_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let group = encode(SEED_GROUP);
     app.remove_member(&group, SEED_USERNAME)
@@ -438,9 +461,10 @@ async fn removing_the_same_member_twice_is_a_conflict_the_second_time() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_the_last_administrator_is_a_conflict() {
-    let app = TestApp::spawn().await;
+async fn removing_the_last_administrator_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let admins = encode(ADMINISTRATORS);
     let before = app.log_len();
     for user in [SERVICE_ACCOUNT, SERVICE_ACCOUNT_EMAIL] {
@@ -451,9 +475,10 @@ async fn removing_the_last_administrator_is_a_conflict() {
     assert_eq!(app.head_member(&admins, SERVICE_ACCOUNT).await, 204);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_administrator_may_be_removed_while_another_remains() {
-    let app = TestApp::spawn().await;
+async fn an_administrator_may_be_removed_while_another_remains(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let admins = encode(ADMINISTRATORS);
     app.add_member(&admins, SEED_USERNAME).await;
@@ -471,10 +496,11 @@ async fn an_administrator_may_be_removed_while_another_remains() {
     app.assert_nothing_appended(before);
 }
 
+#[apply(backends)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_removals_of_one_membership_succeed_exactly_once() {
+async fn concurrent_removals_of_one_membership_succeed_exactly_once(backend: Backend) {
     const REQUESTS: usize = 32;
-    let app = Arc::new(TestApp::spawn().await);
+    let app = Arc::new(TestApp::spawn(backend).await);
     let seed = app.seed().await;
     let group = seed.group_id.to_string();
     let removed_before = app.count_of("MemberRemoved");
@@ -525,9 +551,10 @@ async fn concurrent_removals_of_one_membership_succeed_exactly_once() {
 
 // ---- 503 --------------------------------------------------------------------------
 
+/// Embedded only: a second writer holding log.db's lock is what makes the log slow here.
 #[tokio::test]
-async fn a_removal_the_log_cannot_take_in_time_is_unavailable_and_lands_later() {
-    let app = TestApp::spawn_with(&[("MEMBERSHIP_WAIT_TIMEOUT_MS", "1000")]).await;
+async fn a_removal_the_log_cannot_take_in_time_is_unavailable_and_lands_later_embedded() {
+    let app = TestApp::spawn_on(Backend::Embedded, &[("MEMBERSHIP_WAIT_TIMEOUT_MS", "1000")]).await;
     let seed = app.seed().await;
     let group = seed.group_id.to_string();
     let lock = app.lock_log();
@@ -570,10 +597,11 @@ async fn a_removal_the_log_cannot_take_in_time_is_unavailable_and_lands_later() 
 const LONG_LOCK: Duration = Duration::from_secs(3);
 
 /// A 503 names the event and says it may still land, so the event must not be dropped
-/// when the log stays locked for longer than the writer's busy timeout.
+/// when the log stays locked for longer than the writer's busy timeout. Embedded only: the
+/// lock is log.db's.
 #[tokio::test]
-async fn the_event_a_503_names_lands_even_after_a_long_lock() {
-    let app = TestApp::spawn_with(&[("MEMBERSHIP_WAIT_TIMEOUT_MS", "1000")]).await;
+async fn the_event_a_503_names_lands_even_after_a_long_lock_embedded() {
+    let app = TestApp::spawn_on(Backend::Embedded, &[("MEMBERSHIP_WAIT_TIMEOUT_MS", "1000")]).await;
     let seed = app.seed().await;
     let group = seed.group_id.to_string();
     let lock = app.lock_log();
@@ -605,9 +633,10 @@ async fn the_event_a_503_names_lands_even_after_a_long_lock() {
     assert_eq!(app.head_member(&group, SEED_USERNAME).await, 404);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn every_answer_of_the_contract_is_an_error_body_with_a_fresh_log_id() {
-    let app = TestApp::spawn().await;
+async fn every_answer_of_the_contract_is_an_error_body_with_a_fresh_log_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let mut log_ids = HashSet::new();
     for _ in 0..3 {

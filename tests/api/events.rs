@@ -1,15 +1,16 @@
 //! What the log holds: every event validates against its JSON Schema, and secrets stay out
-//! of the public `events` table (the password itself appears nowhere at all).
+//! of the public `events` stream, log.db's table or Kafka's topic (the password itself
+//! appears nowhere at all).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use rstest_reuse::apply;
+use serde_json::json;
 
 use crate::helpers::{
-    ADMINISTRATORS, CLIENT_SECRET, LoggedEvent, PREFIX, SEED_GROUP, SEED_PASSWORD, SEED_USERNAME,
-    TestApp, encode, join_all,
+    ADMINISTRATORS, Backend, CLIENT_SECRET, LoggedEvent, PREFIX, SEED_GROUP, SEED_PASSWORD,
+    SEED_USERNAME, TestApp, backends, encode, join_all, schema_for,
 };
 
 const EVENT_TYPES: [&str; 6] = [
@@ -20,37 +21,6 @@ const EVENT_TYPES: [&str; 6] = [
     "ChildGroupAdded",
     "PasswordSet",
 ];
-
-/// `MemberRemoved` -> `member-removed`
-fn kebab_case(event_type: &str) -> String {
-    let mut kebab = String::new();
-    for (i, c) in event_type.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                kebab.push('-');
-            }
-            kebab.push(c.to_ascii_lowercase());
-        } else {
-            kebab.push(c);
-        }
-    }
-    kebab
-}
-
-fn schema_for(event_type: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("schemas")
-        .join(format!("{}.json", kebab_case(event_type)));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading the schema {}: {e}", path.display()));
-    let schema: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("the schema {} is not JSON: {e}", path.display()));
-    // `format` is only an annotation in draft 2020-12: ask for `date-time` to be checked.
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap_or_else(|e| panic!("the schema {} is not valid: {e}", path.display()))
-}
 
 /// Every kind of event, including a lost race and a user with a profile and a password.
 async fn write_every_kind_of_event(app: &TestApp) {
@@ -91,9 +61,10 @@ async fn write_every_kind_of_event(app: &TestApp) {
         .assert_no_content();
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn every_event_the_service_writes_validates_against_its_schema() {
-    let app = TestApp::spawn().await;
+async fn every_event_the_service_writes_validates_against_its_schema(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     write_every_kind_of_event(&app).await;
     let validators: BTreeMap<&str, jsonschema::Validator> =
         EVENT_TYPES.iter().map(|t| (*t, schema_for(t))).collect();
@@ -123,9 +94,10 @@ async fn every_event_the_service_writes_validates_against_its_schema() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_schemas_refuse_an_event_that_breaks_them() {
-    let app = TestApp::spawn().await;
+async fn the_schemas_refuse_an_event_that_breaks_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     app.remove_member(&seed.group_id.to_string(), SEED_USERNAME)
         .await
@@ -154,9 +126,10 @@ fn is_secret(event: &LoggedEvent) -> bool {
     event.payload.to_string().contains("$argon2")
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn password_hashes_are_only_in_the_credentials_table() {
-    let app = TestApp::spawn().await;
+async fn password_hashes_are_only_in_the_credentials_table(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     write_every_kind_of_event(&app).await;
 
     let log = app.log_events();
@@ -182,37 +155,64 @@ async fn password_hashes_are_only_in_the_credentials_table() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_password_given_at_creation_appears_nowhere_in_the_data_dir() {
-    let mut app = TestApp::spawn().await;
+async fn the_password_given_at_creation_appears_nowhere_in_the_data_dir_or_the_log(
+    backend: Backend,
+) {
+    let mut app = TestApp::spawn(backend).await;
     write_every_kind_of_event(&app).await;
+    const SECRETS: [&str; 3] = [SEED_PASSWORD, "tourist-of-groups", CLIENT_SECRET];
+    let contains = |bytes: &[u8], secret: &str| {
+        bytes
+            .windows(secret.len())
+            .any(|window| window == secret.as_bytes())
+    };
+    // Wherever the log is kept (log.db is also searched below, as a file).
+    for event in app.log_events() {
+        let text = event.payload.to_string();
+        for secret in SECRETS {
+            assert!(
+                !contains(text.as_bytes(), secret),
+                "{secret:?} is in {event:?}"
+            );
+        }
+    }
     // Stopped uncleanly, the WALs may hold the latest pages: search every file, log.db's
-    // and read.db's alike.
+    // (embedded) and read.db's alike.
     app.stop();
 
     let data_dir = app.data_dir();
-    let mut searched = 0;
+    let mut searched = Vec::new();
     for entry in std::fs::read_dir(&data_dir).expect("listing the data dir") {
         let path = entry.expect("a data dir entry").path();
         let bytes = std::fs::read(&path).expect("reading a data file");
-        for secret in [SEED_PASSWORD, "tourist-of-groups", CLIENT_SECRET] {
-            let found = bytes
-                .windows(secret.len())
-                .any(|window| window == secret.as_bytes());
-            assert!(!found, "{secret:?} is in {}", path.display());
+        for secret in SECRETS {
+            assert!(
+                !contains(&bytes, secret),
+                "{secret:?} is in {}",
+                path.display()
+            );
         }
-        searched += 1;
+        searched.push(path.file_name().expect("a file name").to_owned());
     }
-    assert!(
-        searched >= 2,
-        "log.db and read.db are not in {}",
-        data_dir.display()
-    );
+    let expected: &[&str] = match backend {
+        Backend::Embedded => &["log.db", "read.db"],
+        Backend::Kafka => &["read.db"],
+    };
+    for name in expected {
+        assert!(
+            searched.iter().any(|searched| searched == name),
+            "{name} is not in {}: {searched:?}",
+            data_dir.display()
+        );
+    }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_created_user_is_answered_without_its_password_or_hash() {
-    let app = TestApp::spawn().await;
+async fn a_created_user_is_answered_without_its_password_or_hash(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let user = app
         .create_user(SEED_USERNAME, "t.durden@fightclub.com", Some(SEED_PASSWORD))
         .await;

@@ -1,14 +1,21 @@
-//! `TestApp`: the real `membershipd` binary on a random port with a fresh data dir, and
-//! typed helpers to call it and to read what it wrote to its log.
+//! `TestApp`: the real `membershipd` binary on a random port with a fresh data dir, on
+//! either log backend, and typed helpers to call it and to read what it wrote to its log.
 
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use rusqlite::{Connection, OpenFlags};
@@ -62,23 +69,100 @@ pub fn membership_path(prefix: &str, group: &str, user: &str) -> String {
     format!("{prefix}/groups/{group}/users/{user}")
 }
 
+/// Where the service under test keeps its event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `log.db` in the data dir.
+    Embedded,
+    /// A fresh topic (`test-<uuid>`) on the shared broker named by
+    /// `MEMBERSHIP_TEST_KAFKA_BROKERS`, which `make test` starts.
+    Kafka,
+}
+
+/// Runs a test once per backend: `#[apply(backends)]` above `#[tokio::test]`, and a
+/// `backend: Backend` argument. The cases are named `case_1_embedded` and `case_2_kafka`.
+#[rstest_reuse::template]
+#[rstest::rstest]
+#[case::embedded(crate::helpers::Backend::Embedded)]
+#[case::kafka(crate::helpers::Backend::Kafka)]
+pub fn backends(#[case] backend: Backend) {}
+
+/// The shared broker for the Kafka cases, exported by `tests/with-broker.sh`.
+pub const TEST_BROKERS_VAR: &str = "MEMBERSHIP_TEST_KAFKA_BROKERS";
+/// What the service reads to keep its log in Kafka, and which topic.
+const BROKERS_VAR: &str = "MEMBERSHIP_KAFKA_BROKERS";
+const TOPIC_VAR: &str = "MEMBERSHIP_KAFKA_TOPIC";
+/// The service's topic when `MEMBERSHIP_KAFKA_TOPIC` is not set (config/default.toml).
+const DEFAULT_TOPIC: &str = "membership.events";
+/// Variables of the developer's shell that must not leak into the service under test.
+const INHERITED_VARS_REMOVED: [&str; 5] = [
+    "MEMBERSHIP_CONFIG",
+    "MEMBERSHIP_WAIT_TIMEOUT_MS",
+    BROKERS_VAR,
+    TOPIC_VAR,
+    "MEMBERSHIP_KAFKA_DELIVERY_TIMEOUT_MS",
+];
+
+/// The shared test broker, or a failure that says how to get one: a Kafka case never
+/// skips and never falls back to the embedded log.
+pub fn test_brokers() -> String {
+    match std::env::var(TEST_BROKERS_VAR) {
+        Ok(brokers) if !brokers.trim().is_empty() => brokers,
+        _ => panic!(
+            "{TEST_BROKERS_VAR} is not set, so this Kafka case has no broker to run against. \
+             Run the suite with `make test`, or wrap the command in tests/with-broker.sh \
+             (e.g. `tests/with-broker.sh cargo test --test api`), which starts a Tansu broker \
+             and sets it."
+        ),
+    }
+}
+
+/// The Kafka log of one service: its brokers and its events topic (credentials go to
+/// `<topic>.credentials`), and the consumers that read it back for the test.
+pub struct KafkaLog {
+    pub brokers: String,
+    pub topic: String,
+    /// Kept between reads, so that each read only fetches what is new. Taken out while a
+    /// read runs: a read that fails leaves none, and the next read starts afresh.
+    readers: Mutex<Option<[TopicReader; 2]>>,
+}
+
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub address: String,
     pub client: reqwest::Client,
     /// A client-credentials token of the bootstrap client, an administrator.
     pub admin_token: String,
+    /// Set when the service keeps its log in Kafka; `None`: the embedded log.db.
+    pub kafka: Option<KafkaLog>,
     env: Vec<(String, String)>,
     root: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(&[]).await
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_on(backend, &[]).await
     }
 
-    /// Starts the service with extra environment variables, e.g. a short wait timeout.
+    /// Starts the service on the backend with extra environment variables. On Kafka the
+    /// log is a fresh topic of its own on the shared test broker.
+    pub async fn spawn_on(backend: Backend, extra_env: &[(&str, &str)]) -> Self {
+        match backend {
+            Backend::Embedded => Self::spawn_with(extra_env).await,
+            Backend::Kafka => {
+                let brokers = test_brokers();
+                let topic = format!("test-{}", Uuid::new_v4());
+                let mut env = vec![(BROKERS_VAR, brokers.as_str()), (TOPIC_VAR, topic.as_str())];
+                env.extend_from_slice(extra_env);
+                Self::spawn_with(&env).await
+            }
+        }
+    }
+
+    /// Starts the service with extra environment variables, e.g. a short wait timeout. The
+    /// log is embedded unless they set `MEMBERSHIP_KAFKA_BROKERS`; then it is in Kafka, in
+    /// `MEMBERSHIP_KAFKA_TOPIC` (the service's default topic if unset).
     pub async fn spawn_with(extra_env: &[(&str, &str)]) -> Self {
         let root = tempfile::tempdir().expect("creating a temporary dir");
         let mut env: Vec<(String, String)> = vec![
@@ -99,6 +183,19 @@ impl TestApp {
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string())),
         );
+        let var = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, value)| value.trim().to_owned())
+        };
+        let kafka = var(BROKERS_VAR)
+            .filter(|brokers| !brokers.is_empty())
+            .map(|brokers| KafkaLog {
+                brokers,
+                topic: var(TOPIC_VAR).unwrap_or_else(|| DEFAULT_TOPIC.to_owned()),
+                readers: Mutex::new(None),
+            });
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
@@ -107,6 +204,7 @@ impl TestApp {
             address: String::new(),
             client,
             admin_token: String::new(),
+            kafka,
             env,
             root,
             child: None,
@@ -120,6 +218,7 @@ impl TestApp {
         self.root.path().join("data")
     }
 
+    /// The embedded log's file (absent on Kafka).
     pub fn log_path(&self) -> PathBuf {
         self.data_dir().join("log.db")
     }
@@ -344,8 +443,17 @@ impl TestApp {
 
     // ---- the log -------------------------------------------------------------------
 
-    /// Every row of both log tables (`events`, then `credentials`), read-only.
+    /// Every event in the log, `events` then `credentials`, each in log order: the rows of
+    /// both log.db tables, or every record of both Kafka topics read to their end.
     pub fn log_events(&self) -> Vec<LoggedEvent> {
+        match &self.kafka {
+            Some(kafka) => kafka.events(),
+            None => self.embedded_log_events(),
+        }
+    }
+
+    /// Both log.db tables, read-only.
+    fn embedded_log_events(&self) -> Vec<LoggedEvent> {
         let conn = Connection::open_with_flags(self.log_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("opening log.db read-only");
         let mut rows = Vec::new();
@@ -394,7 +502,9 @@ impl TestApp {
             .collect()
     }
 
-    /// Asserts that the log holds exactly `before` rows: the request appended nothing.
+    /// Asserts that the log holds exactly `before` events: the request appended nothing.
+    /// Call it once the request has been answered: the service appends before it answers,
+    /// so on Kafka reading both topics to their end then shows any append.
     pub fn assert_nothing_appended(&self, before: usize) {
         let after = self.log_events();
         assert_eq!(
@@ -408,6 +518,10 @@ impl TestApp {
 
     /// Opens log.db as a second writer and takes its write lock until the guard drops.
     pub fn lock_log(&self) -> LogLock {
+        assert!(
+            self.kafka.is_none(),
+            "lock_log needs the embedded log; this service keeps its log in Kafka"
+        );
         let conn = Connection::open(self.log_path()).expect("opening log.db to lock it");
         conn.execute_batch("BEGIN EXCLUSIVE")
             .expect("taking the log's write lock");
@@ -440,12 +554,13 @@ fn launch(env: &[(String, String)], stderr_path: &Path) -> (Child, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_membershipd"));
     command
         .arg("serve")
-        .env_remove("MEMBERSHIP_CONFIG")
-        .env_remove("MEMBERSHIP_WAIT_TIMEOUT_MS")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
+    for name in INHERITED_VARS_REMOVED {
+        command.env_remove(name);
+    }
     for (name, value) in env {
         command.env(name, value);
     }
@@ -513,6 +628,246 @@ impl Drop for LogLock {
     }
 }
 
+/// How long reading a topic to its end may take before the test fails.
+const KAFKA_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one metadata request may take.
+const KAFKA_METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl KafkaLog {
+    pub fn credentials_topic(&self) -> String {
+        format!("{}.credentials", self.topic)
+    }
+
+    /// Every record of both topics, events then credentials, each read from the beginning
+    /// to the end of every partition. A consumer per topic: an end-of-partition event
+    /// names the partition only, not the topic.
+    pub fn events(&self) -> Vec<LoggedEvent> {
+        let kept = self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let mut readers = kept.unwrap_or_else(|| {
+            [
+                TopicReader::new(&self.brokers, &self.topic, "events"),
+                TopicReader::new(&self.brokers, &self.credentials_topic(), "credentials"),
+            ]
+        });
+        std::thread::scope(|scope| {
+            for reader in &mut readers {
+                scope.spawn(|| reader.read_to_end());
+            }
+        });
+        let events = readers
+            .iter()
+            .flat_map(|reader| reader.events.iter().map(|(_, event)| event.clone()))
+            .collect();
+        *self.readers.lock().unwrap_or_else(|e| e.into_inner()) = Some(readers);
+        events
+    }
+}
+
+impl Drop for KafkaLog {
+    /// Closing a consumer takes a while (about 0.1 s): let it happen off the test's path.
+    fn drop(&mut self) {
+        if let Some(readers) = self
+            .readers
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            std::thread::spawn(move || drop(readers));
+        }
+    }
+}
+
+impl fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaLog")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One topic read back from the beginning, by a consumer assigned its partitions (no
+/// group offsets). Every record is checked on the way in.
+struct TopicReader {
+    consumer: BaseConsumer,
+    brokers: String,
+    topic: String,
+    table: &'static str,
+    /// Every partition's next offset to read.
+    next: BTreeMap<i32, i64>,
+    /// Everything read so far, in (partition, offset) order.
+    events: Vec<((i32, i64), LoggedEvent)>,
+}
+
+impl TopicReader {
+    fn new(brokers: &str, topic: &str, table: &'static str) -> Self {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            // librdkafka assigns partitions only with a group; a fresh one commits nothing.
+            .set("group.id", format!("membership-tests-{}", Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            // Tansu answers a waiting fetch only when this expires, not when records arrive.
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .unwrap_or_else(|e| panic!("creating a Kafka consumer for {brokers}: {e}"));
+        let metadata = consumer
+            .fetch_metadata(Some(topic), KAFKA_METADATA_TIMEOUT)
+            .unwrap_or_else(|e| {
+                panic!("reading the metadata of the topic {topic} on {brokers}: {e}")
+            });
+        let mut next = BTreeMap::new();
+        for found in metadata.topics().iter().filter(|t| t.name() == topic) {
+            if let Some(error) = found.error() {
+                panic!("the topic {topic} on {brokers}: {error:?}");
+            }
+            next.extend(found.partitions().iter().map(|p| (p.id(), 0)));
+        }
+        assert!(
+            !next.is_empty(),
+            "the topic {topic} has no partitions on {brokers}"
+        );
+        Self {
+            consumer,
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            table,
+            next,
+            events: Vec::new(),
+        }
+    }
+
+    /// Reads what is new, up to the end of every partition. Assigning the partitions again
+    /// (at the next offsets) makes the consumer report each end anew.
+    fn read_to_end(&mut self) {
+        let (brokers, topic) = (&self.brokers, &self.topic);
+        let mut assignment = TopicPartitionList::new();
+        for (&partition, &offset) in &self.next {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Offset(offset))
+                .expect("assigning a partition");
+        }
+        self.consumer
+            .assign(&assignment)
+            .unwrap_or_else(|e| panic!("assigning the topic {topic} on {brokers}: {e}"));
+        let deadline = Instant::now() + KAFKA_READ_TIMEOUT;
+        let mut new = Vec::new();
+        let mut at_end = HashSet::new();
+        let mut last_error = None;
+        while at_end.len() < self.next.len() {
+            if Instant::now() >= deadline {
+                panic!(
+                    "reading the topic {topic} on {brokers}: the end of every partition was \
+                     not reached within {KAFKA_READ_TIMEOUT:?} ({} new records; at the end \
+                     of {at_end:?}; last error: {last_error:?})",
+                    new.len()
+                );
+            }
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(message)) => {
+                    at_end.remove(&message.partition());
+                    new.push(KafkaRecord::of(&message));
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    at_end.insert(partition);
+                }
+                // librdkafka retries by itself; the error only explains a time-out.
+                Some(Err(error)) => last_error = Some(error),
+            }
+        }
+        for record in new {
+            // Offsets may skip (Kafka allows gaps), never go back.
+            assert!(
+                record.offset >= self.next[&record.partition],
+                "reading the topic {topic}: offset {} of partition {} read twice",
+                record.offset,
+                record.partition
+            );
+            self.next.insert(record.partition, record.offset + 1);
+            let position = (record.partition, record.offset);
+            let event = record.into_logged_event(self.table, topic);
+            self.events.push((position, event));
+        }
+        // With several partitions, keep (partition, offset) order.
+        self.events.sort_by_key(|(position, _)| *position);
+    }
+}
+
+/// One Kafka record as read.
+struct KafkaRecord {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    payload: Vec<u8>,
+}
+
+impl KafkaRecord {
+    fn of(message: &BorrowedMessage<'_>) -> Self {
+        Self {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            payload: message.payload().unwrap_or_default().to_vec(),
+        }
+    }
+
+    /// Type and id come from the payload, as on log.db; the headers and the key must agree.
+    fn into_logged_event(self, table: &'static str, topic: &str) -> LoggedEvent {
+        let at = format!("{topic}/{} offset {}", self.partition, self.offset);
+        let text = String::from_utf8_lossy(&self.payload);
+        let payload: Value = serde_json::from_slice(&self.payload)
+            .unwrap_or_else(|e| panic!("the record at {at} is not JSON ({e}): {text}"));
+        let field = |name: &str| -> String {
+            payload[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("the record at {at} has no `{name}`: {payload}"))
+                .to_owned()
+        };
+        let (event_type, event_id) = (field("type"), field("id"));
+        for (header, expected) in [("type", &event_type), ("id", &event_id)] {
+            let values: Vec<_> = self
+                .headers
+                .iter()
+                .filter(|(key, _)| key == header)
+                .map(|(_, value)| value.as_deref().map(String::from_utf8_lossy))
+                .collect();
+            assert_eq!(
+                values,
+                [Some(expected.as_str().into())],
+                "the `{header}` header of the record at {at} does not match its payload {payload}"
+            );
+        }
+        let key = self.key.as_deref().map(String::from_utf8_lossy);
+        assert_eq!(
+            key.as_deref(),
+            Some(field("aggregateId").as_str()),
+            "the key of the record at {at} is not its aggregate id: {payload}"
+        );
+        LoggedEvent {
+            table,
+            event_id,
+            event_type,
+            payload,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Seed {
     pub group_id: Uuid,
@@ -521,7 +876,8 @@ pub struct Seed {
 
 #[derive(Debug, Clone)]
 pub struct LoggedEvent {
-    /// `events` or `credentials`.
+    /// The stream: `events` or `credentials` (the log.db table, or the Kafka topic
+    /// `<topic>` or `<topic>.credentials`).
     pub table: &'static str,
     pub event_id: String,
     pub event_type: String,
@@ -706,4 +1062,36 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+/// `MemberRemoved` -> `member-removed`
+pub fn kebab_case(event_type: &str) -> String {
+    let mut kebab = String::new();
+    for (i, c) in event_type.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                kebab.push('-');
+            }
+            kebab.push(c.to_ascii_lowercase());
+        } else {
+            kebab.push(c);
+        }
+    }
+    kebab
+}
+
+/// The validator of `schemas/<kebab-case type>.json`.
+pub fn schema_for(event_type: &str) -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(format!("{}.json", kebab_case(event_type)));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading the schema {}: {e}", path.display()));
+    let schema: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the schema {} is not JSON: {e}", path.display()));
+    // `format` is only an annotation in draft 2020-12: ask for `date-time` to be checked.
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("the schema {} is not valid: {e}", path.display()))
 }

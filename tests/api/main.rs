@@ -1,5 +1,7 @@
 //! The integration tests: one binary, each test against its own `membershipd` process on a
-//! random port with a fresh data dir.
+//! random port with a fresh data dir. Tests of the API run once per log backend
+//! (`#[apply(backends)]`): embedded, and Kafka on the broker that `make test` starts
+//! (`tests/with-broker.sh`); a Kafka case without a broker fails, it is never skipped.
 
 mod bad_input;
 mod child_groups;
@@ -7,5 +9,6 @@ mod delete_contract;
 mod durability;
 mod events;
 mod helpers;
+mod kafka;
 mod prefixes;
 mod seed_examples;

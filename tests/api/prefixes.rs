@@ -2,11 +2,12 @@
 //! data; and the membership calls around the seed behave as a client expects.
 
 use reqwest::Method;
+use rstest_reuse::apply;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMINISTRATORS, JS_PREFIX, PREFIX, PREFIXES, SEED_GROUP, SEED_USERNAME, TestApp, encode,
-    membership_path,
+    ADMINISTRATORS, Backend, JS_PREFIX, PREFIX, PREFIXES, SEED_GROUP, SEED_USERNAME, TestApp,
+    backends, encode, membership_path,
 };
 
 /// One round of every call under `prefix`; returns each call's status and error code.
@@ -62,9 +63,10 @@ async fn round_trip(app: &TestApp, prefix: &str, n: usize) -> Vec<(String, u16, 
     seen
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn both_prefixes_answer_the_same_calls_alike() {
-    let app = TestApp::spawn().await;
+async fn both_prefixes_answer_the_same_calls_alike(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let documented = round_trip(&app, PREFIX, 1).await;
     let javascript = round_trip(&app, JS_PREFIX, 2).await;
 
@@ -77,9 +79,10 @@ async fn both_prefixes_answer_the_same_calls_alike() {
     assert_eq!(app.count_of("MemberRemoved"), 2);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn what_one_prefix_writes_the_other_reads() {
-    let app = TestApp::spawn().await;
+async fn what_one_prefix_writes_the_other_reads(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let group = seed.group_id.to_string();
     let lists: Vec<Value> = {
@@ -110,9 +113,10 @@ async fn what_one_prefix_writes_the_other_reads() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn both_prefixes_refuse_alike() {
-    let app = TestApp::spawn().await;
+async fn both_prefixes_refuse_alike(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.seed().await;
     let before = app.log_len();
     let mut codes = Vec::new();
@@ -149,9 +153,10 @@ fn encode_once(identifier: &str) -> String {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn adding_a_member_twice_answers_no_content_and_appends_one_event() {
-    let app = TestApp::spawn().await;
+async fn adding_a_member_twice_answers_no_content_and_appends_one_event(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.create_group("Project Mayhem").await;
     app.create_user("bob", "bob@fightclub.com", None).await;
     let added_before = app.count_of("MemberAdded");
@@ -164,9 +169,10 @@ async fn adding_a_member_twice_answers_no_content_and_appends_one_event() {
     assert_eq!(app.head_member("Project%20Mayhem", "bob").await, 204);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_member_list_pages_through_direct_members_in_username_order() {
-    let app = TestApp::spawn().await;
+async fn the_member_list_pages_through_direct_members_in_username_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.create_group("Project Mayhem").await;
     for name in ["carl", "Angel", "bob"] {
         app.create_user(name, &format!("{name}@fightclub.com"), None)
@@ -211,9 +217,10 @@ async fn the_member_list_pages_through_direct_members_in_username_order() {
     assert_eq!(names(&default), ["Angel", "bob", "carl"]);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn collections_take_a_trailing_slash_as_the_documentation_writes_them() {
-    let app = TestApp::spawn().await;
+async fn collections_take_a_trailing_slash_as_the_documentation_writes_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let token = Some(app.admin_token.as_str());
     for prefix in PREFIXES {
         let n = prefix.len();

@@ -2,11 +2,12 @@
 //! is removed, the answer is an empty 204, HEAD then says 404, and exactly one
 //! `MemberRemoved` event describes the removal.
 
+use rstest_reuse::apply;
 use uuid::Uuid;
 
 use crate::helpers::{
-    JS_PREFIX, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, Seed, TestApp,
-    assert_uuid, encode,
+    Backend, JS_PREFIX, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, Seed,
+    TestApp, assert_uuid, backends, encode,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -37,8 +38,13 @@ fn user_identifier(seed: &Seed, by: UserBy) -> String {
     }
 }
 
-async fn assert_example_removes(prefix: &str, group_by: GroupBy, user_by: UserBy) {
-    let app = TestApp::spawn().await;
+async fn assert_example_removes(
+    backend: Backend,
+    prefix: &str,
+    group_by: GroupBy,
+    user_by: UserBy,
+) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let (group, user) = (
         group_identifier(&seed, group_by),
@@ -79,39 +85,50 @@ async fn assert_example_removes(prefix: &str, group_by: GroupBy, user_by: UserBy
     assert_eq!(members["totalCount"], 0, "{members}");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_by_group_id_and_user_id_answers_no_content() {
-    assert_example_removes(PREFIX, GroupBy::Id, UserBy::Id).await;
+async fn removing_by_group_id_and_user_id_answers_no_content(backend: Backend) {
+    assert_example_removes(backend, PREFIX, GroupBy::Id, UserBy::Id).await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_by_group_name_with_an_encoded_space_and_user_id_answers_no_content() {
-    assert_example_removes(PREFIX, GroupBy::Name, UserBy::Id).await;
+async fn removing_by_group_name_with_an_encoded_space_and_user_id_answers_no_content(
+    backend: Backend,
+) {
+    assert_example_removes(backend, PREFIX, GroupBy::Name, UserBy::Id).await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_by_group_id_and_username_answers_no_content() {
-    assert_example_removes(PREFIX, GroupBy::Id, UserBy::Username).await;
+async fn removing_by_group_id_and_username_answers_no_content(backend: Backend) {
+    assert_example_removes(backend, PREFIX, GroupBy::Id, UserBy::Username).await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_by_group_id_and_email_answers_no_content() {
-    assert_example_removes(PREFIX, GroupBy::Id, UserBy::Email).await;
+async fn removing_by_group_id_and_email_answers_no_content(backend: Backend) {
+    assert_example_removes(backend, PREFIX, GroupBy::Id, UserBy::Email).await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn removing_by_group_name_and_email_answers_no_content() {
-    assert_example_removes(PREFIX, GroupBy::Name, UserBy::Email).await;
+async fn removing_by_group_name_and_email_answers_no_content(backend: Backend) {
+    assert_example_removes(backend, PREFIX, GroupBy::Name, UserBy::Email).await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_seed_examples_also_remove_under_the_javascript_client_prefix() {
-    assert_example_removes(JS_PREFIX, GroupBy::Name, UserBy::Username).await;
+async fn the_seed_examples_also_remove_under_the_javascript_client_prefix(backend: Backend) {
+    assert_example_removes(backend, JS_PREFIX, GroupBy::Name, UserBy::Username).await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_removal_event_carries_the_names_as_they_were_and_a_fresh_correlation_id() {
-    let app = TestApp::spawn().await;
+async fn the_removal_event_carries_the_names_as_they_were_and_a_fresh_correlation_id(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let group = seed.group_id.to_string();
     app.remove_member(&group, SEED_USERNAME)
