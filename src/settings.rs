@@ -52,7 +52,6 @@ pub struct KafkaSettings {
     /// Empty: the embedded log. Otherwise `host:port,...`, and the log is in Kafka.
     pub brokers: String,
     pub topic: String,
-    pub partitions: i32,
     pub replication_factor: i32,
     pub delivery_timeout_ms: u64,
     pub linger_ms: u64,
@@ -99,6 +98,7 @@ pub struct LogSettings {
 pub struct ProjectorSettings {
     pub batch_max: usize,
     pub poll_ms: u64,
+    pub catch_up_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,11 +186,14 @@ impl Settings {
             ("log.batch_max", self.log.batch_max as u64),
             ("projector.batch_max", self.projector.batch_max as u64),
             ("projector.poll_ms", self.projector.poll_ms),
+            (
+                "projector.catch_up_timeout_ms",
+                self.projector.catch_up_timeout_ms,
+            ),
             ("requests.wait_timeout_ms", self.requests.wait_timeout_ms),
             ("requests.readers_max", self.requests.readers_max as u64),
             ("requests.hashers_max", self.requests.hashers_max as u64),
             ("requests.page_size_max", self.requests.page_size_max),
-            ("kafka.partitions", self.kafka.partitions.max(0) as u64),
             (
                 "kafka.replication_factor",
                 self.kafka.replication_factor.max(0) as u64,

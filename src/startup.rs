@@ -29,7 +29,6 @@ async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
                 KafkaLog::connect(&KafkaLogSettings {
                     brokers: brokers.to_owned(),
                     topic: kafka.topic.clone(),
-                    partitions: kafka.partitions,
                     replication_factor: kafka.replication_factor,
                     delivery_timeout_ms: kafka.delivery_timeout_ms,
                     linger_ms: kafka.linger_ms,
@@ -88,7 +87,14 @@ impl Application {
         });
 
         tracing::info!("replaying the log into the read model");
-        service.outcomes.caught_up().await;
+        let catch_up = Duration::from_millis(settings.projector.catch_up_timeout_ms);
+        if tokio::time::timeout(catch_up, service.outcomes.caught_up())
+            .await
+            .is_err()
+        {
+            projector.stop();
+            anyhow::bail!("the read model did not reach the end of the log within {catch_up:?}");
+        }
         bootstrap::ensure_administrator(&service, &settings.admin.client_id).await?;
 
         let listener = TcpListener::bind(settings.http.addr)

@@ -24,6 +24,12 @@ use crate::domain::Event;
 
 /// How long start-up waits for the broker to answer an admin or metadata request.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Every topic has one partition: one total order of all changes, so that every instance
+/// folds them alike. Events of different aggregates depend on each other (a membership
+/// on its user and group), which keys spread over partitions would reorder.
+const PARTITIONS: i32 = 1;
+/// A hundred years, in milliseconds.
+const RETENTION_MS: &str = "3153600000000";
 /// Messages the producer holds before `send` is refused as busy.
 const PRODUCE_QUEUE_MAX: usize = 100_000;
 /// The longest single wait inside one read, so that both topics are read promptly.
@@ -34,7 +40,6 @@ pub struct KafkaLogSettings {
     pub brokers: String,
     /// The events topic; credentials go to `<topic>.credentials`.
     pub topic: String,
-    pub partitions: i32,
     pub replication_factor: i32,
     /// librdkafka's `message.timeout.ms`: how long a record may take to be acknowledged.
     pub delivery_timeout_ms: u64,
@@ -90,13 +95,14 @@ impl KafkaLog {
     /// and the broker cannot bump the producer epoch) fails fatally and refuses all later
     /// records. A fresh producer starts a new idempotent session, so the service recovers
     /// by itself; what the old one left unacknowledged was already answered with 503.
-    fn renew_if_fatal(&self, failed: &Arc<FutureProducer>) {
+    /// Whether the producer was found failed and replaced (by this call or another).
+    fn renew_if_fatal(&self, failed: &Arc<FutureProducer>) -> bool {
         let Some((code, reason)) = failed.client().fatal_error() else {
-            return;
+            return false;
         };
         let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
         if !Arc::ptr_eq(&current, failed) {
-            return; // Another request renewed it already.
+            return true; // Another request renewed it already.
         }
         match producer(&self.settings) {
             Ok(fresh) => {
@@ -106,11 +112,28 @@ impl KafkaLog {
                     "the Kafka producer failed fatally; renewed it"
                 );
                 *current = Arc::new(fresh);
+                true
             }
             Err(error) => {
-                tracing::error!(error = format!("{error:#}"), "renewing the Kafka producer")
+                tracing::error!(error = format!("{error:#}"), "renewing the Kafka producer");
+                false
             }
         }
+    }
+
+    /// Appends the credentials records first and waits for them, then the events: the
+    /// two topics have no transaction between them, and a password without its user is
+    /// harmless (it is keyed by a fresh user id), where a user whose password was lost
+    /// could never log in.
+    async fn append_with(
+        &self,
+        producer: &FutureProducer,
+        events: &[Event],
+    ) -> Result<(), LogError> {
+        let (secret, public): (Vec<&Event>, Vec<&Event>) =
+            events.iter().partition(|e| e.data.is_secret());
+        self.send(producer, &secret).await?;
+        self.send(producer, &public).await
     }
 
     fn topic(&self, stream: Stream) -> &str {
@@ -145,8 +168,13 @@ fn producer(settings: &KafkaLogSettings) -> anyhow::Result<FutureProducer> {
 async fn ensure_topics(settings: &KafkaLogSettings, topics: &[String; 2]) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for topic in topics {
-        if existing_partitions(settings, topic).await?.is_empty() {
-            missing.push(topic);
+        match existing_partitions(settings, topic).await?.len() {
+            0 => missing.push(topic),
+            1 => {}
+            n => bail!(
+                "the Kafka topic {topic} has {n} partitions; this service needs exactly one, \
+                 so that every instance applies changes in the same order"
+            ),
         }
     }
     if missing.is_empty() {
@@ -161,9 +189,14 @@ async fn ensure_topics(settings: &KafkaLogSettings, topics: &[String; 2]) -> any
         .map(|name| {
             NewTopic::new(
                 name,
-                settings.partitions,
+                PARTITIONS,
                 TopicReplication::Fixed(settings.replication_factor),
             )
+            // The log is the source of truth: never delete or compact a record. A
+            // century rather than Kafka's -1 for "forever": Tansu takes -1 literally and
+            // drops every record on its next start.
+            .set("retention.ms", RETENTION_MS)
+            .set("cleanup.policy", "delete")
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
@@ -207,30 +240,28 @@ impl EventLog for KafkaLog {
     fn append(&self, events: Vec<Event>) -> AppendFuture<'_> {
         Box::pin(async move {
             let producer = self.producer();
-            let result = self.send(&producer, &events).await;
-            if matches!(result, Err(LogError::Unavailable(_))) {
-                self.renew_if_fatal(&producer);
+            // A producer that failed fatally refuses everything: renew it first.
+            if self.renew_if_fatal(&producer) {
+                return self.append_with(&self.producer(), &events).await;
             }
-            result
+            self.append_with(&producer, &events).await
         })
     }
 
     fn reader(&self, after: &[Position]) -> Result<Box<dyn LogReader>, LogError> {
-        let open = |stream| TopicReader::open(&self.settings, self.topic(stream), after);
-        let streams = [open(Stream::Events), open(Stream::Credentials)];
-        let [events, credentials] = streams;
+        let open = |stream| {
+            TopicReader::open(&self.settings, self.topic(stream), after)
+                .map_err(LogError::Unavailable)
+        };
         Ok(Box::new(KafkaReader {
-            topics: [
-                events.map_err(LogError::Unavailable)?,
-                credentials.map_err(LogError::Unavailable)?,
-            ],
+            topics: [open(Stream::Events)?, open(Stream::Credentials)?],
         }))
     }
 }
 
 impl KafkaLog {
     /// Queues every record, then waits for each acknowledgement.
-    async fn send(&self, producer: &FutureProducer, events: &[Event]) -> Result<(), LogError> {
+    async fn send(&self, producer: &FutureProducer, events: &[&Event]) -> Result<(), LogError> {
         // Every record is queued before any is awaited, so they travel together.
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
@@ -308,7 +339,11 @@ impl TopicReader {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest")
+            // An out-of-range position means records were lost (say, to retention): stop
+            // rather than silently skip them.
+            .set("auto.offset.reset", "error")
+            // No transactions are used; do not wait on the last stable offset.
+            .set("isolation.level", "read_uncommitted")
             .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
             .create_with_context(ReaderContext)
             .context("creating a Kafka consumer")?;

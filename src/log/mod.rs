@@ -69,7 +69,10 @@ pub enum LogError {
 pub type AppendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send + 'a>>;
 
 pub trait EventLog: Send + Sync + 'static {
-    /// Appends the events atomically, each to its stream. Resolves once they are durable.
+    /// Appends the events, each to its stream, and resolves once all are durable. The
+    /// embedded log writes them in one transaction; Kafka has no transaction across its
+    /// two topics and writes credentials first, so a failure leaves at worst a password
+    /// without its user.
     fn append(&self, events: Vec<Event>) -> AppendFuture<'_>;
 
     /// A reader that starts after the given positions (from the beginning where absent).
