@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::{Hasher, Tokens};
-use crate::domain::{self, Actor, Command, Event, Metadata, Outcome, Refusal};
+use crate::domain::{self, Actor, Command, Event, Metadata, Outcome};
 use crate::http::ApiError;
 use crate::log::{EventLog, LogError};
 use crate::projector::Outcomes;
@@ -83,11 +83,7 @@ impl Service {
                     Principal::Caller(caller) => authorize(conn, caller)?,
                     Principal::Service(actor) => actor,
                 };
-                let decided = match domain::decide(&SqliteState(conn), command) {
-                    Ok(events) => events,
-                    Err(Refusal::Domain(error)) => return Err(error.into()),
-                    Err(Refusal::Store(error)) => return Err(error.into()),
-                };
+                let decided = domain::decide(&SqliteState(conn), command)?;
                 Ok((actor, decided))
             })
             .await?;
@@ -117,15 +113,14 @@ impl Service {
         match tokio::time::timeout_at(deadline, self.log.append(events)).await {
             Ok(Ok(())) => {}
             Ok(Err(LogError::Busy)) => return Err(ApiError::Unavailable { event_id: None }),
-            // Not acknowledged is not the same as not written: the client gets the id to
-            // look for.
+            // Not acknowledged is not the same as not written: the 503 names the event,
+            // which may still take effect.
             Ok(Err(LogError::Unavailable(error))) => {
                 tracing::warn!(log_id = %log_id, error = format!("{error:#}"), "append failed");
                 return Err(ApiError::Unavailable {
                     event_id: Some(first),
                 });
             }
-            // The append may still land; the client can look for the event by its id.
             Err(_) => {
                 return Err(ApiError::Unavailable {
                     event_id: Some(first),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::domain::{DomainError, InvalidName};
+use crate::domain::{DomainError, InvalidName, Refusal};
 
 /// The Contensis Error model, fields in the documented order.
 #[derive(Serialize)]
@@ -85,6 +85,15 @@ fn domain_message(error: &DomainError) -> String {
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         Self::Domain(error)
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Domain(error) => Self::Domain(error),
+            Refusal::Store(error) => Self::Internal(error),
+        }
     }
 }
 
