@@ -51,10 +51,14 @@ pub struct Settings {
 pub struct KafkaSettings {
     /// Empty: the embedded log. Otherwise `host:port,...`, and the log is in Kafka.
     pub brokers: String,
+    /// The events topic; credentials go to `<topic>.credentials`.
     pub topic: String,
     pub replication_factor: i32,
+    /// librdkafka's `message.timeout.ms`: how long a record may take to be acknowledged.
     pub delivery_timeout_ms: u64,
     pub linger_ms: u64,
+    /// How long the broker may hold a fetch that has nothing new. On brokers that do not
+    /// answer a waiting fetch when records arrive, this bounds read-your-writes latency.
     pub fetch_wait_max_ms: u64,
 }
 

@@ -13,7 +13,7 @@ use anyhow::Context;
 use crate::auth::{self, Hasher, Tokens};
 use crate::bootstrap;
 use crate::http;
-use crate::log::{EmbeddedLog, EmbeddedLogSettings, EventLog, KafkaLog, KafkaLogSettings};
+use crate::log::{EmbeddedLog, EmbeddedLogSettings, EventLog, KafkaLog};
 use crate::projector::{Outcomes, Projector, ProjectorSettings};
 use crate::read_model::ReadModel;
 use crate::service::{AdminClient, Service};
@@ -25,17 +25,7 @@ async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
         Some(brokers) => {
             let kafka = &settings.kafka;
             tracing::info!(brokers, topic = kafka.topic, "the log is in Kafka");
-            Arc::new(
-                KafkaLog::connect(&KafkaLogSettings {
-                    brokers: brokers.to_owned(),
-                    topic: kafka.topic.clone(),
-                    replication_factor: kafka.replication_factor,
-                    delivery_timeout_ms: kafka.delivery_timeout_ms,
-                    linger_ms: kafka.linger_ms,
-                    fetch_wait_max_ms: kafka.fetch_wait_max_ms,
-                })
-                .await?,
-            )
+            Arc::new(KafkaLog::connect(kafka).await?)
         }
         None => Arc::new(EmbeddedLog::open(&EmbeddedLogSettings {
             path: settings.log_path(),

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::{AppendFuture, Batch, Entry, EventLog, LogError, LogReader, Position, Stream};
 use crate::domain::Event;
+use crate::settings::KafkaSettings;
 
 /// How long start-up waits for the broker to answer an admin or metadata request.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,21 +36,8 @@ const PRODUCE_QUEUE_MAX: usize = 100_000;
 /// The longest single wait inside one read, so that both topics are read promptly.
 const POLL_SLICE: Duration = Duration::from_millis(10);
 
-#[derive(Debug, Clone)]
-pub struct KafkaLogSettings {
-    pub brokers: String,
-    /// The events topic; credentials go to `<topic>.credentials`.
-    pub topic: String,
-    pub replication_factor: i32,
-    /// librdkafka's `message.timeout.ms`: how long a record may take to be acknowledged.
-    pub delivery_timeout_ms: u64,
-    pub linger_ms: u64,
-    /// How long the broker may hold a fetch that has nothing new. On brokers that do not
-    /// answer a waiting fetch when records arrive, this bounds read-your-writes latency.
-    pub fetch_wait_max_ms: u64,
-}
-
-impl KafkaLogSettings {
+/// The settings as the Kafka log uses them; `config/default.toml` says what each means.
+impl KafkaSettings {
     fn topic(&self, stream: Stream) -> String {
         match stream {
             Stream::Events => self.topic.clone(),
@@ -59,7 +47,7 @@ impl KafkaLogSettings {
 
     fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.brokers);
+        config.set("bootstrap.servers", self.brokers.trim());
         config
     }
 }
@@ -67,13 +55,13 @@ impl KafkaLogSettings {
 pub struct KafkaLog {
     /// Replaced when it fails fatally (see [`KafkaLog::renew_if_fatal`]).
     producer: RwLock<Arc<FutureProducer>>,
-    settings: KafkaLogSettings,
+    settings: KafkaSettings,
     topics: [String; 2],
 }
 
 impl KafkaLog {
     /// Connects, and creates both topics if they are missing.
-    pub async fn connect(settings: &KafkaLogSettings) -> anyhow::Result<Self> {
+    pub async fn connect(settings: &KafkaSettings) -> anyhow::Result<Self> {
         let producer = producer(settings)?;
         let topics = [Stream::Events, Stream::Credentials].map(|s| settings.topic(s));
         ensure_topics(settings, &topics).await?;
@@ -144,7 +132,7 @@ impl KafkaLog {
     }
 }
 
-fn producer(settings: &KafkaLogSettings) -> anyhow::Result<FutureProducer> {
+fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
     settings
         .client()
         .set("enable.idempotence", "true")
@@ -165,7 +153,7 @@ fn producer(settings: &KafkaLogSettings) -> anyhow::Result<FutureProducer> {
 /// Creates whichever topic is missing. Topics that exist are left alone, so brokers
 /// that do not implement CreateTopics (librdkafka's mock cluster, locked-down clusters
 /// where an operator made the topics) work as long as the topics are there.
-async fn ensure_topics(settings: &KafkaLogSettings, topics: &[String; 2]) -> anyhow::Result<()> {
+async fn ensure_topics(settings: &KafkaSettings, topics: &[String; 2]) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for topic in topics {
         match existing_partitions(settings, topic).await?.len() {
@@ -215,7 +203,7 @@ async fn ensure_topics(settings: &KafkaLogSettings, topics: &[String; 2]) -> any
     Ok(())
 }
 
-async fn existing_partitions(settings: &KafkaLogSettings, topic: &str) -> anyhow::Result<Vec<i32>> {
+async fn existing_partitions(settings: &KafkaSettings, topic: &str) -> anyhow::Result<Vec<i32>> {
     let (settings, topic) = (settings.clone(), topic.to_owned());
     tokio::task::spawn_blocking(move || partitions_of(&settings, &topic))
         .await
@@ -223,7 +211,7 @@ async fn existing_partitions(settings: &KafkaLogSettings, topic: &str) -> anyhow
 }
 
 /// The partitions of a topic, from the brokers' metadata (blocking).
-fn partitions_of(settings: &KafkaLogSettings, topic: &str) -> anyhow::Result<Vec<i32>> {
+fn partitions_of(settings: &KafkaSettings, topic: &str) -> anyhow::Result<Vec<i32>> {
     let consumer: BaseConsumer = settings.client().create()?;
     let metadata = consumer
         .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
@@ -331,7 +319,7 @@ struct TopicReader {
 }
 
 impl TopicReader {
-    fn open(settings: &KafkaLogSettings, topic: &str, after: &[Position]) -> anyhow::Result<Self> {
+    fn open(settings: &KafkaSettings, topic: &str, after: &[Position]) -> anyhow::Result<Self> {
         let consumer: BaseConsumer<ReaderContext> = settings
             .client()
             // A fresh group each time: offsets are never committed, the read model keeps them.

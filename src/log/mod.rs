@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use embedded::{EmbeddedLog, EmbeddedLogSettings};
-pub use kafka::{KafkaLog, KafkaLogSettings};
+pub use kafka::KafkaLog;
 
 use crate::domain::Event;
 
