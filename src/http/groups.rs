@@ -1,4 +1,5 @@
-//! Groups: `POST .../groups`, and child groups: `PUT .../groups/{g}/groups/{child}`.
+//! Groups: `POST .../groups`, `GET .../groups/{groupIdentifier}`, and child groups:
+//! `PUT .../groups/{g}/groups/{child}`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,8 +10,8 @@ use uuid::Uuid;
 use super::ApiError;
 use super::extract::{Caller, LogId, child_group_param, group_param};
 use super::users::{custom, text};
-use crate::domain::{Command, GroupName, GroupType, NewGroup};
-use crate::read_model::GroupView;
+use crate::domain::{Command, DomainError, GroupName, GroupType, NewGroup, State};
+use crate::read_model::{GroupView, SqliteState};
 use crate::service::Service;
 
 /// The Contensis group model as a client sends it. The documentation's own example
@@ -91,4 +92,22 @@ pub async fn add_child(
     };
     service.execute_for(caller, log_id, command).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET .../groups/{groupIdentifier}`: the group by id or name.
+pub async fn get(
+    service: web::Data<Service>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let group = group_param(&req)?;
+    let view = service
+        .query(caller.0, move |conn| {
+            let found = SqliteState(conn)
+                .group(&group)?
+                .ok_or(DomainError::GroupNotFound)?;
+            GroupView::load(conn, found.id)?.ok_or_else(|| DomainError::GroupNotFound.into())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }

@@ -46,6 +46,10 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                     .service(
                         web::resource("/groups{slash:/?}").route(web::post().to(groups::create)),
                     )
+                    .service(web::resource("/users/{user:[^/]*}").route(web::get().to(users::get)))
+                    .service(
+                        web::resource("/groups/{group:[^/]*}").route(web::get().to(groups::get)),
+                    )
                     .service(
                         web::resource("/groups/{group:[^/]*}/users{slash:/?}")
                             .route(web::get().to(members::list))

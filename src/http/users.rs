@@ -1,16 +1,16 @@
-//! Users: `POST .../users`.
+//! Users: `POST .../users`, `GET .../users/{userIdentifier}`.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::extract::{Caller, LogId};
+use super::extract::{Caller, LogId, user_param};
 use crate::auth::HashError;
-use crate::domain::{Command, Custom, Email, NewUser, Profile, Username};
-use crate::read_model::UserView;
+use crate::domain::{Command, Custom, DomainError, Email, NewUser, Profile, State, Username};
+use crate::read_model::{SqliteState, UserView};
 use crate::service::Service;
 
 /// Longest free-text field (names, timezone, language), in characters.
@@ -162,4 +162,22 @@ pub async fn create(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("users/{user_id}")))
         .json(view))
+}
+
+/// `GET .../users/{userIdentifier}`: the user by id, username or email.
+pub async fn get(
+    service: web::Data<Service>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_param(&req)?;
+    let view = service
+        .query(caller.0, move |conn| {
+            let found = SqliteState(conn)
+                .user(&user)?
+                .ok_or(DomainError::UserNotFound)?;
+            UserView::load(conn, found.id)?.ok_or_else(|| DomainError::UserNotFound.into())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }

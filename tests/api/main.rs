@@ -11,4 +11,5 @@ mod events;
 mod helpers;
 mod kafka;
 mod prefixes;
+mod resources;
 mod seed_examples;
