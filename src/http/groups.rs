@@ -1,4 +1,5 @@
-//! Groups: `POST .../groups`, `GET .../groups/{groupIdentifier}`, and child groups:
+//! Groups: `POST .../groups`, `GET .../groups` (a paged list), `GET .../groups/{g}`, and
+//! child groups:
 //! `PUT .../groups/{g}/groups/{child}`.
 
 use actix_web::http::header;
@@ -7,11 +8,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::ApiError;
 use super::extract::{Caller, LogId, child_group_param, group_param};
 use super::users::{custom, text};
+use super::{ApiError, ListQuery, PagedList};
 use crate::domain::{Command, DomainError, GroupName, GroupType, NewGroup, State};
-use crate::read_model::{GroupView, SqliteState};
+use crate::read_model::{self, GroupView, Listed, SqliteState};
 use crate::service::Service;
 
 /// The Contensis group model as a client sends it. The documentation's own example
@@ -110,4 +111,24 @@ pub async fn get(
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET .../groups?q=&order=&pageIndex=&pageSize=`: groups a page at a time, by name
+/// unless `order` says otherwise.
+pub async fn list(
+    service: web::Data<Service>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page(service.page_size_max)?;
+    let q = query.search()?;
+    let sorts = query.sorts(Listed::Groups, "name")?;
+    let list = service
+        .query(caller.0, move |conn| {
+            let (total, items) =
+                read_model::list_groups(conn, q.as_deref(), &sorts, page.offset(), page.size)?;
+            Ok(PagedList::new(page, total, items))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
 }

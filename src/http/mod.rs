@@ -14,6 +14,8 @@ use actix_web::error::{JsonPayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
+use crate::read_model::{Listed, Sort};
+
 pub use error::{ApiError, OAuthError};
 pub use extract::{LogId, log_and_render_errors};
 
@@ -42,9 +44,15 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
         for prefix in PREFIXES {
             cfg.service(
                 web::scope(prefix)
-                    .service(web::resource("/users{slash:/?}").route(web::post().to(users::create)))
                     .service(
-                        web::resource("/groups{slash:/?}").route(web::post().to(groups::create)),
+                        web::resource("/users{slash:/?}")
+                            .route(web::post().to(users::create))
+                            .route(web::get().to(users::list)),
+                    )
+                    .service(
+                        web::resource("/groups{slash:/?}")
+                            .route(web::post().to(groups::create))
+                            .route(web::get().to(groups::list)),
                     )
                     .service(web::resource("/users/{user:[^/]*}").route(web::get().to(users::get)))
                     .service(
@@ -160,6 +168,70 @@ pub struct PageQuery {
 }
 
 const PAGE_SIZE_DEFAULT: u64 = 25;
+/// The longest `q` a list takes, in characters.
+const SEARCH_MAX_CHARS: usize = 256;
+/// The most keys an `order` may have.
+const ORDER_KEYS_MAX: usize = 4;
+
+/// The query of a list call: paging, a `q` search and an `order`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    page_index: Option<u64>,
+    page_size: Option<u64>,
+    q: Option<String>,
+    order: Option<String>,
+}
+
+impl ListQuery {
+    pub fn page(&self, size_max: u64) -> Result<Page, ApiError> {
+        let paging = PageQuery {
+            page_index: self.page_index,
+            page_size: self.page_size,
+        };
+        paging.page(size_max)
+    }
+
+    /// The search text, if any: bounded and printable.
+    pub fn search(&self) -> Result<Option<String>, ApiError> {
+        let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) else {
+            return Ok(None);
+        };
+        if q.chars().count() > SEARCH_MAX_CHARS || q.chars().any(char::is_control) {
+            return Err(ApiError::BadRequest(format!(
+                "q must be at most {SEARCH_MAX_CHARS} printable characters."
+            )));
+        }
+        Ok(Some(q.to_owned()))
+    }
+
+    /// The sort keys of `order` (comma-separated properties, `-` for descending), or the
+    /// `default` property.
+    pub fn sorts(&self, listed: Listed, default: &str) -> Result<Vec<Sort>, ApiError> {
+        let order = self.order.as_deref().unwrap_or(default);
+        let properties: Vec<&str> = order
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if properties.len() > ORDER_KEYS_MAX {
+            return Err(ApiError::BadRequest(format!(
+                "order may name at most {ORDER_KEYS_MAX} properties."
+            )));
+        }
+        properties
+            .into_iter()
+            .map(|property| {
+                listed.sort(property).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "order cannot use '{property}': it takes {}.",
+                        listed.sortable().join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+}
 
 impl PageQuery {
     pub fn page(&self, size_max: u64) -> Result<Page, ApiError> {

@@ -1,4 +1,4 @@
-//! Users: `POST .../users`, `GET .../users/{userIdentifier}`.
+//! Users: `POST .../users`, `GET .../users` (a paged list), `GET .../users/{userIdentifier}`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -6,11 +6,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::ApiError;
 use super::extract::{Caller, LogId, user_param};
+use super::{ApiError, ListQuery, PagedList};
 use crate::auth::HashError;
 use crate::domain::{Command, Custom, DomainError, Email, NewUser, Profile, State, Username};
-use crate::read_model::{SqliteState, UserView};
+use crate::read_model::{self, Listed, SqliteState, UserView};
 use crate::service::Service;
 
 /// Longest free-text field (names, timezone, language), in characters.
@@ -180,4 +180,24 @@ pub async fn get(
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET .../users?q=&order=&pageIndex=&pageSize=`: users a page at a time, by username
+/// unless `order` says otherwise.
+pub async fn list(
+    service: web::Data<Service>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page(service.page_size_max)?;
+    let q = query.search()?;
+    let sorts = query.sorts(Listed::Users, "username")?;
+    let list = service
+        .query(caller.0, move |conn| {
+            let (total, items) =
+                read_model::list_users(conn, q.as_deref(), &sorts, page.offset(), page.size)?;
+            Ok(PagedList::new(page, total, items))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
 }

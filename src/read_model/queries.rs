@@ -69,28 +69,28 @@ impl UserView {
     }
 }
 
+const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.custom, g.created";
+
+fn group_view(row: &Row) -> rusqlite::Result<GroupView> {
+    let custom: String = row.get(4)?;
+    Ok(GroupView {
+        id: uuid(row, 0)?,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        group_type: group_type(&row.get::<_, String>(3)?)?,
+        custom: serde_json::from_str(&custom).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
+        })?,
+        created: row.get(5)?,
+    })
+}
+
 impl GroupView {
     pub fn load(conn: &Connection, id: Uuid) -> anyhow::Result<Option<Self>> {
-        let sql = "SELECT id, name, description, type, custom, created FROM groups WHERE id = ?1";
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.id = ?1");
         Ok(conn
-            .prepare_cached(sql)?
-            .query_row([id.to_string()], |row| {
-                let custom: String = row.get(4)?;
-                Ok(GroupView {
-                    id: uuid(row, 0)?,
-                    name: row.get(1)?,
-                    description: row.get(2)?,
-                    group_type: group_type(&row.get::<_, String>(3)?)?,
-                    custom: serde_json::from_str(&custom).map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            4,
-                            rusqlite::types::Type::Text,
-                            e.into(),
-                        )
-                    })?,
-                    created: row.get(5)?,
-                })
-            })
+            .prepare_cached(&sql)?
+            .query_row([id.to_string()], group_view)
             .optional()?)
     }
 }
@@ -158,4 +158,134 @@ pub fn password_hash(conn: &Connection, login_key: &str) -> anyhow::Result<Optio
     .query_row([login_key], |row| Ok((uuid(row, 0)?, row.get(1)?)))
     .optional()
     .map_err(Into::into)
+}
+
+/// One key of an `order`: a column expression named by the API's property, and its way.
+#[derive(Debug, Clone, Copy)]
+pub struct Sort {
+    column: &'static str,
+    descending: bool,
+}
+
+/// The user properties a list may be ordered by, and their columns.
+const USER_SORTS: [(&str, &str); 6] = [
+    ("username", "u.username_key"),
+    ("email", "u.email_key"),
+    ("firstname", "lower(json_extract(u.profile, '$.firstname'))"),
+    ("lastname", "lower(json_extract(u.profile, '$.lastname'))"),
+    ("created", "u.created"),
+    ("modified", "u.modified"),
+];
+
+/// The group properties a list may be ordered by, and their columns.
+const GROUP_SORTS: [(&str, &str); 3] = [
+    ("name", "g.name_key"),
+    ("type", "g.type"),
+    ("created", "g.created"),
+];
+
+/// Which resource a list is of: it names the properties an `order` may use.
+#[derive(Debug, Clone, Copy)]
+pub enum Listed {
+    Users,
+    Groups,
+}
+
+impl Listed {
+    fn sorts(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::Users => &USER_SORTS,
+            Self::Groups => &GROUP_SORTS,
+        }
+    }
+
+    /// The properties an `order` may name, for error messages.
+    pub fn sortable(self) -> Vec<&'static str> {
+        self.sorts().iter().map(|(name, _)| *name).collect()
+    }
+
+    /// The sort for a property (case-insensitive), `-` first for descending.
+    pub fn sort(self, property: &str) -> Option<Sort> {
+        let (name, descending) = match property.strip_prefix('-') {
+            Some(name) => (name, true),
+            None => (property, false),
+        };
+        self.sorts()
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|(_, column)| Sort { column, descending })
+    }
+}
+
+/// `ORDER BY` for the given keys, then the id, so that the order is total and a page
+/// never repeats or skips a row of the same snapshot.
+fn order_by(sorts: &[Sort], id: &str) -> String {
+    let mut keys: Vec<String> = sorts
+        .iter()
+        .map(|s| format!("{} {}", s.column, if s.descending { "DESC" } else { "ASC" }))
+        .collect();
+    keys.push(id.to_owned());
+    keys.join(", ")
+}
+
+/// A `LIKE` pattern that finds `text` anywhere, with the wildcards in it escaped.
+fn contains(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// A page of users, with the total that match. `q` is a case-insensitive "contains"
+/// over username, email, first name and last name.
+pub fn list_users(
+    conn: &Connection,
+    q: Option<&str>,
+    sorts: &[Sort],
+    offset: u64,
+    limit: u64,
+) -> anyhow::Result<(u64, Vec<UserView>)> {
+    let filter = "(?1 IS NULL
+        OR u.username LIKE ?1 ESCAPE '\\' OR u.email LIKE ?1 ESCAPE '\\'
+        OR json_extract(u.profile, '$.firstname') LIKE ?1 ESCAPE '\\'
+        OR json_extract(u.profile, '$.lastname') LIKE ?1 ESCAPE '\\')";
+    let pattern = q.map(contains);
+    let total: u64 = conn
+        .prepare_cached(&format!("SELECT COUNT(*) FROM users u WHERE {filter}"))?
+        .query_row([&pattern], |row| row.get(0))?;
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE {filter} ORDER BY {} LIMIT ?2 OFFSET ?3",
+        order_by(sorts, "u.id")
+    );
+    let items = conn
+        .prepare_cached(&sql)?
+        .query_map(params![pattern, limit, offset], user_view)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((total, items))
+}
+
+/// A page of groups, with the total that match. `q` is a case-insensitive "contains"
+/// over the name.
+pub fn list_groups(
+    conn: &Connection,
+    q: Option<&str>,
+    sorts: &[Sort],
+    offset: u64,
+    limit: u64,
+) -> anyhow::Result<(u64, Vec<GroupView>)> {
+    let filter = "(?1 IS NULL OR g.name LIKE ?1 ESCAPE '\\')";
+    let pattern = q.map(contains);
+    let total: u64 = conn
+        .prepare_cached(&format!("SELECT COUNT(*) FROM groups g WHERE {filter}"))?
+        .query_row([&pattern], |row| row.get(0))?;
+    let sql = format!(
+        "SELECT {GROUP_COLUMNS} FROM groups g WHERE {filter} ORDER BY {} LIMIT ?2 OFFSET ?3",
+        order_by(sorts, "g.id")
+    );
+    let items = conn
+        .prepare_cached(&sql)?
+        .query_map(params![pattern, limit, offset], group_view)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((total, items))
 }

@@ -64,7 +64,7 @@ async fn a_method_the_other_resources_do_not_have_is_not_allowed(backend: Backen
     let mut wrong = Vec::new();
     for (method, path) in [
         (Method::DELETE, groups.as_str()),
-        (Method::GET, users.as_str()),
+        (Method::PATCH, users.as_str()),
         (Method::DELETE, members.as_str()),
         (Method::GET, "/authenticate/connect/token"),
     ] {

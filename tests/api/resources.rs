@@ -89,3 +89,94 @@ async fn reading_what_does_not_exist_is_not_found_and_reading_needs_an_administr
         .await
         .assert_error(403, "Forbidden");
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn users_are_listed_a_page_at_a_time_searched_and_ordered(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (username, email) in [
+        ("marla", "marla.singer@fightclub.com"),
+        ("bob", "robert.paulson@fightclub.com"),
+        ("angel", "angel.face@fightclub.com"),
+    ] {
+        app.create_user(username, email, None).await;
+    }
+    let list = |query: &str| {
+        let path = format!("{PREFIX}/users{query}");
+        let app = &app;
+        async move {
+            app.request(Method::GET, &path, Some(&app.admin_token))
+                .await
+        }
+    };
+    let usernames = |body: &serde_json::Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Three users and the service account, by username.
+    let all = list("").await;
+    all.assert_status(200);
+    let all = all.json();
+    assert_eq!(all["totalCount"], 4, "{all}");
+    assert_eq!(
+        usernames(&all),
+        ["angel", "bob", "marla", "svc.membership-tests"]
+    );
+
+    let page = list("?pageSize=3&pageIndex=1&order=-username").await.json();
+    assert_eq!(
+        (page["pageCount"].as_u64(), page["totalCount"].as_u64()),
+        (Some(2), Some(4))
+    );
+    assert_eq!(usernames(&page), ["angel"]);
+
+    // `q` looks in usernames and emails, case-insensitively, and takes wildcards literally.
+    assert_eq!(usernames(&list("?q=PAULSON").await.json()), ["bob"]);
+    assert_eq!(
+        usernames(&list("?q=%25").await.json()),
+        Vec::<String>::new()
+    );
+    // The default first name of the test users: everyone but the service account.
+    assert_eq!(list("?q=tyler").await.json()["totalCount"], 3);
+
+    list("?order=password")
+        .await
+        .assert_error(400, "BadRequest");
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn groups_are_listed_searched_and_ordered(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for name in [
+        "Project Mayhem",
+        "Space Monkeys",
+        "Paper Street Soap Company",
+    ] {
+        app.create_group(name).await;
+    }
+    let path = format!("{JS_PREFIX}/groups?q=pa&order=-name");
+    let answer = app
+        .request(Method::GET, &path, Some(&app.admin_token))
+        .await;
+    answer.assert_status(200);
+    let body = answer.json();
+    let names: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    // "pa" is in "Paper Street Soap Company" and "Space Monkeys", in any case.
+    assert_eq!(
+        names,
+        ["Space Monkeys", "Paper Street Soap Company"],
+        "{body}"
+    );
+    assert_eq!(body["totalCount"], 2);
+}
