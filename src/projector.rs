@@ -296,6 +296,13 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
                     n.child_group_id.to_string()
                 ])?;
         }
+        EventData::ChildGroupRemoved(n) => {
+            tx.prepare_cached("DELETE FROM child_groups WHERE parent_id = ?1 AND child_id = ?2")?
+                .execute(params![
+                    n.group_id.to_string(),
+                    n.child_group_id.to_string()
+                ])?;
+        }
         EventData::PasswordSet(e) => {
             tx.prepare_cached(
                 "INSERT INTO passwords (user_id, hash) VALUES (?1, ?2)

@@ -26,6 +26,8 @@ pub enum DomainError {
     AlreadyMember,
     #[error("the group would end up inside itself")]
     GroupCycle,
+    #[error("the group is not a direct child of the group")]
+    GroupNotChild,
     #[error("the group would be left without a member")]
     LastAdministrator,
     #[error("the username is taken")]
@@ -48,6 +50,7 @@ impl DomainError {
             Self::UserNotInGroup { .. } => "UserNotInGroup",
             Self::AlreadyMember => "AlreadyMember",
             Self::GroupCycle => "GroupCycle",
+            Self::GroupNotChild => "GroupNotChild",
             Self::LastAdministrator => "LastAdministrator",
             Self::UsernameTaken => "UsernameTaken",
             Self::EmailTaken => "EmailTaken",
@@ -103,6 +106,10 @@ pub enum Command {
         user: UserIdentifier,
     },
     AddChildGroup {
+        group: GroupIdentifier,
+        child: GroupIdentifier,
+    },
+    RemoveChildGroup {
         group: GroupIdentifier,
         child: GroupIdentifier,
     },
@@ -163,12 +170,13 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
                 return Ok(vec![]);
             }
             check_nestable(state, group.id, child.id)?;
-            Ok(vec![EventData::ChildGroupAdded(Nesting {
-                group_id: group.id,
-                group_name: group.name,
-                child_group_id: child.id,
-                child_group_name: child.name,
-            })])
+            Ok(vec![EventData::ChildGroupAdded(nesting(group, child))])
+        }
+        Command::RemoveChildGroup { group, child } => {
+            let group = state.group(&group)?.ok_or(DomainError::GroupNotFound)?;
+            let child = state.group(&child)?.ok_or(DomainError::GroupNotFound)?;
+            check_unnestable(state, &group, child.id)?;
+            Ok(vec![EventData::ChildGroupRemoved(nesting(group, child))])
         }
     }
 }
@@ -205,6 +213,10 @@ pub fn apply(state: &impl State, event: &EventData) -> anyhow::Result<Outcome> {
                 _ => Err(DomainError::GroupNotFound.into()),
             }
         }
+        EventData::ChildGroupRemoved(n) => match state.group(&GroupIdentifier::Id(n.group_id))? {
+            Some(group) => check_unnestable(state, &group, n.child_group_id),
+            None => Err(DomainError::GroupNotFound.into()),
+        },
         // A password is keyed by user id and replaces any earlier one: nothing can conflict.
         EventData::PasswordSet(_) => Ok(()),
     };
@@ -255,6 +267,18 @@ fn check_nestable(state: &impl State, group: Uuid, child: Uuid) -> Result<(), Re
     Ok(())
 }
 
+/// A child group can leave only a group it is directly in, and never take the last
+/// member of a system group with it.
+fn check_unnestable(state: &impl State, group: &GroupRef, child: Uuid) -> Result<(), Refusal> {
+    if !state.is_direct_child(group.id, child)? {
+        return Err(DomainError::GroupNotChild.into());
+    }
+    if group.group_type == GroupType::Sys && !state.has_member_without_child(group.id, child)? {
+        return Err(DomainError::LastAdministrator.into());
+    }
+    Ok(())
+}
+
 fn check_removable(state: &impl State, group: &GroupRef, user: &UserRef) -> Result<(), Refusal> {
     if !state.is_direct_member(group.id, user.id)? {
         let through = state.member_through(group.id, user.id)?;
@@ -289,6 +313,15 @@ fn resolve_ids(state: &impl State, m: &Membership) -> Result<(GroupRef, UserRef)
         &GroupIdentifier::Id(m.group_id),
         &UserIdentifier::Id(m.user_id),
     )
+}
+
+fn nesting(group: GroupRef, child: GroupRef) -> Nesting {
+    Nesting {
+        group_id: group.id,
+        group_name: group.name,
+        child_group_id: child.id,
+        child_group_name: child.name,
+    }
 }
 
 fn membership(group: GroupRef, user: UserRef) -> Membership {

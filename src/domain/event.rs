@@ -80,6 +80,7 @@ pub enum EventData {
     MemberAdded(Membership),
     MemberRemoved(Membership),
     ChildGroupAdded(Nesting),
+    ChildGroupRemoved(Nesting),
     /// Lives on the credentials stream only; see [`EventData::is_secret`].
     PasswordSet(PasswordSet),
 }
@@ -92,6 +93,7 @@ impl EventData {
             Self::MemberAdded(_) => "MemberAdded",
             Self::MemberRemoved(_) => "MemberRemoved",
             Self::ChildGroupAdded(_) => "ChildGroupAdded",
+            Self::ChildGroupRemoved(_) => "ChildGroupRemoved",
             Self::PasswordSet(_) => "PasswordSet",
         }
     }
@@ -101,7 +103,7 @@ impl EventData {
             Self::UserCreated(e) => e.user_id,
             Self::GroupCreated(e) => e.group_id,
             Self::MemberAdded(e) | Self::MemberRemoved(e) => e.group_id,
-            Self::ChildGroupAdded(e) => e.group_id,
+            Self::ChildGroupAdded(e) | Self::ChildGroupRemoved(e) => e.group_id,
             Self::PasswordSet(e) => e.user_id,
         }
     }

@@ -47,6 +47,9 @@ impl MemoryState {
                 EventData::ChildGroupAdded(n) => {
                     self.children.insert((n.group_id, n.child_group_id));
                 }
+                EventData::ChildGroupRemoved(n) => {
+                    self.children.remove(&(n.group_id, n.child_group_id));
+                }
                 EventData::PasswordSet(_) => {}
             }
         }
@@ -54,11 +57,16 @@ impl MemoryState {
     }
 
     fn descendants(&self, group: Uuid) -> BTreeSet<Uuid> {
+        self.descendants_without(group, None)
+    }
+
+    /// The groups below `group`, not following the edge `skip` (parent, child).
+    fn descendants_without(&self, group: Uuid, skip: Option<(Uuid, Uuid)>) -> BTreeSet<Uuid> {
         let mut found = BTreeSet::new();
         let mut todo = vec![group];
         while let Some(parent) = todo.pop() {
             for &(p, child) in &self.children {
-                if p == parent && found.insert(child) {
+                if p == parent && Some((p, child)) != skip && found.insert(child) {
                     todo.push(child);
                 }
             }
@@ -117,6 +125,12 @@ impl State for MemoryState {
 
     fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool> {
         Ok(self.descendants(ancestor).contains(&group))
+    }
+
+    fn has_member_without_child(&self, group: Uuid, child: Uuid) -> anyhow::Result<bool> {
+        let mut groups = self.descendants_without(group, Some((group, child)));
+        groups.insert(group);
+        Ok(self.members.iter().any(|(g, _)| groups.contains(g)))
     }
 
     fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {

@@ -30,6 +30,9 @@ pub trait State {
     fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool>;
     /// A group below `group` that has `user` as a direct member; the first by name.
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>>;
+    /// Whether `group` would still have a member, directly or through child groups, if
+    /// `child` were no longer its direct child.
+    fn has_member_without_child(&self, group: Uuid, child: Uuid) -> anyhow::Result<bool>;
     /// Whether anyone but `user` belongs to `group`, directly or through child groups.
     fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;
 }

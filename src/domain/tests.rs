@@ -359,3 +359,51 @@ fn an_administrator_through_a_child_group_keeps_the_last_direct_one_removable() 
     state.fold(&nested(ADMINS, "System Administrators", 3, "Operators"));
     assert!(decide(&state, remove("System Administrators", "tdurden")).is_ok());
 }
+
+#[test]
+fn a_child_group_leaves_only_a_group_it_is_directly_in() {
+    let mut state = MemoryState::given(vec![
+        group_created(1, "Project Mayhem", GroupType::Contensis),
+        group_created(2, "Space Monkeys", GroupType::Contensis),
+        group_created(3, "Committee", GroupType::Contensis),
+        nested(1, "Project Mayhem", 2, "Space Monkeys"),
+        nested(2, "Space Monkeys", 3, "Committee"),
+    ]);
+    let remove_child = |group: &str, child: &str| Command::RemoveChildGroup {
+        group: GroupIdentifier::parse(group).unwrap(),
+        child: GroupIdentifier::parse(child).unwrap(),
+    };
+    let err = refusal(decide(&state, remove_child("Project Mayhem", "Committee")));
+    assert_eq!(err, DomainError::GroupNotChild);
+
+    let first = decide(&state, remove_child("Project Mayhem", "Space Monkeys")).unwrap();
+    let second = decide(&state, remove_child("Project Mayhem", "Space Monkeys")).unwrap();
+    assert_eq!(state.fold(&first[0]), Outcome::Applied);
+    assert_eq!(
+        state.fold(&second[0]),
+        Outcome::Rejected(DomainError::GroupNotChild)
+    );
+}
+
+#[test]
+fn the_child_group_that_holds_the_last_administrators_cannot_leave_system_administrators() {
+    let mut state = MemoryState::given(vec![
+        group_created(ADMINS, "System Administrators", GroupType::Sys),
+        group_created(3, "Operators", GroupType::Contensis),
+        user_created(MARLA, "msinger"),
+        added(3, "Operators", MARLA, "msinger"),
+        nested(ADMINS, "System Administrators", 3, "Operators"),
+    ]);
+    let command = || Command::RemoveChildGroup {
+        group: GroupIdentifier::parse("System Administrators").unwrap(),
+        child: GroupIdentifier::parse("Operators").unwrap(),
+    };
+    assert_eq!(
+        refusal(decide(&state, command())),
+        DomainError::LastAdministrator
+    );
+
+    state.fold(&user_created(TYLER, "tdurden"));
+    state.fold(&added(ADMINS, "System Administrators", TYLER, "tdurden"));
+    assert!(decide(&state, command()).is_ok());
+}

@@ -1,6 +1,5 @@
 //! Groups: `POST .../groups`, `GET .../groups` (a paged list), `GET .../groups/{g}`, and
-//! child groups:
-//! `PUT .../groups/{g}/groups/{child}`.
+//! child groups: `PUT`/`DELETE .../groups/{g}/groups/{child}`, `GET .../groups/{g}/groups`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,7 +9,7 @@ use uuid::Uuid;
 
 use super::extract::{Caller, LogId, child_group_param, group_param};
 use super::users::{custom, text};
-use super::{ApiError, ListQuery, PagedList};
+use super::{ApiError, ListQuery, PageQuery, PagedList};
 use crate::domain::{Command, DomainError, GroupName, GroupType, NewGroup, State};
 use crate::read_model::{self, GroupView, Listed, SqliteState};
 use crate::service::Service;
@@ -127,6 +126,45 @@ pub async fn list(
         .query(caller.0, move |conn| {
             let (total, items) =
                 read_model::list_groups(conn, q.as_deref(), &sorts, page.offset(), page.size)?;
+            Ok(PagedList::new(page, total, items))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `DELETE .../groups/{groupIdentifier}/groups/{childGroupIdentifier}`: 409
+/// `GroupNotChild` if it is not a direct child, `LastAdministrator` if it would take the
+/// last member of System Administrators with it.
+pub async fn remove_child(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let command = Command::RemoveChildGroup {
+        group: group_param(&req)?,
+        child: child_group_param(&req)?,
+    };
+    service.execute_for(caller, log_id, command).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET .../groups/{groupIdentifier}/groups`: the direct child groups, a page at a time.
+pub async fn list_children(
+    service: web::Data<Service>,
+    caller: Caller,
+    query: web::Query<PageQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let group = group_param(&req)?;
+    let page = query.page(service.page_size_max)?;
+    let list = service
+        .query(caller.0, move |conn| {
+            let group = SqliteState(conn)
+                .group(&group)?
+                .ok_or(DomainError::GroupNotFound)?;
+            let (total, items) =
+                read_model::list_child_groups(conn, group.id, page.offset(), page.size)?;
             Ok(PagedList::new(page, total, items))
         })
         .await?;

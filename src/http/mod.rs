@@ -68,8 +68,13 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                             .route(web::head().to(members::empty_user)),
                     )
                     .service(
+                        web::resource("/groups/{group:[^/]*}/groups{slash:/?}")
+                            .route(web::get().to(groups::list_children)),
+                    )
+                    .service(
                         web::resource("/groups/{group:[^/]*}/groups/{child:[^/]*}")
-                            .route(web::put().to(groups::add_child)),
+                            .route(web::put().to(groups::add_child))
+                            .route(web::delete().to(groups::remove_child)),
                     )
                     .service(
                         web::resource("/groups/{group:[^/]*}/users/{user:[^/]*}")

@@ -289,3 +289,24 @@ pub fn list_groups(
         .collect::<rusqlite::Result<_>>()?;
     Ok((total, items))
 }
+
+/// A page of the direct child groups of `group`, by name, with their total.
+pub fn list_child_groups(
+    conn: &Connection,
+    group: Uuid,
+    offset: u64,
+    limit: u64,
+) -> anyhow::Result<(u64, Vec<GroupView>)> {
+    let total: u64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM child_groups WHERE parent_id = ?1")?
+        .query_row([group.to_string()], |row| row.get(0))?;
+    let sql = format!(
+        "SELECT {GROUP_COLUMNS} FROM child_groups c JOIN groups g ON g.id = c.child_id
+         WHERE c.parent_id = ?1 ORDER BY g.name_key, g.id LIMIT ?2 OFFSET ?3"
+    );
+    let items = conn
+        .prepare_cached(&sql)?
+        .query_map(params![group.to_string(), limit, offset], group_view)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((total, items))
+}

@@ -129,6 +129,21 @@ impl State for SqliteState<'_> {
             .optional()?)
     }
 
+    fn has_member_without_child(&self, group: Uuid, child: Uuid) -> anyhow::Result<bool> {
+        let sql = "WITH RECURSIVE tree(id) AS (
+                SELECT ?1
+                UNION SELECT c.child_id FROM child_groups c JOIN tree t ON c.parent_id = t.id
+                WHERE NOT (c.parent_id = ?1 AND c.child_id = ?2)
+            )
+            SELECT EXISTS (SELECT 1 FROM members m JOIN tree t ON m.group_id = t.id)";
+        Ok(self
+            .0
+            .prepare_cached(sql)?
+            .query_row(params![group.to_string(), child.to_string()], |row| {
+                row.get(0)
+            })?)
+    }
+
     fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {
         let sql = format!(
             "{BELOW} SELECT EXISTS (

@@ -130,3 +130,67 @@ async fn a_group_cannot_be_placed_inside_itself_at_any_depth(backend: Backend) {
     .assert_error(404, "GroupNotFound");
     app.assert_nothing_appended(before);
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_child_group_is_listed_and_can_be_taken_out_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.seed().await;
+    app.create_group(MONKEYS).await;
+    app.create_group("Committee").await;
+    app.create_user("marla", "marla@fightclub.com", None).await;
+    app.add_member(&encode(MONKEYS), "marla").await;
+    nest(&app, SEED_GROUP, MONKEYS).await;
+    nest(&app, SEED_GROUP, "Committee").await;
+
+    let children = format!("{PREFIX}/groups/{}/groups", encode(SEED_GROUP));
+    let listed = app
+        .request(Method::GET, &children, Some(&app.admin_token))
+        .await;
+    listed.assert_status(200);
+    let body = listed.json();
+    let names: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Committee", MONKEYS], "{body}");
+    assert_eq!(body["totalCount"], 2);
+
+    let path = nesting_path(SEED_GROUP, MONKEYS);
+    app.request(Method::DELETE, &path, Some(&app.admin_token))
+        .await
+        .assert_no_content();
+    assert_eq!(app.count_of("ChildGroupRemoved"), 1);
+    assert_eq!(app.head_member(&encode(SEED_GROUP), "marla").await, 404);
+
+    let before = app.log_len();
+    app.request(Method::DELETE, &path, Some(&app.admin_token))
+        .await
+        .assert_error(409, "GroupNotChild");
+    app.assert_nothing_appended(before);
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn the_child_group_holding_the_only_administrators_cannot_be_taken_out(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.seed().await;
+    app.create_group("Operators").await;
+    app.create_user("bob", "bob@fightclub.com", Some("his-name-was-robert"))
+        .await;
+    app.add_member("Operators", "bob").await;
+    nest(&app, ADMINISTRATORS, "Operators").await;
+    app.remove_member(&encode(ADMINISTRATORS), SERVICE_ACCOUNT)
+        .await
+        .assert_no_content();
+    let token = app.token_for("bob", "his-name-was-robert").await;
+
+    let before = app.log_len();
+    let path = nesting_path(ADMINISTRATORS, "Operators");
+    app.request(Method::DELETE, &path, Some(&token))
+        .await
+        .assert_error(409, "LastAdministrator");
+    app.assert_nothing_appended(before);
+}

@@ -13,12 +13,13 @@ use crate::helpers::{
     SEED_USERNAME, TestApp, backends, encode, join_all, schema_for,
 };
 
-const EVENT_TYPES: [&str; 6] = [
+const EVENT_TYPES: [&str; 7] = [
     "UserCreated",
     "GroupCreated",
     "MemberAdded",
     "MemberRemoved",
     "ChildGroupAdded",
+    "ChildGroupRemoved",
     "PasswordSet",
 ];
 
@@ -50,6 +51,9 @@ async fn write_every_kind_of_event(app: &TestApp) {
         encode(SEED_GROUP)
     );
     app.request(Method::PUT, &nesting, Some(&app.admin_token))
+        .await
+        .assert_no_content();
+    app.request(Method::DELETE, &nesting, Some(&app.admin_token))
         .await
         .assert_no_content();
     let racing: Vec<_> = (0..8)
