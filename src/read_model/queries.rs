@@ -98,19 +98,42 @@ impl GroupView {
 impl MembersPage {
     /// Direct members ordered by username (then id, so the order is total and stable).
     pub fn load(conn: &Connection, group: Uuid, offset: u64, limit: u64) -> anyhow::Result<Self> {
-        let total_count: u64 = conn
-            .prepare_cached("SELECT COUNT(*) FROM members WHERE group_id = ?1")?
-            .query_row([group.to_string()], |row| row.get(0))?;
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM members m JOIN users u ON u.id = m.user_id
-             WHERE m.group_id = ?1 ORDER BY u.username_key, u.id LIMIT ?2 OFFSET ?3"
-        );
-        let items = conn
-            .prepare_cached(&sql)?
-            .query_map(params![group.to_string(), limit, offset], user_view)?
-            .collect::<rusqlite::Result<_>>()?;
+        let (total_count, items) = page(
+            conn,
+            USER_COLUMNS,
+            "FROM members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1",
+            "u.username_key, u.id",
+            &group.to_string(),
+            offset,
+            limit,
+            user_view,
+        )?;
         Ok(Self { total_count, items })
     }
+}
+
+/// One page of a list: the rows of `from_where` (`FROM ... WHERE ...` over `?1 = key`),
+/// counted, then selected as `columns` in `order` from `offset`, at most `limit`.
+#[allow(clippy::too_many_arguments)]
+fn page<T>(
+    conn: &Connection,
+    columns: &str,
+    from_where: &str,
+    order: &str,
+    key: &dyn rusqlite::ToSql,
+    offset: u64,
+    limit: u64,
+    row: fn(&Row) -> rusqlite::Result<T>,
+) -> anyhow::Result<(u64, Vec<T>)> {
+    let total: u64 = conn
+        .prepare_cached(&format!("SELECT COUNT(*) {from_where}"))?
+        .query_row([key], |r| r.get(0))?;
+    let sql = format!("SELECT {columns} {from_where} ORDER BY {order} LIMIT ?2 OFFSET ?3");
+    let items = conn
+        .prepare_cached(&sql)?
+        .query_map(params![key, limit, offset], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((total, items))
 }
 
 /// Whether the user is in System Administrators, directly or through child groups.
@@ -250,19 +273,16 @@ pub fn list_users(
         OR u.username LIKE ?1 ESCAPE '\\' OR u.email LIKE ?1 ESCAPE '\\'
         OR json_extract(u.profile, '$.firstname') LIKE ?1 ESCAPE '\\'
         OR json_extract(u.profile, '$.lastname') LIKE ?1 ESCAPE '\\')";
-    let pattern = q.map(contains);
-    let total: u64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM users u WHERE {filter}"))?
-        .query_row([&pattern], |row| row.get(0))?;
-    let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users u WHERE {filter} ORDER BY {} LIMIT ?2 OFFSET ?3",
-        order_by(sorts, "u.id")
-    );
-    let items = conn
-        .prepare_cached(&sql)?
-        .query_map(params![pattern, limit, offset], user_view)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok((total, items))
+    page(
+        conn,
+        USER_COLUMNS,
+        &format!("FROM users u WHERE {filter}"),
+        &order_by(sorts, "u.id"),
+        &q.map(contains),
+        offset,
+        limit,
+        user_view,
+    )
 }
 
 /// A page of groups, with the total that match. `q` is a case-insensitive "contains"
@@ -275,19 +295,16 @@ pub fn list_groups(
     limit: u64,
 ) -> anyhow::Result<(u64, Vec<GroupView>)> {
     let filter = "(?1 IS NULL OR g.name LIKE ?1 ESCAPE '\\')";
-    let pattern = q.map(contains);
-    let total: u64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM groups g WHERE {filter}"))?
-        .query_row([&pattern], |row| row.get(0))?;
-    let sql = format!(
-        "SELECT {GROUP_COLUMNS} FROM groups g WHERE {filter} ORDER BY {} LIMIT ?2 OFFSET ?3",
-        order_by(sorts, "g.id")
-    );
-    let items = conn
-        .prepare_cached(&sql)?
-        .query_map(params![pattern, limit, offset], group_view)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok((total, items))
+    page(
+        conn,
+        GROUP_COLUMNS,
+        &format!("FROM groups g WHERE {filter}"),
+        &order_by(sorts, "g.id"),
+        &q.map(contains),
+        offset,
+        limit,
+        group_view,
+    )
 }
 
 /// A page of the direct child groups of `group`, by name, with their total.
@@ -297,16 +314,14 @@ pub fn list_child_groups(
     offset: u64,
     limit: u64,
 ) -> anyhow::Result<(u64, Vec<GroupView>)> {
-    let total: u64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM child_groups WHERE parent_id = ?1")?
-        .query_row([group.to_string()], |row| row.get(0))?;
-    let sql = format!(
-        "SELECT {GROUP_COLUMNS} FROM child_groups c JOIN groups g ON g.id = c.child_id
-         WHERE c.parent_id = ?1 ORDER BY g.name_key, g.id LIMIT ?2 OFFSET ?3"
-    );
-    let items = conn
-        .prepare_cached(&sql)?
-        .query_map(params![group.to_string(), limit, offset], group_view)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok((total, items))
+    page(
+        conn,
+        GROUP_COLUMNS,
+        "FROM child_groups c JOIN groups g ON g.id = c.child_id WHERE c.parent_id = ?1",
+        "g.name_key, g.id",
+        &group.to_string(),
+        offset,
+        limit,
+        group_view,
+    )
 }
