@@ -130,12 +130,20 @@ fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
 /// are refused, where a lenient decoder would quietly change the identifier. Patterns
 /// keep each parameter in a segment of its own, so segments line up by index.
 fn raw_param(req: &HttpRequest, name: &str) -> Result<String, InvalidName> {
+    decode_strictly(raw_segment(req, name))
+}
+
+/// The path segment that the matched pattern names `{name...}`, still percent-encoded.
+fn raw_segment<'r>(req: &'r HttpRequest, name: &str) -> &'r str {
     let pattern = req.match_pattern().unwrap_or_default();
     let open = format!("{{{name}");
     let index = pattern_segments(&pattern).position(|segment| segment.starts_with(&open));
-    let raw = index
+    index
         .and_then(|i| req.uri().path().split('/').nth(i))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn decode_strictly(raw: &str) -> Result<String, InvalidName> {
     let bytes = raw.as_bytes();
     for (i, byte) in bytes.iter().enumerate() {
         if *byte == b'%'
@@ -170,6 +178,25 @@ pub fn group_param(req: &HttpRequest) -> Result<GroupIdentifier, ApiError> {
     raw_param(req, "group")
         .and_then(|text| GroupIdentifier::parse(&text))
         .map_err(|e| ApiError::invalid_identifier("groupIdentifier", e))
+}
+
+/// The groups named by the path's `{groups}` segment: a comma-separated list, split
+/// before decoding, so that `%2C` stays a comma inside one name. At most `max` of them.
+pub fn groups_param(req: &HttpRequest, max: usize) -> Result<Vec<GroupIdentifier>, ApiError> {
+    let parts: Vec<&str> = raw_segment(req, "groups").split(',').collect();
+    if parts.len() > max {
+        return Err(ApiError::BadRequest(format!(
+            "At most {max} group identifiers may be listed."
+        )));
+    }
+    parts
+        .into_iter()
+        .map(|raw| {
+            decode_strictly(raw)
+                .and_then(|text| GroupIdentifier::parse(&text))
+                .map_err(|e| ApiError::invalid_identifier("groupIdentifier", e))
+        })
+        .collect()
 }
 
 /// The group named by the path's `{child}` segment.

@@ -56,6 +56,14 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                     )
                     .service(web::resource("/users/{user:[^/]*}").route(web::get().to(users::get)))
                     .service(
+                        web::resource("/users/{user:[^/]*}/groups{slash:/?}")
+                            .route(web::get().to(users::groups_of)),
+                    )
+                    .service(
+                        web::resource("/users/{user:[^/]*}/groups/{groups:[^/]*}")
+                            .route(web::head().to(users::in_any_group)),
+                    )
+                    .service(
                         web::resource("/groups/{group:[^/]*}").route(web::get().to(groups::get)),
                     )
                     .service(

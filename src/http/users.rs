@@ -1,4 +1,5 @@
-//! Users: `POST .../users`, `GET .../users` (a paged list), `GET .../users/{userIdentifier}`.
+//! Users: `POST .../users`, `GET .../users` (a paged list), `GET .../users/{userIdentifier}`,
+//! and the groups of a user: `GET .../users/{u}/groups`, `HEAD .../users/{u}/groups/{g,...}`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -6,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::extract::{Caller, LogId, user_param};
-use super::{ApiError, ListQuery, PagedList};
+use super::extract::{Caller, LogId, groups_param, user_param};
+use super::{ApiError, ListQuery, PageQuery, PagedList};
 use crate::auth::HashError;
 use crate::domain::{Command, Custom, DomainError, Email, NewUser, Profile, State, Username};
 use crate::read_model::{self, Listed, SqliteState, UserView};
@@ -200,4 +201,75 @@ pub async fn list(
         })
         .await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+/// How many groups one membership check may list.
+const CHECKED_GROUPS_MAX: usize = 20;
+
+/// Paging and `includeInherited`. Not a flattened `PageQuery`: query strings are text,
+/// and serde cannot read numbers and booleans from text through `flatten`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserGroupsQuery {
+    #[serde(default)]
+    include_inherited: bool,
+    page_index: Option<u64>,
+    page_size: Option<u64>,
+}
+
+/// `GET .../users/{userIdentifier}/groups?includeInherited=`: the user's groups, by name.
+pub async fn groups_of(
+    service: web::Data<Service>,
+    caller: Caller,
+    query: web::Query<UserGroupsQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_param(&req)?;
+    let paging = PageQuery {
+        page_index: query.page_index,
+        page_size: query.page_size,
+    };
+    let page = paging.page(service.page_size_max)?;
+    let inherited = query.include_inherited;
+    let list = service
+        .query(caller.0, move |conn| {
+            let user = SqliteState(conn)
+                .user(&user)?
+                .ok_or(DomainError::UserNotFound)?;
+            let (total, items) =
+                read_model::list_user_groups(conn, user.id, inherited, page.offset(), page.size)?;
+            Ok(PagedList::new(page, total, items))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `HEAD .../users/{userIdentifier}/groups/{g1,g2,...}`: 204 if the user belongs to any of
+/// the groups, directly or through child groups; 404 if to none (unknown groups count as
+/// none, so that one stale name does not hide the others).
+pub async fn in_any_group(
+    service: web::Data<Service>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_param(&req)?;
+    let groups = groups_param(&req, CHECKED_GROUPS_MAX)?;
+    service
+        .query(caller.0, move |conn| {
+            let state = SqliteState(conn);
+            let user = state.user(&user)?.ok_or(DomainError::UserNotFound)?;
+            for group in &groups {
+                let Some(group) = state.group(group)? else {
+                    continue;
+                };
+                if state.is_direct_member(group.id, user.id)?
+                    || state.member_through(group.id, user.id)?.is_some()
+                {
+                    return Ok(());
+                }
+            }
+            Err(ApiError::NotMember)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 
 pub use queries::{
     GroupView, Listed, MembersPage, Sort, UserView, actor, is_administrator, list_child_groups,
-    list_groups, list_users, password_hash, service_account,
+    list_groups, list_user_groups, list_users, password_hash, service_account,
 };
 pub use state::SqliteState;
 

@@ -325,3 +325,35 @@ pub fn list_child_groups(
         group_view,
     )
 }
+
+/// A page of the groups `user` is a direct member of, by name; with `inherited`, also the
+/// groups those are inside, at any depth.
+pub fn list_user_groups(
+    conn: &Connection,
+    user: Uuid,
+    inherited: bool,
+    offset: u64,
+    limit: u64,
+) -> anyhow::Result<(u64, Vec<GroupView>)> {
+    let from_where = if inherited {
+        "FROM groups g WHERE g.id IN (
+            WITH RECURSIVE mine(id) AS (
+                SELECT group_id FROM members WHERE user_id = ?1
+                UNION SELECT c.parent_id FROM child_groups c JOIN mine m ON c.child_id = m.id
+            )
+            SELECT id FROM mine
+        )"
+    } else {
+        "FROM members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?1"
+    };
+    page(
+        conn,
+        GROUP_COLUMNS,
+        from_where,
+        "g.name_key, g.id",
+        &user.to_string(),
+        offset,
+        limit,
+        group_view,
+    )
+}

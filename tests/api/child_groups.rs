@@ -194,3 +194,84 @@ async fn the_child_group_holding_the_only_administrators_cannot_be_taken_out(bac
         .assert_error(409, "LastAdministrator");
     app.assert_nothing_appended(before);
 }
+
+/// The chain Committee ⊂ Space Monkeys ⊂ Paper Street Soap Company, with marla in the
+/// committee only.
+async fn chain(app: &TestApp) {
+    app.seed().await;
+    app.create_group(MONKEYS).await;
+    app.create_group("Committee").await;
+    app.create_group("Lou's Tavern").await;
+    app.create_user("marla", "marla@fightclub.com", None).await;
+    app.add_member("Committee", "marla").await;
+    nest(app, SEED_GROUP, MONKEYS).await;
+    nest(app, MONKEYS, "Committee").await;
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_users_groups_are_listed_directly_or_with_those_inherited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    chain(&app).await;
+    let groups = |query: &str| {
+        let path = format!("{PREFIX}/users/marla@fightclub.com/groups{query}");
+        let app = &app;
+        async move {
+            let answer = app
+                .request(Method::GET, &path, Some(&app.admin_token))
+                .await;
+            answer.assert_status(200);
+            let body = answer.json();
+            let names: Vec<String> = body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["name"].as_str().unwrap().to_owned())
+                .collect();
+            (body["totalCount"].as_u64(), names)
+        }
+    };
+    assert_eq!(groups("").await, (Some(1), vec!["Committee".to_owned()]));
+    assert_eq!(
+        groups("?includeInherited=true").await,
+        (
+            Some(3),
+            vec![
+                "Committee".to_owned(),
+                SEED_GROUP.to_owned(),
+                MONKEYS.to_owned()
+            ]
+        )
+    );
+    let path = format!("{PREFIX}/users/nobody/groups");
+    app.request(Method::GET, &path, Some(&app.admin_token))
+        .await
+        .assert_error(404, "UserNotFound");
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_user_is_checked_against_a_list_of_groups_any_of_which_will_do(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    chain(&app).await;
+    let check = |groups: &str| {
+        let path = format!("{PREFIX}/users/marla/groups/{groups}");
+        let app = &app;
+        async move {
+            app.request(Method::HEAD, &path, Some(&app.admin_token))
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    // Through two levels of child groups.
+    assert_eq!(check(&encode(SEED_GROUP)).await, 204);
+    // Any one of the list is enough; an unknown one does not spoil the rest.
+    assert_eq!(check("Lou%27s%20Tavern,Nobody,Committee").await, 204);
+    assert_eq!(check("Lou%27s%20Tavern,Nobody").await, 404);
+    // A comma inside a name is written %2C.
+    assert_eq!(check("Lou%27s%20Tavern%2CCommittee").await, 404);
+    assert_eq!(check("%zz,Committee").await, 400);
+    let many = vec!["Committee"; 21].join(",");
+    assert_eq!(check(&many).await, 400);
+}
