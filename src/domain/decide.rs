@@ -164,8 +164,8 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             Ok(vec![EventData::MemberRemoved(membership(group, user))])
         }
         Command::AddChildGroup { group, child } => {
-            let group = state.group(&group)?.ok_or(DomainError::GroupNotFound)?;
-            let child = state.group(&child)?.ok_or(DomainError::GroupNotFound)?;
+            let group = state.require_group(&group)?;
+            let child = state.require_group(&child)?;
             if state.is_direct_child(group.id, child.id)? {
                 return Ok(vec![]);
             }
@@ -173,8 +173,8 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             Ok(vec![EventData::ChildGroupAdded(nesting(group, child))])
         }
         Command::RemoveChildGroup { group, child } => {
-            let group = state.group(&group)?.ok_or(DomainError::GroupNotFound)?;
-            let child = state.group(&child)?.ok_or(DomainError::GroupNotFound)?;
+            let group = state.require_group(&group)?;
+            let child = state.require_group(&child)?;
             check_unnestable(state, &group, child.id)?;
             Ok(vec![EventData::ChildGroupRemoved(nesting(group, child))])
         }
@@ -302,8 +302,8 @@ fn resolve(
     group: &GroupIdentifier,
     user: &UserIdentifier,
 ) -> Result<(GroupRef, UserRef), Refusal> {
-    let group = state.group(group)?.ok_or(DomainError::GroupNotFound)?;
-    let user = state.user(user)?.ok_or(DomainError::UserNotFound)?;
+    let group = state.require_group(group)?;
+    let user = state.require_user(user)?;
     Ok((group, user))
 }
 

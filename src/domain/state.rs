@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use super::decide::{DomainError, Refusal};
 use super::event::GroupType;
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 
@@ -25,6 +26,16 @@ pub trait State {
     fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>>;
     fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>>;
     fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;
+
+    /// The group, or `GroupNotFound`.
+    fn require_group(&self, id: &GroupIdentifier) -> Result<GroupRef, Refusal> {
+        Ok(self.group(id)?.ok_or(DomainError::GroupNotFound)?)
+    }
+
+    /// The user, or `UserNotFound`.
+    fn require_user(&self, id: &UserIdentifier) -> Result<UserRef, Refusal> {
+        Ok(self.user(id)?.ok_or(DomainError::UserNotFound)?)
+    }
     fn is_direct_child(&self, parent: Uuid, child: Uuid) -> anyhow::Result<bool>;
     /// Whether `group` is below `ancestor`, at any depth.
     fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool>;

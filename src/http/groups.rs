@@ -103,9 +103,7 @@ pub async fn get(
     let group = group_param(&req)?;
     let view = service
         .query(caller.0, move |conn| {
-            let found = SqliteState(conn)
-                .group(&group)?
-                .ok_or(DomainError::GroupNotFound)?;
+            let found = SqliteState(conn).require_group(&group)?;
             GroupView::load(conn, found.id)?.ok_or_else(|| DomainError::GroupNotFound.into())
         })
         .await?;
@@ -160,9 +158,7 @@ pub async fn list_children(
     let page = query.page(service.page_size_max)?;
     let list = service
         .query(caller.0, move |conn| {
-            let group = SqliteState(conn)
-                .group(&group)?
-                .ok_or(DomainError::GroupNotFound)?;
+            let group = SqliteState(conn).require_group(&group)?;
             let (total, items) =
                 read_model::list_child_groups(conn, group.id, page.offset(), page.size)?;
             Ok(PagedList::new(page, total, items))

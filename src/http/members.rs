@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::extract::{Caller, LogId, group_param, user_param};
 use super::{ApiError, PageQuery, PagedList};
-use crate::domain::{Command, DomainError, InvalidName, State};
+use crate::domain::{Command, InvalidName, State};
 use crate::read_model::{MembersPage, SqliteState};
 use crate::service::Service;
 
@@ -50,8 +50,8 @@ pub async fn check(
     service
         .query(caller.0, move |conn| {
             let state = SqliteState(conn);
-            let group = state.group(&group)?.ok_or(DomainError::GroupNotFound)?;
-            let user = state.user(&user)?.ok_or(DomainError::UserNotFound)?;
+            let group = state.require_group(&group)?;
+            let user = state.require_user(&user)?;
             if state.is_direct_member(group.id, user.id)?
                 || state.member_through(group.id, user.id)?.is_some()
             {
@@ -89,9 +89,7 @@ pub async fn list(
     let page = query.page(service.page_size_max)?;
     let list = service
         .query(caller.0, move |conn| {
-            let group = SqliteState(conn)
-                .group(&group)?
-                .ok_or(DomainError::GroupNotFound)?;
+            let group = SqliteState(conn).require_group(&group)?;
             let members = MembersPage::load(conn, group.id, page.offset(), page.size)?;
             Ok(PagedList::new(page, members.total_count, members.items))
         })

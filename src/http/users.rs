@@ -174,9 +174,7 @@ pub async fn get(
     let user = user_param(&req)?;
     let view = service
         .query(caller.0, move |conn| {
-            let found = SqliteState(conn)
-                .user(&user)?
-                .ok_or(DomainError::UserNotFound)?;
+            let found = SqliteState(conn).require_user(&user)?;
             UserView::load(conn, found.id)?.ok_or_else(|| DomainError::UserNotFound.into())
         })
         .await?;
@@ -233,9 +231,7 @@ pub async fn groups_of(
     let inherited = query.include_inherited;
     let list = service
         .query(caller.0, move |conn| {
-            let user = SqliteState(conn)
-                .user(&user)?
-                .ok_or(DomainError::UserNotFound)?;
+            let user = SqliteState(conn).require_user(&user)?;
             let (total, items) =
                 read_model::list_user_groups(conn, user.id, inherited, page.offset(), page.size)?;
             Ok(PagedList::new(page, total, items))
@@ -257,7 +253,7 @@ pub async fn in_any_group(
     service
         .query(caller.0, move |conn| {
             let state = SqliteState(conn);
-            let user = state.user(&user)?.ok_or(DomainError::UserNotFound)?;
+            let user = state.require_user(&user)?;
             for group in &groups {
                 let Some(group) = state.group(group)? else {
                     continue;
