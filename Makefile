@@ -1,17 +1,19 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 CARGO ?= cargo
+NPM ?= npm
 TANSU_VERSION := 0.6.0
 TANSU ?= $(shell command -v tansu || echo $(HOME)/.cargo/bin/tansu)
 
-.PHONY: run test lint unit tansu kafka run-kafka
+.PHONY: run test lint unit tansu client-deps kafka run-kafka
 
 ## Build in release mode and serve on the embedded log (data in ./data).
 run:
 	$(CARGO) run --release --bin membershipd -- serve
 
 ## Formatting, lints, then every test: unit tests and the HTTP suite against the real
-## server, on the embedded log and on a Kafka-compatible broker (Tansu) started for the run.
-test: lint tansu
+## server, on the embedded log and on a Kafka-compatible broker (Tansu) started for the run,
+## and the official JavaScript client's scenario (needs Node.js 18 or newer).
+test: lint tansu client-deps
 	tests/with-broker.sh $(CARGO) test --all-targets
 
 lint:
@@ -28,6 +30,14 @@ tansu:
 	  [ -x "$$t" ] && "$$t" --version | grep -qx 'tansu $(TANSU_VERSION)' && exit 0; \
 	done; \
 	$(CARGO) install tansu --version $(TANSU_VERSION) --locked --features libsql
+
+## Install the official JavaScript client pinned in tests/client/package-lock.json, unless
+## tests/client/node_modules is already there and newer than the lock file.
+client-deps: tests/client/node_modules
+
+tests/client/node_modules: tests/client/package-lock.json
+	$(NPM) ci --prefix tests/client --no-audit --no-fund
+	@touch $@
 
 ## A broker in the foreground on 127.0.0.1:9092, its storage in target/tansu/dev.
 kafka: tansu

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     Actor, Command, Custom, Email, GroupIdentifier, GroupName, GroupType, NewGroup, NewUser,
-    Profile, State, UserIdentifier, Username,
+    Profile, Removal, State, UserIdentifier, Username,
 };
 use crate::http::ApiError;
 use crate::read_model::{self, SqliteState};
@@ -85,7 +85,7 @@ async fn look(service: &Service, client_id: &str) -> anyhow::Result<Seen> {
                 None => None,
                 Some(group) => Some(GroupSeen {
                     // No user has the nil id: this asks whether the group has any member.
-                    has_member: state.has_member_other_than(group.id, Uuid::nil())?,
+                    has_member: state.left_empty(&Removal::Nothing)?.is_none(),
                     account_is_member: match account {
                         Some(account) => state.is_direct_member(group.id, account)?,
                         None => false,

@@ -266,6 +266,50 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
                 time,
             ])?;
         }
+        EventData::UserUpdated(e) => {
+            tx.prepare_cached(
+                "UPDATE users SET username = ?2, username_key = ?3, email = ?4, email_key = ?5,
+                                  profile = ?6, modified = ?7
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                e.user_id.to_string(),
+                e.username.as_str(),
+                e.username.key(),
+                e.email.as_str(),
+                e.email.key(),
+                serde_json::to_string(&e.profile)?,
+                time,
+            ])?;
+        }
+        EventData::UserDeleted(e) => {
+            // Its memberships were removed by the events before this one.
+            for sql in [
+                "DELETE FROM passwords WHERE user_id = ?1",
+                "DELETE FROM users WHERE id = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute([e.user_id.to_string()])?;
+            }
+        }
+        EventData::GroupUpdated(e) => {
+            tx.prepare_cached(
+                "UPDATE groups SET name = ?2, name_key = ?3, type = ?4, description = ?5,
+                                   custom = ?6
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                e.group_id.to_string(),
+                e.name.as_str(),
+                e.name.key(),
+                serde_json::to_value(e.group_type)?.as_str(),
+                e.description,
+                serde_json::to_string(&e.custom)?,
+            ])?;
+        }
+        EventData::GroupDeleted(e) => {
+            tx.prepare_cached("DELETE FROM groups WHERE id = ?1")?
+                .execute([e.group_id.to_string()])?;
+        }
         EventData::GroupCreated(e) => {
             tx.prepare_cached(
                 "INSERT INTO groups (id, name, name_key, type, description, custom, created)

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::{Hasher, Tokens};
-use crate::domain::{self, Actor, Command, Event, Metadata, Outcome};
+use crate::domain::{self, Actor, Command, Event, Metadata, Outcome, State, UserIdentifier};
 use crate::http::ApiError;
 use crate::log::{EventLog, LogError};
 use crate::projector::Outcomes;
@@ -36,7 +36,10 @@ pub struct AdminClient {
 
 /// Who a command is run for: a caller to authorize, or the service itself at start-up.
 pub enum Principal {
+    /// A caller who must be in System Administrators.
     Caller(Uuid),
+    /// A caller who must be in System Administrators, or be this user.
+    CallerOrUser(Uuid, UserIdentifier),
     Service(Actor),
 }
 
@@ -81,6 +84,9 @@ impl Service {
             .read(move |conn| {
                 let actor = match principal {
                     Principal::Caller(caller) => authorize(conn, caller)?,
+                    Principal::CallerOrUser(caller, user) => {
+                        authorize_self_or_admin(conn, caller, &user)?
+                    }
                     Principal::Service(actor) => actor,
                 };
                 let decided = domain::decide(&SqliteState(conn), command)?;
@@ -141,6 +147,24 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+/// The caller as an actor, if it is `user` or in System Administrators. A caller who is
+/// neither learns nothing about `user`.
+pub fn authorize_self_or_admin(
+    conn: &Connection,
+    caller: Uuid,
+    user: &UserIdentifier,
+) -> Result<Actor, ApiError> {
+    if read_model::is_administrator(conn, caller)? {
+        return read_model::actor(conn, caller)?.ok_or(ApiError::Forbidden);
+    }
+    match SqliteState(conn).user(user)? {
+        Some(found) if found.id == caller => {
+            read_model::actor(conn, caller)?.ok_or(ApiError::Forbidden)
+        }
+        _ => Err(ApiError::Forbidden),
     }
 }
 

@@ -5,10 +5,11 @@
 use uuid::Uuid;
 
 use super::event::{
-    EventData, GroupCreated, GroupType, Membership, Nesting, PasswordSet, Profile, UserCreated,
+    EventData, GroupCreated, GroupDeleted, GroupType, Membership, Nesting, PasswordSet, Profile,
+    UserCreated, UserDeleted, UserUpdated,
 };
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
-use super::state::{GroupRef, State, UserRef};
+use super::state::{GroupRef, Removal, State, UserRef};
 
 /// Why a command is refused, or an event rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +18,16 @@ pub enum DomainError {
     GroupNotFound,
     #[error("the user was not found")]
     UserNotFound,
+    #[error("some of the groups were not found")]
+    GroupsNotFound {
+        /// The identifiers that matched no group, as given.
+        missing: Vec<String>,
+    },
+    #[error("some of the users were not found")]
+    UsersNotFound {
+        /// The identifiers that matched no user, as given.
+        missing: Vec<String>,
+    },
     #[error("the user is not a direct member of the group")]
     UserNotInGroup {
         /// Set when the user belongs to the group only through this child group.
@@ -38,6 +49,10 @@ pub enum DomainError {
     GroupNameTaken,
     #[error("the id is taken")]
     IdTaken,
+    #[error("a system group cannot be renamed, retyped or deleted")]
+    SystemGroup,
+    #[error("the user or group still has memberships")]
+    MembershipsRemain,
 }
 
 impl DomainError {
@@ -45,8 +60,8 @@ impl DomainError {
     /// for a rejected event.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::GroupNotFound => "GroupNotFound",
-            Self::UserNotFound => "UserNotFound",
+            Self::GroupNotFound | Self::GroupsNotFound { .. } => "GroupNotFound",
+            Self::UserNotFound | Self::UsersNotFound { .. } => "UserNotFound",
             Self::UserNotInGroup { .. } => "UserNotInGroup",
             Self::AlreadyMember => "AlreadyMember",
             Self::GroupCycle => "GroupCycle",
@@ -56,6 +71,8 @@ impl DomainError {
             Self::EmailTaken => "EmailTaken",
             Self::GroupNameTaken => "GroupNameTaken",
             Self::IdTaken => "IdTaken",
+            Self::SystemGroup => "SystemGroup",
+            Self::MembershipsRemain => "MembershipsRemain",
         }
     }
 }
@@ -97,9 +114,38 @@ pub enum Command {
         group_id: Uuid,
         group: NewGroup,
     },
+    UpdateUser {
+        user: UserIdentifier,
+        username: Username,
+        email: Email,
+        profile: Profile,
+    },
+    /// Removes the user from its groups, then deletes it.
+    DeleteUser {
+        user: UserIdentifier,
+    },
+    SetPassword {
+        user: UserIdentifier,
+        password_hash: String,
+    },
+    UpdateGroup {
+        group: GroupIdentifier,
+        details: NewGroup,
+        /// The request named no type: the group keeps the one it has.
+        keep_type: bool,
+    },
+    /// Empties the group, takes it out of its parents, then deletes it.
+    DeleteGroup {
+        group: GroupIdentifier,
+    },
     AddMember {
         group: GroupIdentifier,
         user: UserIdentifier,
+    },
+    /// All the users, or none when any is missing.
+    AddMembers {
+        group: GroupIdentifier,
+        users: Vec<UserIdentifier>,
     },
     RemoveMember {
         group: GroupIdentifier,
@@ -108,6 +154,11 @@ pub enum Command {
     AddChildGroup {
         group: GroupIdentifier,
         child: GroupIdentifier,
+    },
+    /// All the child groups, or none when any is missing or would close a cycle.
+    AddChildGroups {
+        group: GroupIdentifier,
+        children: Vec<GroupIdentifier>,
     },
     RemoveChildGroup {
         group: GroupIdentifier,
@@ -151,6 +202,115 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             check_group_creatable(state, &created)?;
             Ok(vec![EventData::GroupCreated(created)])
         }
+        Command::UpdateUser {
+            user,
+            username,
+            email,
+            profile,
+        } => {
+            let user = state.require_user(&user)?;
+            let updated = UserUpdated {
+                user_id: user.id,
+                username,
+                email,
+                profile,
+            };
+            check_user_updatable(state, &updated)?;
+            Ok(vec![EventData::UserUpdated(updated)])
+        }
+        Command::DeleteUser { user } => {
+            let user = state.require_user(&user)?;
+            if state.left_empty(&Removal::User(user.id))?.is_some() {
+                return Err(DomainError::LastAdministrator.into());
+            }
+            let mut events: Vec<EventData> = state
+                .groups_of(user.id)?
+                .into_iter()
+                .map(|group| EventData::MemberRemoved(membership(group, user.clone())))
+                .collect();
+            events.push(EventData::UserDeleted(UserDeleted {
+                user_id: user.id,
+                username: user.username,
+                email: user.email,
+            }));
+            Ok(events)
+        }
+        Command::SetPassword {
+            user,
+            password_hash,
+        } => {
+            let user = state.require_user(&user)?;
+            Ok(vec![EventData::PasswordSet(PasswordSet {
+                user_id: user.id,
+                password_hash,
+            })])
+        }
+        Command::UpdateGroup {
+            group,
+            details,
+            keep_type,
+        } => {
+            let group = state.require_group(&group)?;
+            let updated = GroupCreated {
+                group_id: group.id,
+                name: details.name,
+                description: details.description,
+                group_type: if keep_type {
+                    group.group_type
+                } else {
+                    details.group_type
+                },
+                custom: details.custom,
+            };
+            check_group_updatable(state, &updated)?;
+            Ok(vec![EventData::GroupUpdated(updated)])
+        }
+        Command::DeleteGroup { group } => {
+            let group = state.require_group(&group)?;
+            if group.group_type == GroupType::Sys {
+                return Err(DomainError::SystemGroup.into());
+            }
+            if state.left_empty(&Removal::Group(group.id))?.is_some() {
+                return Err(DomainError::LastAdministrator.into());
+            }
+            let mut events = Vec::new();
+            for user in state.members_of(group.id)? {
+                events.push(EventData::MemberRemoved(membership(group.clone(), user)));
+            }
+            for child in state.children_of(group.id)? {
+                events.push(EventData::ChildGroupRemoved(nesting(group.clone(), child)));
+            }
+            for parent in state.parents_of(group.id)? {
+                events.push(EventData::ChildGroupRemoved(nesting(parent, group.clone())));
+            }
+            events.push(EventData::GroupDeleted(GroupDeleted {
+                group_id: group.id,
+                name: group.name,
+            }));
+            Ok(events)
+        }
+        Command::AddMembers { group, users } => {
+            let group = state.require_group(&group)?;
+            let mut missing = Vec::new();
+            let mut found: Vec<UserRef> = Vec::new();
+            for id in &users {
+                match state.user(id)? {
+                    Some(user) if found.iter().any(|f| f.id == user.id) => {}
+                    Some(user) => found.push(user),
+                    None => missing.push(id.to_string()),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(DomainError::UsersNotFound { missing }.into());
+            }
+            let mut events = Vec::new();
+            for user in found {
+                if !state.is_direct_member(group.id, user.id)? {
+                    events.push(EventData::MemberAdded(membership(group.clone(), user)));
+                }
+            }
+            Ok(events)
+        }
         Command::AddMember { group, user } => {
             let (group, user) = resolve(state, &group, &user)?;
             if state.is_direct_member(group.id, user.id)? {
@@ -171,6 +331,31 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             }
             check_nestable(state, group.id, child.id)?;
             Ok(vec![EventData::ChildGroupAdded(nesting(group, child))])
+        }
+        Command::AddChildGroups { group, children } => {
+            let group = state.require_group(&group)?;
+            let mut missing = Vec::new();
+            let mut found: Vec<GroupRef> = Vec::new();
+            for id in &children {
+                match state.group(id)? {
+                    Some(child) if found.iter().any(|f| f.id == child.id) => {}
+                    Some(child) => found.push(child),
+                    None => missing.push(id.to_string()),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(DomainError::GroupsNotFound { missing }.into());
+            }
+            // The new edges all leave `group`, so none can close a cycle through another:
+            // checking each against the state is enough.
+            let mut events = Vec::new();
+            for child in found {
+                if !state.is_direct_child(group.id, child.id)? {
+                    check_nestable(state, group.id, child.id)?;
+                    events.push(EventData::ChildGroupAdded(nesting(group.clone(), child)));
+                }
+            }
+            Ok(events)
         }
         Command::RemoveChildGroup { group, child } => {
             let group = state.require_group(&group)?;
@@ -193,7 +378,24 @@ pub enum Outcome {
 pub fn apply(state: &impl State, event: &EventData) -> anyhow::Result<Outcome> {
     let checked = match event {
         EventData::UserCreated(e) => check_user_creatable(state, e),
+        EventData::UserUpdated(e) => check_user_updatable(state, e),
+        EventData::UserDeleted(e) => state
+            .require_user(&UserIdentifier::Id(e.user_id))
+            .and_then(|user| check_deletable(state.groups_of(user.id)?.is_empty())),
         EventData::GroupCreated(e) => check_group_creatable(state, e),
+        EventData::GroupUpdated(e) => check_group_updatable(state, e),
+        EventData::GroupDeleted(e) => state
+            .require_group(&GroupIdentifier::Id(e.group_id))
+            .and_then(|group| {
+                if group.group_type == GroupType::Sys {
+                    return Err(DomainError::SystemGroup.into());
+                }
+                check_deletable(
+                    state.members_of(group.id)?.is_empty()
+                        && state.children_of(group.id)?.is_empty()
+                        && state.parents_of(group.id)?.is_empty(),
+                )
+            }),
         EventData::MemberAdded(m) => resolve_ids(state, m).and_then(|(group, user)| {
             if state.is_direct_member(group.id, user.id)? {
                 return Err(DomainError::AlreadyMember.into());
@@ -246,6 +448,46 @@ fn check_user_creatable(state: &impl State, user: &UserCreated) -> Result<(), Re
     Ok(())
 }
 
+/// The new username and email may not belong to another user.
+fn check_user_updatable(state: &impl State, user: &UserUpdated) -> Result<(), Refusal> {
+    state.require_user(&UserIdentifier::Id(user.user_id))?;
+    let other = |found: Option<UserRef>| found.is_some_and(|f| f.id != user.user_id);
+    if other(state.user(&UserIdentifier::Username(user.username.clone()))?) {
+        return Err(DomainError::UsernameTaken.into());
+    }
+    if other(state.user(&UserIdentifier::Email(user.email.clone()))?) {
+        return Err(DomainError::EmailTaken.into());
+    }
+    Ok(())
+}
+
+/// A group may take any free name, and any type but `sys`; a system group keeps its
+/// name and type, since the service finds its administrators by them.
+fn check_group_updatable(state: &impl State, group: &GroupCreated) -> Result<(), Refusal> {
+    let current = state.require_group(&GroupIdentifier::Id(group.group_id))?;
+    if (current.group_type == GroupType::Sys || group.group_type == GroupType::Sys)
+        && (current.group_type != group.group_type || current.name.key() != group.name.key())
+    {
+        return Err(DomainError::SystemGroup.into());
+    }
+    if state
+        .group(&GroupIdentifier::Name(group.name.clone()))?
+        .is_some_and(|found| found.id != group.group_id)
+    {
+        return Err(DomainError::GroupNameTaken.into());
+    }
+    Ok(())
+}
+
+/// A deletion is applied only once everything it ended came first in the log.
+fn check_deletable(nothing_left: bool) -> Result<(), Refusal> {
+    if nothing_left {
+        Ok(())
+    } else {
+        Err(DomainError::MembershipsRemain.into())
+    }
+}
+
 fn check_group_creatable(state: &impl State, group: &GroupCreated) -> Result<(), Refusal> {
     if state.group(&GroupIdentifier::Id(group.group_id))?.is_some() {
         return Err(DomainError::IdTaken.into());
@@ -268,12 +510,16 @@ fn check_nestable(state: &impl State, group: Uuid, child: Uuid) -> Result<(), Re
 }
 
 /// A child group can leave only a group it is directly in, and never take the last
-/// member of a system group with it.
+/// member of a system group with it (at any depth above).
 fn check_unnestable(state: &impl State, group: &GroupRef, child: Uuid) -> Result<(), Refusal> {
     if !state.is_direct_child(group.id, child)? {
         return Err(DomainError::GroupNotChild.into());
     }
-    if group.group_type == GroupType::Sys && !state.has_member_without_child(group.id, child)? {
+    let removal = Removal::Child {
+        parent: group.id,
+        child,
+    };
+    if state.left_empty(&removal)?.is_some() {
         return Err(DomainError::LastAdministrator.into());
     }
     Ok(())
@@ -288,10 +534,11 @@ fn check_removable(state: &impl State, group: &GroupRef, user: &UserRef) -> Resu
         .into());
     }
     // A system group must keep someone in it, or nobody could administer the service.
-    if group.group_type == GroupType::Sys
-        && !state.has_member_other_than(group.id, user.id)?
-        && state.member_through(group.id, user.id)?.is_none()
-    {
+    let removal = Removal::Member {
+        group: group.id,
+        user: user.id,
+    };
+    if state.left_empty(&removal)?.is_some() {
         return Err(DomainError::LastAdministrator.into());
     }
     Ok(())

@@ -76,7 +76,13 @@ impl Event {
 #[serde(tag = "type", content = "data")]
 pub enum EventData {
     UserCreated(UserCreated),
+    UserUpdated(UserUpdated),
+    /// Ends a user with no memberships left: its removals come first, as `MemberRemoved`.
+    UserDeleted(UserDeleted),
     GroupCreated(GroupCreated),
+    GroupUpdated(GroupCreated),
+    /// Ends a group with no members, child groups or parents left: those come first.
+    GroupDeleted(GroupDeleted),
     MemberAdded(Membership),
     MemberRemoved(Membership),
     ChildGroupAdded(Nesting),
@@ -89,7 +95,11 @@ impl EventData {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::UserCreated(_) => "UserCreated",
+            Self::UserUpdated(_) => "UserUpdated",
+            Self::UserDeleted(_) => "UserDeleted",
             Self::GroupCreated(_) => "GroupCreated",
+            Self::GroupUpdated(_) => "GroupUpdated",
+            Self::GroupDeleted(_) => "GroupDeleted",
             Self::MemberAdded(_) => "MemberAdded",
             Self::MemberRemoved(_) => "MemberRemoved",
             Self::ChildGroupAdded(_) => "ChildGroupAdded",
@@ -101,7 +111,10 @@ impl EventData {
     pub fn aggregate_id(&self) -> Uuid {
         match self {
             Self::UserCreated(e) => e.user_id,
-            Self::GroupCreated(e) => e.group_id,
+            Self::UserUpdated(e) => e.user_id,
+            Self::UserDeleted(e) => e.user_id,
+            Self::GroupCreated(e) | Self::GroupUpdated(e) => e.group_id,
+            Self::GroupDeleted(e) => e.group_id,
             Self::MemberAdded(e) | Self::MemberRemoved(e) => e.group_id,
             Self::ChildGroupAdded(e) | Self::ChildGroupRemoved(e) => e.group_id,
             Self::PasswordSet(e) => e.user_id,
@@ -127,6 +140,25 @@ pub struct UserCreated {
     pub client_id: Option<String>,
 }
 
+/// A user's new details, replacing the old ones whole (a service account keeps its client).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserUpdated {
+    pub user_id: Uuid,
+    pub username: Username,
+    pub email: Email,
+    #[serde(flatten)]
+    pub profile: Profile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDeleted {
+    pub user_id: Uuid,
+    pub username: Username,
+    pub email: Email,
+}
+
 /// The descriptive part of a user, carried as given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -143,6 +175,8 @@ pub struct Profile {
     pub custom: Custom,
 }
 
+/// A group's details: all of them when it is created (`GroupCreated`) and when they are
+/// replaced (`GroupUpdated`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupCreated {
@@ -154,6 +188,13 @@ pub struct GroupCreated {
     pub group_type: GroupType,
     #[serde(default)]
     pub custom: Custom,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDeleted {
+    pub group_id: Uuid,
+    pub name: GroupName,
 }
 
 /// A user joining or leaving a group, with the names as they were at the time.

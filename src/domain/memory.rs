@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::decide::{Outcome, apply};
-use super::event::{EventData, GroupCreated, UserCreated};
+use super::event::{EventData, GroupCreated, GroupType, UserCreated};
 use super::ids::{GroupIdentifier, UserIdentifier};
-use super::state::{GroupRef, State, UserRef};
+use super::state::{GroupRef, Removal, State, UserRef};
 
 #[derive(Debug, Default)]
 pub struct MemoryState {
@@ -35,8 +35,20 @@ impl MemoryState {
                 EventData::UserCreated(e) => {
                     self.users.insert(e.user_id, e.clone());
                 }
-                EventData::GroupCreated(e) => {
+                EventData::UserUpdated(e) => {
+                    let user = self.users.get_mut(&e.user_id).expect("applied");
+                    user.username = e.username.clone();
+                    user.email = e.email.clone();
+                    user.profile = e.profile.clone();
+                }
+                EventData::UserDeleted(e) => {
+                    self.users.remove(&e.user_id);
+                }
+                EventData::GroupCreated(e) | EventData::GroupUpdated(e) => {
                     self.groups.insert(e.group_id, e.clone());
+                }
+                EventData::GroupDeleted(e) => {
+                    self.groups.remove(&e.group_id);
                 }
                 EventData::MemberAdded(m) => {
                     self.members.insert((m.group_id, m.user_id));
@@ -56,22 +68,43 @@ impl MemoryState {
         outcome
     }
 
-    fn descendants(&self, group: Uuid) -> BTreeSet<Uuid> {
-        self.descendants_without(group, None)
-    }
-
-    /// The groups below `group`, not following the edge `skip` (parent, child).
-    fn descendants_without(&self, group: Uuid, skip: Option<(Uuid, Uuid)>) -> BTreeSet<Uuid> {
+    /// The groups below `group`, not following the edge `skip` nor entering `skip_group`.
+    fn descendants(
+        &self,
+        group: Uuid,
+        skip: Option<(Uuid, Uuid)>,
+        skip_group: Option<Uuid>,
+    ) -> BTreeSet<Uuid> {
         let mut found = BTreeSet::new();
         let mut todo = vec![group];
         while let Some(parent) = todo.pop() {
             for &(p, child) in &self.children {
-                if p == parent && Some((p, child)) != skip && found.insert(child) {
+                if p == parent
+                    && Some((p, child)) != skip
+                    && Some(child) != skip_group
+                    && found.insert(child)
+                {
                     todo.push(child);
                 }
             }
         }
         found
+    }
+
+    fn user_ref(&self, id: Uuid) -> UserRef {
+        let u = &self.users[&id];
+        UserRef {
+            id: u.user_id,
+            username: u.username.clone(),
+            email: u.email.clone(),
+        }
+    }
+
+    /// Group refs for ids, by name.
+    fn by_name(&self, ids: impl Iterator<Item = Uuid>) -> Vec<GroupRef> {
+        let mut groups: Vec<GroupRef> = ids.map(|id| self.group_ref(&self.groups[&id])).collect();
+        groups.sort_by_key(|g| g.name.key());
+        groups
     }
 
     fn group_ref(&self, g: &GroupCreated) -> GroupRef {
@@ -98,11 +131,7 @@ impl State for MemoryState {
             UserIdentifier::Username(name) => u.username.key() == name.key(),
             UserIdentifier::Email(email) => u.email.key() == email.key(),
         });
-        Ok(found.map(|u| UserRef {
-            id: u.user_id,
-            username: u.username.clone(),
-            email: u.email.clone(),
-        }))
+        Ok(found.map(|u| self.user_ref(u.user_id)))
     }
 
     fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {
@@ -111,7 +140,7 @@ impl State for MemoryState {
 
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>> {
         let through = self
-            .descendants(group)
+            .descendants(group, None, None)
             .into_iter()
             .filter(|child| self.members.contains(&(*child, user)))
             .map(|id| &self.groups[&id])
@@ -124,21 +153,61 @@ impl State for MemoryState {
     }
 
     fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool> {
-        Ok(self.descendants(ancestor).contains(&group))
+        Ok(self.descendants(ancestor, None, None).contains(&group))
     }
 
-    fn has_member_without_child(&self, group: Uuid, child: Uuid) -> anyhow::Result<bool> {
-        let mut groups = self.descendants_without(group, Some((group, child)));
-        groups.insert(group);
-        Ok(self.members.iter().any(|(g, _)| groups.contains(g)))
+    fn groups_of(&self, user: Uuid) -> anyhow::Result<Vec<GroupRef>> {
+        Ok(self.by_name(
+            self.members
+                .iter()
+                .filter(|(_, u)| *u == user)
+                .map(|(g, _)| *g),
+        ))
     }
 
-    fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {
-        let mut groups = self.descendants(group);
-        groups.insert(group);
-        Ok(self
+    fn members_of(&self, group: Uuid) -> anyhow::Result<Vec<UserRef>> {
+        let mut users: Vec<UserRef> = self
             .members
             .iter()
-            .any(|(g, u)| groups.contains(g) && *u != user))
+            .filter(|(g, _)| *g == group)
+            .map(|(_, u)| self.user_ref(*u))
+            .collect();
+        users.sort_by_key(|u| u.username.key());
+        Ok(users)
+    }
+
+    fn children_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>> {
+        Ok(self.by_name(
+            self.children
+                .iter()
+                .filter(|(p, _)| *p == group)
+                .map(|(_, c)| *c),
+        ))
+    }
+
+    fn parents_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>> {
+        Ok(self.by_name(
+            self.children
+                .iter()
+                .filter(|(_, c)| *c == group)
+                .map(|(p, _)| *p),
+        ))
+    }
+
+    fn left_empty(&self, removal: &Removal) -> anyhow::Result<Option<GroupRef>> {
+        let skipped = removal.skipped();
+        let system = self.by_name(
+            self.groups
+                .values()
+                .filter(|g| g.group_type == GroupType::Sys)
+                .map(|g| g.group_id),
+        );
+        Ok(system.into_iter().find(|sys| {
+            let mut tree = self.descendants(sys.id, skipped.edge, skipped.group);
+            tree.insert(sys.id);
+            !self.members.iter().any(|&(g, u)| {
+                tree.contains(&g) && Some(u) != skipped.user && Some((g, u)) != skipped.membership
+            })
+        }))
     }
 }

@@ -12,14 +12,14 @@ mod state;
 
 pub use decide::{Command, DomainError, NewGroup, NewUser, Outcome, Refusal, apply, decide};
 pub use event::{
-    Actor, Custom, Event, EventData, GroupCreated, GroupType, Membership, Metadata, Nesting,
-    PasswordSet, Profile, UserCreated,
+    Actor, Custom, Event, EventData, GroupCreated, GroupDeleted, GroupType, Membership, Metadata,
+    Nesting, PasswordSet, Profile, UserCreated, UserDeleted, UserUpdated,
 };
 pub use ids::{
     Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, NAME_MAX_CHARS,
     UserIdentifier, Username,
 };
-pub use state::{GroupRef, State, UserRef};
+pub use state::{GroupRef, Removal, State, UserRef};
 
 #[cfg(test)]
 mod tests;

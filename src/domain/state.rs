@@ -41,9 +41,68 @@ pub trait State {
     fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool>;
     /// A group below `group` that has `user` as a direct member; the first by name.
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>>;
-    /// Whether `group` would still have a member, directly or through child groups, if
-    /// `child` were no longer its direct child.
-    fn has_member_without_child(&self, group: Uuid, child: Uuid) -> anyhow::Result<bool>;
-    /// Whether anyone but `user` belongs to `group`, directly or through child groups.
-    fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;
+    /// The groups `user` is a direct member of, by name.
+    fn groups_of(&self, user: Uuid) -> anyhow::Result<Vec<GroupRef>>;
+    /// The direct members of `group`, by username.
+    fn members_of(&self, group: Uuid) -> anyhow::Result<Vec<UserRef>>;
+    /// The direct child groups of `group`, by name.
+    fn children_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>>;
+    /// The groups `group` is a direct child of, by name.
+    fn parents_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>>;
+    /// The first system group (by name) that would have no member left, directly or
+    /// through child groups, after `removal`.
+    fn left_empty(&self, removal: &Removal) -> anyhow::Result<Option<GroupRef>>;
+}
+
+/// A change that takes members away, as far as a system group can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// No change: finds the system groups that are empty now.
+    Nothing,
+    Member {
+        group: Uuid,
+        user: Uuid,
+    },
+    /// The user leaves every group.
+    User(Uuid),
+    Child {
+        parent: Uuid,
+        child: Uuid,
+    },
+    /// The group leaves its parents, and with it everyone below it.
+    Group(Uuid),
+}
+
+/// A [`Removal`] as the four things a membership walk skips.
+#[derive(Debug, Default)]
+pub struct Skipped {
+    pub group: Option<Uuid>,
+    pub edge: Option<(Uuid, Uuid)>,
+    pub membership: Option<(Uuid, Uuid)>,
+    pub user: Option<Uuid>,
+}
+
+impl Removal {
+    pub fn skipped(&self) -> Skipped {
+        let none = Skipped::default();
+        match *self {
+            Self::Nothing => none,
+            Self::Member { group, user } => Skipped {
+                membership: Some((group, user)),
+                ..none
+            },
+            Self::User(user) => Skipped {
+                user: Some(user),
+                ..none
+            },
+            Self::Child { parent, child } => Skipped {
+                edge: Some((parent, child)),
+                ..none
+            },
+            Self::Group(group) => Skipped {
+                group: Some(group),
+                ..none
+            },
+        }
+    }
 }

@@ -407,3 +407,181 @@ fn the_child_group_that_holds_the_last_administrators_cannot_leave_system_admini
     state.fold(&added(ADMINS, "System Administrators", TYLER, "tdurden"));
     assert!(decide(&state, command()).is_ok());
 }
+
+/// Marla administers the service only through Operators, a child of System Administrators.
+fn operators_hold_the_administrators() -> Vec<EventData> {
+    vec![
+        group_created(ADMINS, "System Administrators", GroupType::Sys),
+        group_created(3, "Operators", GroupType::Contensis),
+        user_created(MARLA, "msinger"),
+        added(3, "Operators", MARLA, "msinger"),
+        nested(ADMINS, "System Administrators", 3, "Operators"),
+    ]
+}
+
+#[test]
+fn the_last_administrator_cannot_leave_by_any_path() {
+    let state = MemoryState::given(operators_hold_the_administrators());
+    let commands = [
+        remove("Operators", "msinger"),
+        Command::DeleteUser {
+            user: UserIdentifier::parse("msinger").unwrap(),
+        },
+        Command::DeleteGroup {
+            group: GroupIdentifier::parse("Operators").unwrap(),
+        },
+    ];
+    for command in commands {
+        assert_eq!(
+            refusal(decide(&state, command.clone())),
+            DomainError::LastAdministrator,
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
+fn deleting_a_user_removes_each_membership_first_then_the_user() {
+    let mut state = MemoryState::given(soap_company());
+    state.fold(&group_created(3, "Space Monkeys", GroupType::Contensis));
+    state.fold(&added(3, "Space Monkeys", TYLER, "tdurden"));
+    let command = Command::DeleteUser {
+        user: UserIdentifier::parse("tdurden").unwrap(),
+    };
+    let events = decide(&state, command).unwrap();
+    let tyler = membership(SOAP, "Paper Street Soap Company", TYLER, "tdurden");
+    assert_eq!(
+        events[..2],
+        [
+            EventData::MemberRemoved(tyler),
+            EventData::MemberRemoved(membership(3, "Space Monkeys", TYLER, "tdurden")),
+        ]
+    );
+    assert!(matches!(&events[2], EventData::UserDeleted(d) if d.user_id == id(TYLER)));
+    for event in &events {
+        assert_eq!(state.fold(event), Outcome::Applied);
+    }
+    assert_eq!(state.user(&UserIdentifier::Id(id(TYLER))).unwrap(), None);
+}
+
+#[test]
+fn a_deletion_is_rejected_while_a_racing_membership_remains() {
+    let mut state = MemoryState::given(soap_company());
+    let events = decide(
+        &state,
+        Command::DeleteUser {
+            user: UserIdentifier::parse("msinger").unwrap(),
+        },
+    )
+    .unwrap();
+    // Marla joins between the decision and the deletion.
+    state.fold(&added(SOAP, "Paper Street Soap Company", MARLA, "msinger"));
+    assert_eq!(
+        state.fold(&events[0]),
+        Outcome::Rejected(DomainError::MembershipsRemain)
+    );
+}
+
+#[test]
+fn deleting_a_group_empties_it_and_takes_it_out_of_its_parents() {
+    let mut state = MemoryState::given(soap_company());
+    state.fold(&group_created(3, "Space Monkeys", GroupType::Contensis));
+    state.fold(&group_created(4, "Project Mayhem", GroupType::Contensis));
+    state.fold(&nested(
+        SOAP,
+        "Paper Street Soap Company",
+        3,
+        "Space Monkeys",
+    ));
+    state.fold(&nested(3, "Space Monkeys", 4, "Project Mayhem"));
+    state.fold(&added(3, "Space Monkeys", MARLA, "msinger"));
+    let command = Command::DeleteGroup {
+        group: GroupIdentifier::parse("Space Monkeys").unwrap(),
+    };
+    let events = decide(&state, command).unwrap();
+    let types: Vec<_> = events.iter().map(EventData::type_name).collect();
+    assert_eq!(
+        types,
+        [
+            "MemberRemoved",
+            "ChildGroupRemoved",
+            "ChildGroupRemoved",
+            "GroupDeleted"
+        ]
+    );
+    for event in &events {
+        assert_eq!(state.fold(event), Outcome::Applied);
+    }
+    assert!(!state.is_direct_child(id(SOAP), id(3)).unwrap());
+    assert!(state.group(&GroupIdentifier::Id(id(4))).unwrap().is_some());
+}
+
+#[test]
+fn a_system_group_keeps_its_name_and_type_and_is_never_deleted() {
+    let state = MemoryState::given(operators_hold_the_administrators());
+    let update = |name: &str, group_type| Command::UpdateGroup {
+        group: GroupIdentifier::parse("System Administrators").unwrap(),
+        details: NewGroup {
+            name: GroupName::parse(name).unwrap(),
+            description: Some("who runs the place".into()),
+            group_type,
+            custom: Custom::new(),
+        },
+        keep_type: false,
+    };
+    let renamed = decide(&state, update("Admins", GroupType::Sys));
+    assert_eq!(refusal(renamed), DomainError::SystemGroup);
+    let retyped = decide(
+        &state,
+        update("System Administrators", GroupType::Contensis),
+    );
+    assert_eq!(refusal(retyped), DomainError::SystemGroup);
+    assert!(decide(&state, update("system administrators", GroupType::Sys)).is_ok());
+    let delete = Command::DeleteGroup {
+        group: GroupIdentifier::parse("System Administrators").unwrap(),
+    };
+    assert_eq!(refusal(decide(&state, delete)), DomainError::SystemGroup);
+}
+
+#[test]
+fn updating_a_user_to_another_users_name_is_refused_but_its_own_is_fine() {
+    let state = MemoryState::given(soap_company());
+    let update = |username: &str, email: &str| Command::UpdateUser {
+        user: UserIdentifier::parse("tdurden").unwrap(),
+        username: Username::parse(username).unwrap(),
+        email: Email::parse(email).unwrap(),
+        profile: Profile::default(),
+    };
+    let taken = decide(&state, update("MSinger", "tyler@fightclub.com"));
+    assert_eq!(refusal(taken), DomainError::UsernameTaken);
+    let taken = decide(&state, update("tyler", "msinger@FIGHTCLUB.com"));
+    assert_eq!(refusal(taken), DomainError::EmailTaken);
+    assert!(decide(&state, update("TDurden", "tdurden@fightclub.com")).is_ok());
+}
+
+#[test]
+fn a_bulk_add_names_every_missing_user_and_adds_nobody() {
+    let state = MemoryState::given(soap_company());
+    let add = |users: &[&str]| Command::AddMembers {
+        group: GroupIdentifier::parse("Paper Street Soap Company").unwrap(),
+        users: users
+            .iter()
+            .map(|u| UserIdentifier::parse(u).unwrap())
+            .collect(),
+    };
+    let missing = decide(
+        &state,
+        add(&["msinger", "bob", "tdurden", "robert@paulson.com"]),
+    );
+    assert_eq!(
+        refusal(missing),
+        DomainError::UsersNotFound {
+            missing: vec!["bob".into(), "robert@paulson.com".into()]
+        }
+    );
+    let added_only_marla = decide(&state, add(&["msinger", "tdurden", "MSINGER"])).unwrap();
+    assert_eq!(
+        added_only_marla,
+        [added(SOAP, "Paper Street Soap Company", MARLA, "msinger")]
+    );
+}

@@ -50,6 +50,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("The user is not a member of the group, directly or through child groups.")]
     NotMember,
+    #[error("The existing password is missing or wrong.")]
+    ExistingPasswordInvalid,
     #[error("{}", domain_message(.0))]
     Domain(DomainError),
     #[error("Another change got there first; the request had no effect. Read and retry.")]
@@ -69,7 +71,15 @@ fn domain_message(error: &DomainError) -> String {
              the child group '{child}', from which it must be removed instead."
         ),
         DomainError::LastAdministrator => {
-            "The user is the last member of System Administrators and cannot be removed.".into()
+            "This would leave System Administrators without a member, so nobody could \
+             administer the service."
+                .into()
+        }
+        DomainError::UsersNotFound { missing } => {
+            format!("These users were not found: {}.", missing.join(", "))
+        }
+        DomainError::GroupsNotFound { missing } => {
+            format!("These groups were not found: {}.", missing.join(", "))
         }
         other => {
             let text = other.to_string();
@@ -125,6 +135,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "UnsupportedMediaType",
             Self::PayloadTooLarge(_) => "PayloadTooLarge",
             Self::NotMember => "NotMember",
+            Self::ExistingPasswordInvalid => "ExistingPasswordInvalid",
             Self::Domain(error) => error.code(),
             Self::ConcurrentModification { .. } => "ConcurrentModification",
             Self::Unavailable { .. } => "Unavailable",
@@ -140,6 +151,9 @@ impl ApiError {
             Self::Domain(DomainError::UserNotInGroup {
                 inherited_through: Some(child),
             }) => json!({ "inheritedThrough": child.as_str() }),
+            Self::Domain(
+                DomainError::UsersNotFound { missing } | DomainError::GroupsNotFound { missing },
+            ) => json!({ "missing": missing }),
             Self::ConcurrentModification { event_id, reason } => {
                 json!({ "eventId": event_id, "reason": reason.code() })
             }
@@ -206,10 +220,16 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Domain(DomainError::GroupNotFound | DomainError::UserNotFound) => {
-                StatusCode::NOT_FOUND
-            }
-            Self::Domain(_) | Self::ConcurrentModification { .. } => StatusCode::CONFLICT,
+            Self::Domain(
+                DomainError::GroupNotFound
+                | DomainError::UserNotFound
+                | DomainError::UsersNotFound { .. }
+                | DomainError::GroupsNotFound { .. },
+            ) => StatusCode::NOT_FOUND,
+            Self::Domain(DomainError::SystemGroup) => StatusCode::FORBIDDEN,
+            Self::Domain(_)
+            | Self::ConcurrentModification { .. }
+            | Self::ExistingPasswordInvalid => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -207,6 +207,20 @@ pub fn child_group_param(req: &HttpRequest) -> Result<GroupIdentifier, ApiError>
 }
 
 /// The user named by the path's `{user}` segment.
+/// The `{userIdentifier}` of a call on one user, where `@current` names the caller, as
+/// the official client's `getCurrent` does. No username or email can be `@current`.
+pub fn user_param_or_current(
+    req: &HttpRequest,
+    caller: Caller,
+) -> Result<UserIdentifier, ApiError> {
+    if req.match_info().get("user") == Some(CURRENT_USER) {
+        return Ok(UserIdentifier::Id(caller.0));
+    }
+    user_param(req)
+}
+
+const CURRENT_USER: &str = "@current";
+
 pub fn user_param(req: &HttpRequest) -> Result<UserIdentifier, ApiError> {
     raw_param(req, "user")
         .and_then(|text| UserIdentifier::parse(&text))

@@ -1,5 +1,6 @@
-//! Groups: `POST .../groups`, `GET .../groups` (a paged list), `GET .../groups/{g}`, and
-//! child groups: `PUT`/`DELETE .../groups/{g}/groups/{child}`, `GET .../groups/{g}/groups`.
+//! Groups: `POST .../groups`, `GET .../groups` (a paged list), `GET`, `PUT` and `DELETE`
+//! `.../groups/{g}`, and child groups: `PUT`/`DELETE .../groups/{g}/groups/{child}`,
+//! `GET .../groups/{g}/groups`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,10 +9,11 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::extract::{Caller, LogId, child_group_param, group_param};
+use super::members::bulk_add;
 use super::users::{custom, text};
-use super::{ApiError, ListQuery, PageQuery, PagedList};
-use crate::domain::{Command, DomainError, GroupName, GroupType, NewGroup, State};
-use crate::read_model::{self, GroupView, Listed, SqliteState};
+use super::{ApiError, ListQuery, PagedList, TreeQuery};
+use crate::domain::{Command, DomainError, GroupIdentifier, GroupName, GroupType, NewGroup, State};
+use crate::read_model::{self, GroupView, Listed, SqliteState, Tree};
 use crate::service::Service;
 
 /// The Contensis group model as a client sends it. The documentation's own example
@@ -27,31 +29,53 @@ pub struct NewGroupBody {
 }
 
 impl NewGroupBody {
+    /// The group to create; without a type, a `contensis` group.
     fn parse(self) -> Result<NewGroup, ApiError> {
-        let name = GroupName::parse(self.name.unwrap_or_default())
-            .map_err(|e| ApiError::unprocessable("name", e))?;
         let group_type = match self.group_type.as_deref() {
-            None | Some("contensis") => GroupType::Contensis,
-            Some("external") => GroupType::External,
+            None => GroupType::Contensis,
             Some("sys") => {
                 return Err(ApiError::unprocessable(
                     "type",
                     "must not be 'sys': system groups are made by the service itself",
                 ));
             }
-            Some(_) => {
-                return Err(ApiError::unprocessable(
-                    "type",
-                    "must be 'contensis' or 'external'",
-                ));
-            }
+            Some(other) => parse_type(other)?,
         };
+        self.parse_with(group_type)
+    }
+
+    /// The group's new details; without a type, the type it has. Whether a type may
+    /// change is the domain's call, since only it knows the current one.
+    fn parse_update(self) -> Result<(NewGroup, bool), ApiError> {
+        let keep_type = self.group_type.is_none();
+        let group_type = match self.group_type.as_deref() {
+            None => GroupType::Contensis,
+            Some(other) => parse_type(other)?,
+        };
+        Ok((self.parse_with(group_type)?, keep_type))
+    }
+
+    fn parse_with(self, group_type: GroupType) -> Result<NewGroup, ApiError> {
+        let name = GroupName::parse(self.name.unwrap_or_default())
+            .map_err(|e| ApiError::unprocessable("name", e))?;
         Ok(NewGroup {
             name,
             description: text("description", self.description)?,
             group_type,
             custom: custom(self.custom)?,
         })
+    }
+}
+
+fn parse_type(text: &str) -> Result<GroupType, ApiError> {
+    match text {
+        "contensis" => Ok(GroupType::Contensis),
+        "external" => Ok(GroupType::External),
+        "sys" => Ok(GroupType::Sys),
+        _ => Err(ApiError::unprocessable(
+            "type",
+            "must be 'contensis' or 'external'",
+        )),
     }
 }
 
@@ -66,16 +90,62 @@ pub async fn create(
     let group_id = Uuid::new_v4();
     let command = Command::CreateGroup { group_id, group };
     service.execute_for(caller, log_id, command).await?;
-    let view = service
-        .read(move |conn| {
-            GroupView::load(conn, group_id)?.ok_or_else(|| {
-                anyhow::anyhow!("created group {group_id} is not in the read model").into()
-            })
-        })
-        .await?;
+    let view = load(&service, group_id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("groups/{group_id}")))
         .json(view))
+}
+
+/// The group as stored, after a write that made it: its absence is a fault.
+async fn load(service: &Service, group_id: Uuid) -> Result<GroupView, ApiError> {
+    service
+        .read(move |conn| {
+            GroupView::load(conn, group_id)?.ok_or_else(|| {
+                anyhow::anyhow!("group {group_id} is not in the read model after a write").into()
+            })
+        })
+        .await
+}
+
+/// `PUT .../groups/{groupIdentifier}`: replaces the group's details; 200 with the group.
+/// A system group keeps its name and type (403 `SystemGroup`).
+pub async fn update(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+    body: web::Json<NewGroupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let group = group_param(&req)?;
+    let (details, keep_type) = body.into_inner().parse_update()?;
+    let group_id = service
+        .query(caller.0, move |conn| {
+            Ok(SqliteState(conn).require_group(&group)?.id)
+        })
+        .await?;
+    let command = Command::UpdateGroup {
+        group: GroupIdentifier::Id(group_id),
+        details,
+        keep_type,
+    };
+    service.execute_for(caller, log_id, command).await?;
+    Ok(HttpResponse::Ok().json(load(&service, group_id).await?))
+}
+
+/// `DELETE .../groups/{groupIdentifier}`: removes every member, child group and parent
+/// (one event each), then the group. 403 `SystemGroup` for System Administrators, 409
+/// `LastAdministrator` if the administrators belong to it only through this group.
+pub async fn delete(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let command = Command::DeleteGroup {
+        group: group_param(&req)?,
+    };
+    service.execute_for(caller, log_id, command).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `PUT .../groups/{groupIdentifier}/groups/{childGroupIdentifier}`: the child's members
@@ -92,6 +162,30 @@ pub async fn add_child(
     };
     service.execute_for(caller, log_id, command).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST .../groups/{groupIdentifier}/groups`: a JSON array of group identifiers, all
+/// made child groups or none: 404 `GroupNotFound` with `data.missing` naming the unknown
+/// ones, 409 `GroupCycle` if any would put the group inside itself. The official client's
+/// `addChildGroups`.
+pub async fn add_children(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+    body: web::Json<Vec<String>>,
+) -> Result<HttpResponse, ApiError> {
+    let group = group_param(&req)?;
+    let add = |children| Command::AddChildGroups { group, children };
+    bulk_add(
+        &service,
+        caller,
+        log_id,
+        body.into_inner(),
+        GroupIdentifier::parse,
+        add,
+    )
+    .await
 }
 
 /// `GET .../groups/{groupIdentifier}`: the group by id or name.
@@ -147,20 +241,26 @@ pub async fn remove_child(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `GET .../groups/{groupIdentifier}/groups`: the direct child groups, a page at a time.
+/// `GET .../groups/{groupIdentifier}/groups?includeInherited=&includeSelf=`: the direct
+/// child groups (with `includeInherited`, every group below; with `includeSelf`, the group
+/// too), by name, a page at a time.
 pub async fn list_children(
     service: web::Data<Service>,
     caller: Caller,
-    query: web::Query<PageQuery>,
+    query: web::Query<TreeQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let group = group_param(&req)?;
     let page = query.page(service.page_size_max)?;
+    let tree = Tree {
+        inherited: query.include_inherited,
+        include_self: query.include_self,
+    };
     let list = service
         .query(caller.0, move |conn| {
             let group = SqliteState(conn).require_group(&group)?;
             let (total, items) =
-                read_model::list_child_groups(conn, group.id, page.offset(), page.size)?;
+                read_model::list_child_groups(conn, group.id, tree, page.offset(), page.size)?;
             Ok(PagedList::new(page, total, items))
         })
         .await?;

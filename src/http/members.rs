@@ -3,8 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::extract::{Caller, LogId, group_param, user_param};
-use super::{ApiError, PageQuery, PagedList};
-use crate::domain::{Command, InvalidName, State};
+use super::{ApiError, PagedList, TreeQuery};
+use crate::domain::{Command, DomainError, InvalidName, State, UserIdentifier};
 use crate::read_model::{MembersPage, SqliteState};
 use crate::service::Service;
 
@@ -21,6 +21,90 @@ pub async fn remove(
     };
     service.execute_for(caller, log_id, command).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The most users or groups one bulk add may name.
+const BULK_MAX: usize = 1000;
+
+/// The identifiers of a bulk add, each parsed, at most [`BULK_MAX`].
+fn identifiers<T>(
+    given: &[String],
+    parse: fn(&str) -> Result<T, InvalidName>,
+) -> Result<Vec<T>, ApiError> {
+    if given.len() > BULK_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "A bulk add takes at most {BULK_MAX} identifiers; send several."
+        )));
+    }
+    given
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            parse(text).map_err(|reason| {
+                ApiError::BadRequest(format!(
+                    "The identifier at index {index} is not valid: it {reason}."
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `POST .../groups/{groupIdentifier}/users`: a JSON array of user identifiers (ids, as
+/// documented, or usernames or emails). All of them become members, or none does: 404
+/// `UserNotFound` with `data.missing` naming each identifier that matched no user.
+pub async fn add_many(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+    body: web::Json<Vec<String>>,
+) -> Result<HttpResponse, ApiError> {
+    let group = group_param(&req)?;
+    let add = |users| Command::AddMembers { group, users };
+    bulk_add(
+        &service,
+        caller,
+        log_id,
+        body.into_inner(),
+        UserIdentifier::parse,
+        add,
+    )
+    .await
+}
+
+/// Runs a bulk add over the `given` identifiers; a 404 names the missing ones as given.
+pub(super) async fn bulk_add<T: ToString>(
+    service: &Service,
+    caller: Caller,
+    log_id: LogId,
+    given: Vec<String>,
+    parse: fn(&str) -> Result<T, InvalidName>,
+    command: impl FnOnce(Vec<T>) -> Command,
+) -> Result<HttpResponse, ApiError> {
+    let ids = identifiers(&given, parse)?;
+    // The domain names a missing identifier in its canonical form (a lowercase GUID).
+    let canonical: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let as_given = |missing: Vec<String>| -> Vec<String> {
+        missing
+            .into_iter()
+            .map(|m| match canonical.iter().position(|c| *c == m) {
+                Some(index) => given[index].clone(),
+                None => m,
+            })
+            .collect()
+    };
+    match service.execute_for(caller, log_id, command(ids)).await {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(ApiError::Domain(DomainError::UsersNotFound { missing })) => {
+            let missing = as_given(missing);
+            Err(DomainError::UsersNotFound { missing }.into())
+        }
+        Err(ApiError::Domain(DomainError::GroupsNotFound { missing })) => {
+            let missing = as_given(missing);
+            Err(DomainError::GroupsNotFound { missing }.into())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// `PUT .../groups/{groupIdentifier}/users/{userIdentifier}`; adding a member twice is fine.
@@ -78,19 +162,21 @@ pub async fn empty_user(_caller: Caller, req: HttpRequest) -> Result<HttpRespons
     ))
 }
 
-/// `GET .../groups/{groupIdentifier}/users`: the direct members, a page at a time.
+/// `GET .../groups/{groupIdentifier}/users?includeInherited=`: the direct members (with
+/// `includeInherited`, also those through child groups), a page at a time.
 pub async fn list(
     service: web::Data<Service>,
     caller: Caller,
-    query: web::Query<PageQuery>,
+    query: web::Query<TreeQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let group = group_param(&req)?;
     let page = query.page(service.page_size_max)?;
+    let inherited = query.include_inherited;
     let list = service
         .query(caller.0, move |conn| {
             let group = SqliteState(conn).require_group(&group)?;
-            let members = MembersPage::load(conn, group.id, page.offset(), page.size)?;
+            let members = MembersPage::load(conn, group.id, inherited, page.offset(), page.size)?;
             Ok(PagedList::new(page, members.total_count, members.items))
         })
         .await?;

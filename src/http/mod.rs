@@ -54,7 +54,17 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                             .route(web::post().to(groups::create))
                             .route(web::get().to(groups::list)),
                     )
-                    .service(web::resource("/users/{user:[^/]*}").route(web::get().to(users::get)))
+                    .service(
+                        web::resource("/users/{user:[^/]*}")
+                            .route(web::get().to(users::get))
+                            .route(web::put().to(users::update))
+                            .route(web::patch().to(users::patch))
+                            .route(web::delete().to(users::delete)),
+                    )
+                    .service(
+                        web::resource("/users/{user:[^/]*}/credentials/password")
+                            .route(web::post().to(users::set_password)),
+                    )
                     .service(
                         web::resource("/users/{user:[^/]*}/groups{slash:/?}")
                             .route(web::get().to(users::groups_of)),
@@ -64,11 +74,15 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                             .route(web::head().to(users::in_any_group)),
                     )
                     .service(
-                        web::resource("/groups/{group:[^/]*}").route(web::get().to(groups::get)),
+                        web::resource("/groups/{group:[^/]*}")
+                            .route(web::get().to(groups::get))
+                            .route(web::put().to(groups::update))
+                            .route(web::delete().to(groups::delete)),
                     )
                     .service(
                         web::resource("/groups/{group:[^/]*}/users{slash:/?}")
                             .route(web::get().to(members::list))
+                            .route(web::post().to(members::add_many))
                             // `.../users/` with a member method names a member with an
                             // empty identifier: refuse it as such.
                             .route(web::put().to(members::empty_user))
@@ -77,7 +91,8 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                     )
                     .service(
                         web::resource("/groups/{group:[^/]*}/groups{slash:/?}")
-                            .route(web::get().to(groups::list_children)),
+                            .route(web::get().to(groups::list_children))
+                            .route(web::post().to(groups::add_children)),
                     )
                     .service(
                         web::resource("/groups/{group:[^/]*}/groups/{child:[^/]*}")
@@ -185,6 +200,31 @@ const PAGE_SIZE_DEFAULT: u64 = 25;
 const SEARCH_MAX_CHARS: usize = 256;
 /// The most keys an `order` may have.
 const ORDER_KEYS_MAX: usize = 4;
+
+/// The query of a membership list: paging, `includeInherited` (also through child
+/// groups, at any depth) and, for child groups, `includeSelf`. Not a flattened
+/// [`PageQuery`]: query strings are text, and serde cannot read numbers and booleans from
+/// text through `flatten`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeQuery {
+    #[serde(default)]
+    include_inherited: bool,
+    #[serde(default)]
+    include_self: bool,
+    page_index: Option<u64>,
+    page_size: Option<u64>,
+}
+
+impl TreeQuery {
+    pub fn page(&self, size_max: u64) -> Result<Page, ApiError> {
+        let paging = PageQuery {
+            page_index: self.page_index,
+            page_size: self.page_size,
+        };
+        paging.page(size_max)
+    }
+}
 
 /// The query of a list call: paging, a `q` search and an `order`.
 #[derive(Debug, serde::Deserialize)]

@@ -1,5 +1,6 @@
-//! Users: `POST .../users`, `GET .../users` (a paged list), `GET .../users/{userIdentifier}`,
-//! and the groups of a user: `GET .../users/{u}/groups`, `HEAD .../users/{u}/groups/{g,...}`.
+//! Users: `POST .../users`, `GET .../users` (a paged list), `GET`, `PUT` and `DELETE`
+//! `.../users/{userIdentifier}`, `POST .../users/{u}/credentials/password`, and the groups
+//! of a user: `GET .../users/{u}/groups`, `HEAD .../users/{u}/groups/{g,...}`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,12 +8,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::extract::{Caller, LogId, groups_param, user_param};
-use super::{ApiError, ListQuery, PageQuery, PagedList};
+use super::extract::{Caller, LogId, groups_param, user_param, user_param_or_current};
+use super::{ApiError, ListQuery, PagedList, TreeQuery};
 use crate::auth::HashError;
-use crate::domain::{Command, Custom, DomainError, Email, NewUser, Profile, State, Username};
+use crate::domain::{Command, Custom, Email, NewUser, Profile, State, UserIdentifier, Username};
 use crate::read_model::{self, Listed, SqliteState, UserView};
-use crate::service::Service;
+use crate::service::{Principal, Service, authorize_self_or_admin};
 
 /// Longest free-text field (names, timezone, language), in characters.
 const TEXT_MAX_CHARS: usize = 256;
@@ -24,14 +25,18 @@ const PASSWORD_MAX_BYTES: usize = 1024;
 
 /// The Contensis user model as a client sends it. Both spellings of the name fields are
 /// taken: the documentation's (`firstname`) and the JavaScript client's (`firstName`).
+/// When a body has both (a user read from this service, then edited through the client's
+/// types), the client's spelling is the edited one and wins.
 #[derive(Debug, Deserialize)]
 pub struct NewUserBody {
     username: Option<String>,
     email: Option<String>,
-    #[serde(alias = "firstName")]
     firstname: Option<String>,
-    #[serde(alias = "lastName")]
+    #[serde(rename = "firstName")]
+    first_name: Option<String>,
     lastname: Option<String>,
+    #[serde(rename = "lastName")]
+    last_name: Option<String>,
     timezone: Option<String>,
     language: Option<String>,
     custom: Option<Map<String, Value>>,
@@ -92,6 +97,29 @@ pub(super) fn custom(value: Option<Map<String, Value>>) -> Result<Custom, ApiErr
         .collect()
 }
 
+/// The password policy: a 422 naming `field` when `password` breaks it.
+fn check_password(field: &str, password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < PASSWORD_MIN_CHARS || password.len() > PASSWORD_MAX_BYTES {
+        return Err(ApiError::unprocessable(
+            field,
+            format!("must be {PASSWORD_MIN_CHARS} characters to {PASSWORD_MAX_BYTES} bytes long"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hashes off the executor, bounded by `hashers_max`.
+async fn hash(service: &Service, password: String) -> Result<String, ApiError> {
+    service.hasher.hash(password).await.map_err(hash_error)
+}
+
+fn hash_error(error: HashError) -> ApiError {
+    match error {
+        HashError::Busy => ApiError::Unavailable { event_id: None },
+        HashError::Failed(error) => error.context("hashing a password").into(),
+    }
+}
+
 impl NewUserBody {
     fn parse(self) -> Result<(NewUser, Option<String>), ApiError> {
         let username = Username::parse(self.username.unwrap_or_default())
@@ -99,22 +127,15 @@ impl NewUserBody {
         let email = Email::parse(self.email.unwrap_or_default())
             .map_err(|e| ApiError::unprocessable("email", e))?;
         let profile = Profile {
-            firstname: text("firstname", self.firstname)?,
-            lastname: text("lastname", self.lastname)?,
+            firstname: text("firstname", self.first_name.or(self.firstname))?,
+            lastname: text("lastname", self.last_name.or(self.lastname))?,
             timezone: text("timezone", self.timezone)?,
             language: text("language", self.language)?,
             custom: custom(self.custom)?,
         };
         let password = self.credentials.and_then(|c| c.password);
-        let password_fits =
-            |p: &String| p.chars().count() >= PASSWORD_MIN_CHARS && p.len() <= PASSWORD_MAX_BYTES;
-        if password.as_ref().is_some_and(|p| !password_fits(p)) {
-            return Err(ApiError::unprocessable(
-                "credentials.password",
-                format!(
-                    "must be {PASSWORD_MIN_CHARS} characters to {PASSWORD_MAX_BYTES} bytes long"
-                ),
-            ));
+        if let Some(password) = &password {
+            check_password("credentials.password", password)?;
         }
         let user = NewUser {
             username,
@@ -138,11 +159,7 @@ pub async fn create(
         Some(password) => {
             // Hashing is deliberately slow: refuse non-administrators before paying for it.
             service.query(caller.0, |_| Ok(())).await?;
-            let hash = service.hasher.hash(password).await.map_err(|e| match e {
-                HashError::Busy => ApiError::Unavailable { event_id: None },
-                HashError::Failed(error) => error.context("hashing a password").into(),
-            })?;
-            Some(hash)
+            Some(hash(&service, password).await?)
         }
         None => None,
     };
@@ -153,32 +170,189 @@ pub async fn create(
         password_hash,
     };
     service.execute_for(caller, log_id, command).await?;
-    let view = service
-        .read(move |conn| {
-            UserView::load(conn, user_id)?.ok_or_else(|| {
-                anyhow::anyhow!("created user {user_id} is not in the read model").into()
-            })
-        })
-        .await?;
+    let view = load(&service, user_id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("users/{user_id}")))
         .json(view))
 }
 
-/// `GET .../users/{userIdentifier}`: the user by id, username or email.
+/// The user as stored, once known to exist: its absence now is a fault (a deletion that
+/// raced this request shows as one).
+async fn load(service: &Service, user_id: Uuid) -> Result<UserView, ApiError> {
+    service
+        .read(move |conn| {
+            UserView::load(conn, user_id)?.ok_or_else(|| {
+                anyhow::anyhow!("user {user_id} is not in the read model after a write").into()
+            })
+        })
+        .await
+}
+
+/// `PUT .../users/{userIdentifier}`: replaces the user's details; 200 with the user. The
+/// user itself may do it, as may an administrator. Passwords change through their own call.
+pub async fn update(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+    body: web::Json<NewUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
+    replace(&service, caller, log_id, user_id, body.into_inner()).await
+}
+
+/// `PATCH .../users/{userIdentifier}`, a JSON merge patch (RFC 7396) over the user as
+/// shown: what the body names changes, `null` clears, the rest stays. The official
+/// client updates users this way.
+pub async fn patch(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+    body: web::Json<Map<String, Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
+    let mut merged = serde_json::to_value(load(&service, user_id).await?)
+        .map_err(|e| anyhow::Error::new(e).context("showing a user"))?;
+    merge_patch(&mut merged, &Value::Object(body.into_inner()));
+    let body: NewUserBody = serde_json::from_value(merged)
+        .map_err(|e| ApiError::BadRequest(format!("The body does not fit this call: {e}.")))?;
+    replace(&service, caller, log_id, user_id, body).await
+}
+
+/// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(changes) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(fields) = target else {
+        unreachable!("made an object above")
+    };
+    for (key, change) in changes {
+        if change.is_null() {
+            fields.remove(key);
+        } else {
+            merge_patch(fields.entry(key.clone()).or_insert(Value::Null), change);
+        }
+    }
+}
+
+async fn replace(
+    service: &Service,
+    caller: Caller,
+    log_id: LogId,
+    user_id: Uuid,
+    body: NewUserBody,
+) -> Result<HttpResponse, ApiError> {
+    let (details, password) = body.parse()?;
+    if password.is_some() {
+        return Err(ApiError::unprocessable(
+            "credentials.password",
+            "must be absent: a password changes through POST .../credentials/password",
+        ));
+    }
+    let command = Command::UpdateUser {
+        user: UserIdentifier::Id(user_id),
+        username: details.username,
+        email: details.email,
+        profile: details.profile,
+    };
+    let principal = Principal::CallerOrUser(caller.0, UserIdentifier::Id(user_id));
+    service.execute(principal, log_id.0, command).await?;
+    Ok(HttpResponse::Ok().json(load(service, user_id).await?))
+}
+
+/// The id of `user`, if the caller may act on it (as itself or as an administrator): 403
+/// before 404, so that a caller who may not learns nothing about the user.
+async fn authorized_user(
+    service: &Service,
+    caller: Caller,
+    user: UserIdentifier,
+) -> Result<Uuid, ApiError> {
+    service
+        .read(move |conn| {
+            authorize_self_or_admin(conn, caller.0, &user)?;
+            Ok(SqliteState(conn).require_user(&user)?.id)
+        })
+        .await
+}
+
+/// `DELETE .../users/{userIdentifier}`: removes the user from each of its groups (one
+/// `MemberRemoved` each), then deletes it. 409 `LastAdministrator` if it is the last.
+pub async fn delete(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let command = Command::DeleteUser {
+        user: user_param(&req)?,
+    };
+    service.execute_for(caller, log_id, command).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordBody {
+    existing: Option<String>,
+    new: Option<String>,
+}
+
+/// `POST .../users/{userIdentifier}/credentials/password`: the user itself, with its
+/// `existing` password, or an administrator, with or without it. 409 if `existing` is
+/// wrong (or missing for a non-administrator), 422 if `new` breaks the policy.
+pub async fn set_password(
+    service: web::Data<Service>,
+    caller: Caller,
+    log_id: LogId,
+    req: HttpRequest,
+    body: web::Json<PasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_param_or_current(&req, caller)?;
+    let PasswordBody { existing, new } = body.into_inner();
+    let user_id = authorized_user(&service, caller, user).await?;
+    let (stored, is_admin) = service
+        .read(move |conn| {
+            let is_admin = read_model::is_administrator(conn, caller.0)?;
+            Ok((read_model::password_of(conn, user_id)?, is_admin))
+        })
+        .await?;
+    let new = new.unwrap_or_default();
+    check_password("new", &new)?;
+    let existing_ok = match (existing, stored) {
+        (Some(existing), Some(stored)) => service
+            .hasher
+            .verify(existing, stored)
+            .await
+            .map_err(hash_error)?,
+        (Some(_), None) => false,
+        (None, _) => is_admin,
+    };
+    if !existing_ok {
+        return Err(ApiError::ExistingPasswordInvalid);
+    }
+    let command = Command::SetPassword {
+        user: UserIdentifier::Id(user_id),
+        password_hash: hash(&service, new).await?,
+    };
+    let principal = Principal::CallerOrUser(caller.0, UserIdentifier::Id(user_id));
+    service.execute(principal, log_id.0, command).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// `GET .../users/{userIdentifier}`: the user by id, username or email (`@current` for
+/// the caller). A user may read itself; anyone else takes an administrator.
 pub async fn get(
     service: web::Data<Service>,
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let user = user_param(&req)?;
-    let view = service
-        .query(caller.0, move |conn| {
-            let found = SqliteState(conn).require_user(&user)?;
-            UserView::load(conn, found.id)?.ok_or_else(|| DomainError::UserNotFound.into())
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(view))
+    let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
+    Ok(HttpResponse::Ok().json(load(&service, user_id).await?))
 }
 
 /// `GET .../users?q=&order=&pageIndex=&pageSize=`: users a page at a time, by username
@@ -204,30 +378,15 @@ pub async fn list(
 /// How many groups one membership check may list.
 const CHECKED_GROUPS_MAX: usize = 20;
 
-/// Paging and `includeInherited`. Not a flattened `PageQuery`: query strings are text,
-/// and serde cannot read numbers and booleans from text through `flatten`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserGroupsQuery {
-    #[serde(default)]
-    include_inherited: bool,
-    page_index: Option<u64>,
-    page_size: Option<u64>,
-}
-
 /// `GET .../users/{userIdentifier}/groups?includeInherited=`: the user's groups, by name.
 pub async fn groups_of(
     service: web::Data<Service>,
     caller: Caller,
-    query: web::Query<UserGroupsQuery>,
+    query: web::Query<TreeQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_param(&req)?;
-    let paging = PageQuery {
-        page_index: query.page_index,
-        page_size: query.page_size,
-    };
-    let page = paging.page(service.page_size_max)?;
+    let page = query.page(service.page_size_max)?;
     let inherited = query.include_inherited;
     let list = service
         .query(caller.0, move |conn| {

@@ -96,12 +96,31 @@ impl GroupView {
 }
 
 impl MembersPage {
-    /// Direct members ordered by username (then id, so the order is total and stable).
-    pub fn load(conn: &Connection, group: Uuid, offset: u64, limit: u64) -> anyhow::Result<Self> {
+    /// Direct members (with `inherited`, also the members of every group below, each user
+    /// once) ordered by username, then id, so the order is total and stable.
+    pub fn load(
+        conn: &Connection,
+        group: Uuid,
+        inherited: bool,
+        offset: u64,
+        limit: u64,
+    ) -> anyhow::Result<Self> {
+        let tree = Tree {
+            inherited,
+            include_self: true,
+        };
+        let from_where = if inherited {
+            format!(
+                "FROM users u WHERE u.id IN (SELECT user_id FROM members WHERE group_id IN ({}))",
+                tree.groups()
+            )
+        } else {
+            "FROM members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1".to_owned()
+        };
         let (total_count, items) = page(
             conn,
             USER_COLUMNS,
-            "FROM members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1",
+            &from_where,
             "u.username_key, u.id",
             &group.to_string(),
             offset,
@@ -181,6 +200,14 @@ pub fn password_hash(conn: &Connection, login_key: &str) -> anyhow::Result<Optio
     .query_row([login_key], |row| Ok((uuid(row, 0)?, row.get(1)?)))
     .optional()
     .map_err(Into::into)
+}
+
+/// The password hash of a user, if it has a password.
+pub fn password_of(conn: &Connection, user: Uuid) -> anyhow::Result<Option<String>> {
+    conn.prepare_cached("SELECT hash FROM passwords WHERE user_id = ?1")?
+        .query_row([user.to_string()], |row| row.get(0))
+        .optional()
+        .map_err(Into::into)
 }
 
 /// One key of an `order`: a column expression named by the API's property, and its way.
@@ -307,17 +334,43 @@ pub fn list_groups(
     )
 }
 
-/// A page of the direct child groups of `group`, by name, with their total.
+/// Which groups a membership list takes: the direct ones, or with `inherited` all of
+/// them at any depth; with `include_self`, the group itself too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tree {
+    pub inherited: bool,
+    pub include_self: bool,
+}
+
+impl Tree {
+    /// A query for the ids of the groups `?1` holds, as this tree takes them.
+    fn groups(self) -> String {
+        const TREE: &str = "WITH RECURSIVE tree(id) AS (
+                SELECT ?1
+                UNION SELECT c.child_id FROM child_groups c JOIN tree t ON c.parent_id = t.id
+            ) SELECT id FROM tree";
+        const CHILDREN: &str = "SELECT child_id FROM child_groups WHERE parent_id = ?1";
+        match (self.inherited, self.include_self) {
+            (true, true) => TREE.to_owned(),
+            (true, false) => format!("{TREE} WHERE id <> ?1"),
+            (false, true) => format!("SELECT ?1 UNION {CHILDREN}"),
+            (false, false) => CHILDREN.to_owned(),
+        }
+    }
+}
+
+/// A page of the child groups of `group` (see [`Tree`]), by name, with their total.
 pub fn list_child_groups(
     conn: &Connection,
     group: Uuid,
+    tree: Tree,
     offset: u64,
     limit: u64,
 ) -> anyhow::Result<(u64, Vec<GroupView>)> {
     page(
         conn,
         GROUP_COLUMNS,
-        "FROM child_groups c JOIN groups g ON g.id = c.child_id WHERE c.parent_id = ?1",
+        &format!("FROM groups g WHERE g.id IN ({})", tree.groups()),
         "g.name_key, g.id",
         &group.to_string(),
         offset,

@@ -4,8 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use crate::domain::{
-    Email, GroupIdentifier, GroupName, GroupRef, GroupType, State, UserIdentifier, UserRef,
-    Username,
+    Email, GroupIdentifier, GroupName, GroupRef, GroupType, Removal, State, UserIdentifier,
+    UserRef, Username,
 };
 
 pub struct SqliteState<'c>(pub &'c Connection);
@@ -129,33 +129,99 @@ impl State for SqliteState<'_> {
             .optional()?)
     }
 
-    fn has_member_without_child(&self, group: Uuid, child: Uuid) -> anyhow::Result<bool> {
+    fn groups_of(&self, user: Uuid) -> anyhow::Result<Vec<GroupRef>> {
+        self.refs(
+            "SELECT g.id, g.name, g.type FROM members m JOIN groups g ON g.id = m.group_id
+             WHERE m.user_id = ?1 ORDER BY g.name_key",
+            user,
+            group_ref,
+        )
+    }
+
+    fn members_of(&self, group: Uuid) -> anyhow::Result<Vec<UserRef>> {
+        self.refs(
+            "SELECT u.id, u.username, u.email FROM members m JOIN users u ON u.id = m.user_id
+             WHERE m.group_id = ?1 ORDER BY u.username_key",
+            group,
+            user_ref,
+        )
+    }
+
+    fn children_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>> {
+        self.refs(
+            "SELECT g.id, g.name, g.type FROM child_groups c JOIN groups g ON g.id = c.child_id
+             WHERE c.parent_id = ?1 ORDER BY g.name_key",
+            group,
+            group_ref,
+        )
+    }
+
+    fn parents_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>> {
+        self.refs(
+            "SELECT g.id, g.name, g.type FROM child_groups c JOIN groups g ON g.id = c.parent_id
+             WHERE c.child_id = ?1 ORDER BY g.name_key",
+            group,
+            group_ref,
+        )
+    }
+
+    fn left_empty(&self, removal: &Removal) -> anyhow::Result<Option<GroupRef>> {
+        // Skipped ids absent from a removal are '', which matches no row.
+        let skipped = removal.skipped();
+        let text = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+        let pair = |p: Option<(Uuid, Uuid)>| (text(p.map(|p| p.0)), text(p.map(|p| p.1)));
+        let (edge_parent, edge_child) = pair(skipped.edge);
+        let (member_group, member_user) = pair(skipped.membership);
         let sql = "WITH RECURSIVE tree(id) AS (
                 SELECT ?1
                 UNION SELECT c.child_id FROM child_groups c JOIN tree t ON c.parent_id = t.id
-                WHERE NOT (c.parent_id = ?1 AND c.child_id = ?2)
+                WHERE c.child_id <> ?2 AND NOT (c.parent_id = ?3 AND c.child_id = ?4)
             )
-            SELECT EXISTS (SELECT 1 FROM members m JOIN tree t ON m.group_id = t.id)";
+            SELECT EXISTS (
+                SELECT 1 FROM members m JOIN tree t ON m.group_id = t.id
+                WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6)
+            )";
+        let system = self
+            .0
+            .prepare_cached(
+                "SELECT id, name, type FROM groups WHERE type = 'sys' ORDER BY name_key",
+            )?
+            .query_map([], group_ref)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut has_member = self.0.prepare_cached(sql)?;
+        for group in system {
+            let kept: bool = has_member.query_row(
+                params![
+                    group.id.to_string(),
+                    text(skipped.group),
+                    edge_parent,
+                    edge_child,
+                    member_group,
+                    member_user,
+                    text(skipped.user),
+                ],
+                |row| row.get(0),
+            )?;
+            if !kept {
+                return Ok(Some(group));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl SqliteState<'_> {
+    /// The rows of `sql` over `?1 = id`.
+    fn refs<T>(
+        &self,
+        sql: &str,
+        id: Uuid,
+        row: fn(&Row) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<Vec<T>> {
         Ok(self
             .0
             .prepare_cached(sql)?
-            .query_row(params![group.to_string(), child.to_string()], |row| {
-                row.get(0)
-            })?)
-    }
-
-    fn has_member_other_than(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {
-        let sql = format!(
-            "{BELOW} SELECT EXISTS (
-                SELECT 1 FROM members
-                WHERE (group_id = ?1 OR group_id IN (SELECT id FROM below)) AND user_id <> ?2
-            )"
-        );
-        Ok(self
-            .0
-            .prepare_cached(&sql)?
-            .query_row(params![group.to_string(), user.to_string()], |row| {
-                row.get(0)
-            })?)
+            .query_map([id.to_string()], row)?
+            .collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -13,9 +13,13 @@ use crate::helpers::{
     SEED_USERNAME, TestApp, backends, encode, join_all, schema_for,
 };
 
-const EVENT_TYPES: [&str; 7] = [
+const EVENT_TYPES: [&str; 11] = [
     "UserCreated",
+    "UserUpdated",
+    "UserDeleted",
     "GroupCreated",
+    "GroupUpdated",
+    "GroupDeleted",
     "MemberAdded",
     "MemberRemoved",
     "ChildGroupAdded",
@@ -63,6 +67,39 @@ async fn write_every_kind_of_event(app: &TestApp) {
     app.remove_member(&encode(SEED_GROUP), SEED_USERNAME)
         .await
         .assert_no_content();
+    let renamed = json!({
+        "username": "marla.singer",
+        "email": "marla@fightclub.com",
+        "firstname": "Marla",
+        "custom": { "meetings": "fewer now" },
+    });
+    app.request_json(
+        Method::PUT,
+        &format!("{PREFIX}/users/marla"),
+        Some(&app.admin_token),
+        &renamed,
+    )
+    .await
+    .assert_status(200);
+    let described = json!({ "name": "Space Monkeys", "description": "gone quiet" });
+    app.request_json(
+        Method::PUT,
+        &format!("{PREFIX}/groups/Space%20Monkeys"),
+        Some(&app.admin_token),
+        &described,
+    )
+    .await
+    .assert_status(200);
+    app.add_member("Space%20Monkeys", "marla.singer").await;
+    for path in ["users/marla.singer", "groups/Space%20Monkeys"] {
+        app.request(
+            Method::DELETE,
+            &format!("{PREFIX}/{path}"),
+            Some(&app.admin_token),
+        )
+        .await
+        .assert_no_content();
+    }
 }
 
 #[apply(backends)]

@@ -288,7 +288,18 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Answer {
-        let mut request = self.client.post(self.url(path)).json(body);
+        self.request_json(Method::POST, path, token, body).await
+    }
+
+    /// A request with a JSON body.
+    pub async fn request_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Answer {
+        let mut request = self.client.request(method, self.url(path)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

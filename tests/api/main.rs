@@ -10,6 +10,8 @@ mod durability;
 mod events;
 mod helpers;
 mod kafka;
+mod official_client;
 mod prefixes;
 mod resources;
 mod seed_examples;
+mod users_and_groups;

@@ -59,7 +59,7 @@ async fn a_group_is_read_back_by_id_or_name_in_any_case(backend: Backend) {
 
 #[apply(backends)]
 #[tokio::test]
-async fn reading_what_does_not_exist_is_not_found_and_reading_needs_an_administrator(
+async fn reading_what_does_not_exist_is_not_found_and_reading_others_needs_an_administrator(
     backend: Backend,
 ) {
     let app = TestApp::spawn(backend).await;
@@ -85,9 +85,24 @@ async fn reading_what_does_not_exist_is_not_found_and_reading_needs_an_administr
     app.create_user("marla", "marla@fightclub.com", Some("tourist-of-groups"))
         .await;
     let outsider = app.token_for("marla", "tourist-of-groups").await;
-    get(format!("{PREFIX}/users/marla"), Some(outsider))
-        .await
-        .assert_error(403, "Forbidden");
+    get(
+        format!("{PREFIX}/users/{SEED_USERNAME}"),
+        Some(outsider.clone()),
+    )
+    .await
+    .assert_error(403, "Forbidden");
+    get(
+        format!("{PREFIX}/groups/{}", encode(SEED_GROUP)),
+        Some(outsider.clone()),
+    )
+    .await
+    .assert_error(403, "Forbidden");
+    // A user may read itself, by any identifier or as `@current`.
+    for me in ["marla", "MARLA@fightclub.com", "@current"] {
+        let answer = get(format!("{PREFIX}/users/{me}"), Some(outsider.clone())).await;
+        answer.assert_status(200);
+        assert_eq!(answer.json()["username"], "marla");
+    }
 }
 
 #[apply(backends)]
