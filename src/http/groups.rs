@@ -4,6 +4,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -11,9 +12,9 @@ use uuid::Uuid;
 use super::extract::{Caller, LogId, child_group_param, group_param};
 use super::members::bulk_add;
 use super::users::{custom, text};
-use super::{ApiError, ListQuery, PagedList, TreeQuery};
+use super::{ApiError, ListQuery};
 use crate::domain::{Command, DomainError, GroupIdentifier, GroupName, GroupType, NewGroup, State};
-use crate::read_model::{self, GroupView, Listed, SqliteState, Tree};
+use crate::read_model::{GroupView, Groups, SqliteState};
 use crate::service::Service;
 
 /// The Contensis group model as a client sends it. The documentation's own example
@@ -211,17 +212,8 @@ pub async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page(service.page_size_max)?;
-    let q = query.search()?;
-    let sorts = query.sorts(Listed::Groups, "name")?;
-    let list = service
-        .query(caller.0, move |conn| {
-            let (total, items) =
-                read_model::list_groups(conn, q.as_deref(), &sorts, page.offset(), page.size)?;
-            Ok(PagedList::new(page, total, items))
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(list))
+    let all = |_: &Connection| Ok(Groups::All);
+    query.groups(&service, caller, all).await
 }
 
 /// `DELETE .../groups/{groupIdentifier}/groups/{childGroupIdentifier}`: 409
@@ -243,26 +235,22 @@ pub async fn remove_child(
 
 /// `GET .../groups/{groupIdentifier}/groups?includeInherited=&includeSelf=`: the direct
 /// child groups (with `includeInherited`, every group below; with `includeSelf`, the group
-/// too), by name, a page at a time.
+/// too), by name unless `order` says otherwise, a page at a time.
 pub async fn list_children(
     service: web::Data<Service>,
     caller: Caller,
-    query: web::Query<TreeQuery>,
+    query: web::Query<ListQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let group = group_param(&req)?;
-    let page = query.page(service.page_size_max)?;
-    let tree = Tree {
-        inherited: query.include_inherited,
-        include_self: query.include_self,
-    };
-    let list = service
-        .query(caller.0, move |conn| {
-            let group = SqliteState(conn).require_group(&group)?;
-            let (total, items) =
-                read_model::list_child_groups(conn, group.id, tree, page.offset(), page.size)?;
-            Ok(PagedList::new(page, total, items))
+    let (inherited, include_self) = (query.include_inherited, query.include_self);
+    let scope = move |conn: &Connection| {
+        let group = SqliteState(conn).require_group(&group)?;
+        Ok(Groups::ChildrenOf {
+            group: group.id,
+            inherited,
+            include_self,
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(list))
+    };
+    query.groups(&service, caller, scope).await
 }

@@ -1,11 +1,12 @@
 //! Membership of users in groups: add, remove (the seed call), check, list.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use rusqlite::Connection;
 
 use super::extract::{Caller, LogId, group_param, user_param};
-use super::{ApiError, PagedList, TreeQuery};
+use super::{ApiError, ListQuery};
 use crate::domain::{Command, DomainError, InvalidName, State, UserIdentifier};
-use crate::read_model::{MembersPage, SqliteState};
+use crate::read_model::{SqliteState, Users};
 use crate::service::Service;
 
 /// `DELETE .../groups/{groupIdentifier}/users/{userIdentifier}`
@@ -163,22 +164,22 @@ pub async fn empty_user(_caller: Caller, req: HttpRequest) -> Result<HttpRespons
 }
 
 /// `GET .../groups/{groupIdentifier}/users?includeInherited=`: the direct members (with
-/// `includeInherited`, also those through child groups), a page at a time.
+/// `includeInherited`, also those through child groups, each once), by username unless
+/// `order` says otherwise, a page at a time.
 pub async fn list(
     service: web::Data<Service>,
     caller: Caller,
-    query: web::Query<TreeQuery>,
+    query: web::Query<ListQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let group = group_param(&req)?;
-    let page = query.page(service.page_size_max)?;
     let inherited = query.include_inherited;
-    let list = service
-        .query(caller.0, move |conn| {
-            let group = SqliteState(conn).require_group(&group)?;
-            let members = MembersPage::load(conn, group.id, inherited, page.offset(), page.size)?;
-            Ok(PagedList::new(page, members.total_count, members.items))
+    let scope = move |conn: &Connection| {
+        let group = SqliteState(conn).require_group(&group)?;
+        Ok(Users::MembersOf {
+            group: group.id,
+            inherited,
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(list))
+    };
+    query.users(&service, caller, scope).await
 }

@@ -14,7 +14,10 @@ use actix_web::error::{JsonPayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use crate::read_model::{Listed, Sort};
+use rusqlite::Connection;
+
+use crate::read_model::{self, Groups, Listed, Sort, Users};
+use crate::service::Service;
 
 pub use error::{ApiError, OAuthError};
 pub use extract::{LogId, log_and_render_errors};
@@ -201,32 +204,10 @@ const SEARCH_MAX_CHARS: usize = 256;
 /// The most keys an `order` may have.
 const ORDER_KEYS_MAX: usize = 4;
 
-/// The query of a membership list: paging, `includeInherited` (also through child
-/// groups, at any depth) and, for child groups, `includeSelf`. Not a flattened
-/// [`PageQuery`]: query strings are text, and serde cannot read numbers and booleans from
-/// text through `flatten`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TreeQuery {
-    #[serde(default)]
-    include_inherited: bool,
-    #[serde(default)]
-    include_self: bool,
-    page_index: Option<u64>,
-    page_size: Option<u64>,
-}
-
-impl TreeQuery {
-    pub fn page(&self, size_max: u64) -> Result<Page, ApiError> {
-        let paging = PageQuery {
-            page_index: self.page_index,
-            page_size: self.page_size,
-        };
-        paging.page(size_max)
-    }
-}
-
-/// The query of a list call: paging, a `q` search and an `order`.
+/// The query of a list call: paging, a `q` search and an `order`; for lists of members
+/// and groups, `includeInherited` (through child groups, at any depth) and, for child
+/// groups, `includeSelf`. Not a flattened [`PageQuery`]: query strings are text, and
+/// serde cannot read numbers and booleans from text through `flatten`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
@@ -234,9 +215,82 @@ pub struct ListQuery {
     page_size: Option<u64>,
     q: Option<String>,
     order: Option<String>,
+    #[serde(default)]
+    include_inherited: bool,
+    #[serde(default)]
+    include_self: bool,
 }
 
+/// How a list reads one page: which rows (`S`, a scope), search, order, offset, limit.
+type ListFn<S, T> =
+    fn(&Connection, S, Option<&str>, &[Sort], u64, u64) -> anyhow::Result<(u64, Vec<T>)>;
+
 impl ListQuery {
+    /// Answers a list of users (by username unless `order` says otherwise), over the users
+    /// `scope` picks, all from one snapshot.
+    pub async fn users(
+        &self,
+        service: &Service,
+        caller: extract::Caller,
+        scope: impl FnOnce(&Connection) -> Result<Users, ApiError> + Send + 'static,
+    ) -> Result<HttpResponse, ApiError> {
+        self.answer(
+            service,
+            caller,
+            Listed::Users,
+            "username",
+            scope,
+            read_model::list_users,
+        )
+        .await
+    }
+
+    /// Answers a list of groups (by name unless `order` says otherwise), over the groups
+    /// `scope` picks, all from one snapshot.
+    pub async fn groups(
+        &self,
+        service: &Service,
+        caller: extract::Caller,
+        scope: impl FnOnce(&Connection) -> Result<Groups, ApiError> + Send + 'static,
+    ) -> Result<HttpResponse, ApiError> {
+        self.answer(
+            service,
+            caller,
+            Listed::Groups,
+            "name",
+            scope,
+            read_model::list_groups,
+        )
+        .await
+    }
+
+    async fn answer<S, T>(
+        &self,
+        service: &Service,
+        caller: extract::Caller,
+        listed: Listed,
+        default_order: &str,
+        scope: impl FnOnce(&Connection) -> Result<S, ApiError> + Send + 'static,
+        list: ListFn<S, T>,
+    ) -> Result<HttpResponse, ApiError>
+    where
+        S: 'static,
+        T: Serialize + Send + 'static,
+    {
+        let page = self.page(service.page_size_max)?;
+        let q = self.search()?;
+        let sorts = self.sorts(listed, default_order)?;
+        let answer = service
+            .query(caller.0, move |conn| {
+                let which = scope(conn)?;
+                let (total, items) =
+                    list(conn, which, q.as_deref(), &sorts, page.offset(), page.size)?;
+                Ok(PagedList::new(page, total, items))
+            })
+            .await?;
+        Ok(HttpResponse::Ok().json(answer))
+    }
+
     pub fn page(&self, size_max: u64) -> Result<Page, ApiError> {
         let paging = PageQuery {
             page_index: self.page_index,

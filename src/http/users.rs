@@ -4,15 +4,16 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::extract::{Caller, LogId, groups_param, user_param, user_param_or_current};
-use super::{ApiError, ListQuery, PagedList, TreeQuery};
+use super::{ApiError, ListQuery};
 use crate::auth::HashError;
 use crate::domain::{Command, Custom, Email, NewUser, Profile, State, UserIdentifier, Username};
-use crate::read_model::{self, Listed, SqliteState, UserView};
+use crate::read_model::{self, Groups, SqliteState, UserView, Users};
 use crate::service::{Principal, Service, authorize_self_or_admin};
 
 /// Longest free-text field (names, timezone, language), in characters.
@@ -362,41 +363,32 @@ pub async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page(service.page_size_max)?;
-    let q = query.search()?;
-    let sorts = query.sorts(Listed::Users, "username")?;
-    let list = service
-        .query(caller.0, move |conn| {
-            let (total, items) =
-                read_model::list_users(conn, q.as_deref(), &sorts, page.offset(), page.size)?;
-            Ok(PagedList::new(page, total, items))
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(list))
+    let all = |_: &Connection| Ok(Users::All);
+    query.users(&service, caller, all).await
 }
 
 /// How many groups one membership check may list.
 const CHECKED_GROUPS_MAX: usize = 20;
 
-/// `GET .../users/{userIdentifier}/groups?includeInherited=`: the user's groups, by name.
+/// `GET .../users/{userIdentifier}/groups?includeInherited=`: the user's groups (with
+/// `includeInherited`, also the groups those are inside), by name unless `order` says
+/// otherwise.
 pub async fn groups_of(
     service: web::Data<Service>,
     caller: Caller,
-    query: web::Query<TreeQuery>,
+    query: web::Query<ListQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_param(&req)?;
-    let page = query.page(service.page_size_max)?;
     let inherited = query.include_inherited;
-    let list = service
-        .query(caller.0, move |conn| {
-            let user = SqliteState(conn).require_user(&user)?;
-            let (total, items) =
-                read_model::list_user_groups(conn, user.id, inherited, page.offset(), page.size)?;
-            Ok(PagedList::new(page, total, items))
+    let scope = move |conn: &Connection| {
+        let user = SqliteState(conn).require_user(&user)?;
+        Ok(Groups::OfUser {
+            user: user.id,
+            inherited,
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(list))
+    };
+    query.groups(&service, caller, scope).await
 }
 
 /// `HEAD .../users/{userIdentifier}/groups/{g1,g2,...}`: 204 if the user belongs to any of

@@ -16,9 +16,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 pub use queries::{
-    GroupView, Listed, MembersPage, Sort, Tree, UserView, actor, is_administrator,
-    list_child_groups, list_groups, list_user_groups, list_users, password_hash, password_of,
-    service_account,
+    GroupView, Groups, Listed, Sort, UserView, Users, actor, is_administrator, list_groups,
+    list_users, password_hash, password_of, service_account,
 };
 pub use state::SqliteState;
 

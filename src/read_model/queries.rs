@@ -1,6 +1,6 @@
 //! The questions the HTTP API asks, answered as views shaped like the API's models.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -33,11 +33,6 @@ pub struct GroupView {
     pub group_type: GroupType,
     pub custom: Custom,
     pub created: String,
-}
-
-pub struct MembersPage {
-    pub total_count: u64,
-    pub items: Vec<UserView>,
 }
 
 const USER_COLUMNS: &str = "u.id, u.username, u.email, u.profile, u.created, u.modified";
@@ -95,62 +90,32 @@ impl GroupView {
     }
 }
 
-impl MembersPage {
-    /// Direct members (with `inherited`, also the members of every group below, each user
-    /// once) ordered by username, then id, so the order is total and stable.
-    pub fn load(
-        conn: &Connection,
-        group: Uuid,
-        inherited: bool,
-        offset: u64,
-        limit: u64,
-    ) -> anyhow::Result<Self> {
-        let tree = Tree {
-            inherited,
-            include_self: true,
-        };
-        let from_where = if inherited {
-            format!(
-                "FROM users u WHERE u.id IN (SELECT user_id FROM members WHERE group_id IN ({}))",
-                tree.groups()
-            )
-        } else {
-            "FROM members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1".to_owned()
-        };
-        let (total_count, items) = page(
-            conn,
-            USER_COLUMNS,
-            &from_where,
-            "u.username_key, u.id",
-            &group.to_string(),
-            offset,
-            limit,
-            user_view,
-        )?;
-        Ok(Self { total_count, items })
-    }
-}
-
-/// One page of a list: the rows of `from_where` (`FROM ... WHERE ...` over `?1 = key`),
-/// counted, then selected as `columns` in `order` from `offset`, at most `limit`.
+/// One page of a list: the rows of `from_where` (`FROM ... WHERE ...` over the `keys`,
+/// `?1`, `?2`...), counted, then selected as `columns` in `order` from `offset`, at most
+/// `limit`.
 #[allow(clippy::too_many_arguments)]
 fn page<T>(
     conn: &Connection,
     columns: &str,
     from_where: &str,
     order: &str,
-    key: &dyn rusqlite::ToSql,
+    keys: &[&dyn rusqlite::ToSql],
     offset: u64,
     limit: u64,
     row: fn(&Row) -> rusqlite::Result<T>,
 ) -> anyhow::Result<(u64, Vec<T>)> {
     let total: u64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) {from_where}"))?
-        .query_row([key], |r| r.get(0))?;
-    let sql = format!("SELECT {columns} {from_where} ORDER BY {order} LIMIT ?2 OFFSET ?3");
+        .query_row(keys, |r| r.get(0))?;
+    let (limit_at, offset_at) = (keys.len() + 1, keys.len() + 2);
+    let sql = format!(
+        "SELECT {columns} {from_where} ORDER BY {order} LIMIT ?{limit_at} OFFSET ?{offset_at}"
+    );
+    let mut bound: Vec<&dyn rusqlite::ToSql> = keys.to_vec();
+    bound.extend([&limit as &dyn rusqlite::ToSql, &offset]);
     let items = conn
         .prepare_cached(&sql)?
-        .query_map(params![key, limit, offset], row)?
+        .query_map(bound.as_slice(), row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok((total, items))
 }
@@ -287,10 +252,55 @@ fn contains(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// A page of users, with the total that match. `q` is a case-insensitive "contains"
-/// over username, email, first name and last name.
+/// Which users a list is of.
+#[derive(Debug, Clone, Copy)]
+pub enum Users {
+    All,
+    /// The direct members of a group; with `inherited`, also those of every group below.
+    MembersOf {
+        group: Uuid,
+        inherited: bool,
+    },
+}
+
+/// Which groups a list is of.
+#[derive(Debug, Clone, Copy)]
+pub enum Groups {
+    All,
+    /// The direct child groups; with `inherited`, every group below; with `include_self`,
+    /// the group too.
+    ChildrenOf {
+        group: Uuid,
+        inherited: bool,
+        include_self: bool,
+    },
+    /// The groups a user is a direct member of; with `inherited`, also every group those
+    /// are inside.
+    OfUser {
+        user: Uuid,
+        inherited: bool,
+    },
+}
+
+/// The parameters of a list: the search pattern, then the id the list is scoped to.
+fn keys<'a>(pattern: &'a Option<String>, id: &'a Option<String>) -> Vec<&'a dyn rusqlite::ToSql> {
+    match id {
+        Some(id) => vec![pattern, id],
+        None => vec![pattern],
+    }
+}
+
+/// The groups below `?2`, at any depth.
+const BELOW: &str = "WITH RECURSIVE below(id) AS (
+        SELECT child_id FROM child_groups WHERE parent_id = ?2
+        UNION SELECT c.child_id FROM child_groups c JOIN below b ON c.parent_id = b.id
+    ) SELECT id FROM below";
+
+/// A page of users and the total that match: `q` is a case-insensitive "contains" over
+/// username, email, first name and last name.
 pub fn list_users(
     conn: &Connection,
+    which: Users,
     q: Option<&str>,
     sorts: &[Sort],
     offset: u64,
@@ -300,111 +310,88 @@ pub fn list_users(
         OR u.username LIKE ?1 ESCAPE '\\' OR u.email LIKE ?1 ESCAPE '\\'
         OR json_extract(u.profile, '$.firstname') LIKE ?1 ESCAPE '\\'
         OR json_extract(u.profile, '$.lastname') LIKE ?1 ESCAPE '\\')";
+    let pattern = q.map(contains);
+    let (scope, id) = match which {
+        Users::All => (String::new(), None),
+        Users::MembersOf { group, inherited } => {
+            let groups = if inherited {
+                format!("SELECT ?2 UNION SELECT id FROM ({BELOW})")
+            } else {
+                "SELECT ?2".to_owned()
+            };
+            let scope =
+                format!("u.id IN (SELECT user_id FROM members WHERE group_id IN ({groups})) AND ");
+            (scope, Some(group.to_string()))
+        }
+    };
     page(
         conn,
         USER_COLUMNS,
-        &format!("FROM users u WHERE {filter}"),
+        &format!("FROM users u WHERE {scope}{filter}"),
         &order_by(sorts, "u.id"),
-        &q.map(contains),
+        &keys(&pattern, &id),
         offset,
         limit,
         user_view,
     )
 }
 
-/// A page of groups, with the total that match. `q` is a case-insensitive "contains"
-/// over the name.
+/// A page of groups and the total that match: `q` is a case-insensitive "contains" over
+/// the name.
 pub fn list_groups(
     conn: &Connection,
+    which: Groups,
     q: Option<&str>,
     sorts: &[Sort],
     offset: u64,
     limit: u64,
 ) -> anyhow::Result<(u64, Vec<GroupView>)> {
     let filter = "(?1 IS NULL OR g.name LIKE ?1 ESCAPE '\\')";
-    page(
-        conn,
-        GROUP_COLUMNS,
-        &format!("FROM groups g WHERE {filter}"),
-        &order_by(sorts, "g.id"),
-        &q.map(contains),
-        offset,
-        limit,
-        group_view,
-    )
-}
-
-/// Which groups a membership list takes: the direct ones, or with `inherited` all of
-/// them at any depth; with `include_self`, the group itself too.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tree {
-    pub inherited: bool,
-    pub include_self: bool,
-}
-
-impl Tree {
-    /// A query for the ids of the groups `?1` holds, as this tree takes them.
-    fn groups(self) -> String {
-        const TREE: &str = "WITH RECURSIVE tree(id) AS (
-                SELECT ?1
-                UNION SELECT c.child_id FROM child_groups c JOIN tree t ON c.parent_id = t.id
-            ) SELECT id FROM tree";
-        const CHILDREN: &str = "SELECT child_id FROM child_groups WHERE parent_id = ?1";
-        match (self.inherited, self.include_self) {
-            (true, true) => TREE.to_owned(),
-            (true, false) => format!("{TREE} WHERE id <> ?1"),
-            (false, true) => format!("SELECT ?1 UNION {CHILDREN}"),
-            (false, false) => CHILDREN.to_owned(),
+    let pattern = q.map(contains);
+    let (groups, id) = match which {
+        Groups::All => (None, None),
+        Groups::ChildrenOf {
+            group,
+            inherited,
+            include_self,
+        } => {
+            let below = if inherited {
+                format!("SELECT id FROM ({BELOW})")
+            } else {
+                "SELECT child_id FROM child_groups WHERE parent_id = ?2".to_owned()
+            };
+            let groups = if include_self {
+                format!("SELECT ?2 UNION {below}")
+            } else {
+                below
+            };
+            (Some(groups), Some(group))
         }
-    }
-}
-
-/// A page of the child groups of `group` (see [`Tree`]), by name, with their total.
-pub fn list_child_groups(
-    conn: &Connection,
-    group: Uuid,
-    tree: Tree,
-    offset: u64,
-    limit: u64,
-) -> anyhow::Result<(u64, Vec<GroupView>)> {
-    page(
-        conn,
-        GROUP_COLUMNS,
-        &format!("FROM groups g WHERE g.id IN ({})", tree.groups()),
-        "g.name_key, g.id",
-        &group.to_string(),
-        offset,
-        limit,
-        group_view,
-    )
-}
-
-/// A page of the groups `user` is a direct member of, by name; with `inherited`, also the
-/// groups those are inside, at any depth.
-pub fn list_user_groups(
-    conn: &Connection,
-    user: Uuid,
-    inherited: bool,
-    offset: u64,
-    limit: u64,
-) -> anyhow::Result<(u64, Vec<GroupView>)> {
-    let from_where = if inherited {
-        "FROM groups g WHERE g.id IN (
-            WITH RECURSIVE mine(id) AS (
-                SELECT group_id FROM members WHERE user_id = ?1
-                UNION SELECT c.parent_id FROM child_groups c JOIN mine m ON c.child_id = m.id
-            )
-            SELECT id FROM mine
-        )"
-    } else {
-        "FROM members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?1"
+        Groups::OfUser { user, inherited } => {
+            let direct = "SELECT group_id FROM members WHERE user_id = ?2";
+            let groups = if inherited {
+                format!(
+                    "SELECT id FROM (WITH RECURSIVE mine(id) AS (
+                        {direct}
+                        UNION SELECT c.parent_id FROM child_groups c JOIN mine m ON c.child_id = m.id
+                    ) SELECT id FROM mine)"
+                )
+            } else {
+                direct.to_owned()
+            };
+            (Some(groups), Some(user))
+        }
     };
+    let scope = groups
+        .map(|groups| format!("g.id IN ({groups}) AND "))
+        .unwrap_or_default();
+    let id = id.map(|id| id.to_string());
     page(
         conn,
         GROUP_COLUMNS,
-        from_where,
-        "g.name_key, g.id",
-        &user.to_string(),
+        &format!("FROM groups g WHERE {scope}{filter}"),
+        &order_by(sorts, "g.id"),
+        &keys(&pattern, &id),
         offset,
         limit,
         group_view,

@@ -431,6 +431,15 @@ impl TestApp {
     }
 
     /// The first page (up to 100) of a group's direct members, as answered (200).
+    /// An administrator's GET that must answer 200; its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let answer = self
+            .request(Method::GET, path, Some(&self.admin_token))
+            .await;
+        answer.assert_status(200);
+        answer.json()
+    }
+
     pub async fn list_members(&self, group: &str) -> Value {
         let answer = self.list_members_page(group, "?pageSize=100").await;
         answer.assert_status(200);
@@ -1105,4 +1114,14 @@ pub fn schema_for(event_type: &str) -> jsonschema::Validator {
         .should_validate_formats(true)
         .build(&schema)
         .unwrap_or_else(|e| panic!("the schema {} is not valid: {e}", path.display()))
+}
+
+/// The `property` of each item of a list answer, in order.
+pub fn column(body: &Value, property: &str) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {body}"))
+        .iter()
+        .map(|item| item[property].as_str().unwrap().to_owned())
+        .collect()
 }

@@ -1,8 +1,9 @@
 //! The official Contensis Management API JavaScript client (`contensis-management-api`, the
-//! exact version pinned in tests/client/package.json) against the real service: it creates
-//! a group and users, adds, checks, lists and removes a member, and reads the error of a
-//! second removal (tests/client/scenario.mjs). Needs Node.js and `make client-deps`; without
-//! them the test fails, it is never skipped.
+//! exact version pinned in tests/client/package.json) against the real service, through
+//! tests/client/scenario.mjs: it creates a group and users, adds, checks, lists and removes a
+//! member and reads the error of a second removal; then bulk adds, child groups and
+//! inherited lists, user updates, passwords, `getCurrent`, and deletions. Needs Node.js and
+//! `make client-deps`; without them the test fails, it is never skipped.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,8 @@ use reqwest::Method;
 use rstest_reuse::apply;
 
 use crate::helpers::{
-    Backend, JS_PREFIX, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_USERNAME, TestApp, backends, encode,
+    Backend, JS_PREFIX, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_USERNAME, TestApp, backends, column,
+    encode,
 };
 
 #[apply(backends)]
@@ -124,14 +125,6 @@ async fn users_are_listed_a_page_at_a_time_searched_and_ordered(backend: Backend
                 .await
         }
     };
-    let usernames = |body: &serde_json::Value| -> Vec<String> {
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["username"].as_str().unwrap().to_owned())
-            .collect()
-    };
 
     // Three users and the service account, by username.
     let all = list("").await;
@@ -139,7 +132,7 @@ async fn users_are_listed_a_page_at_a_time_searched_and_ordered(backend: Backend
     let all = all.json();
     assert_eq!(all["totalCount"], 4, "{all}");
     assert_eq!(
-        usernames(&all),
+        column(&all, "username"),
         ["angel", "bob", "marla", "svc.membership-tests"]
     );
 
@@ -148,12 +141,15 @@ async fn users_are_listed_a_page_at_a_time_searched_and_ordered(backend: Backend
         (page["pageCount"].as_u64(), page["totalCount"].as_u64()),
         (Some(2), Some(4))
     );
-    assert_eq!(usernames(&page), ["angel"]);
+    assert_eq!(column(&page, "username"), ["angel"]);
 
     // `q` looks in usernames and emails, case-insensitively, and takes wildcards literally.
-    assert_eq!(usernames(&list("?q=PAULSON").await.json()), ["bob"]);
     assert_eq!(
-        usernames(&list("?q=%25").await.json()),
+        column(&list("?q=PAULSON").await.json(), "username"),
+        ["bob"]
+    );
+    assert_eq!(
+        column(&list("?q=%25").await.json(), "username"),
         Vec::<String>::new()
     );
     // The default first name of the test users: everyone but the service account.
@@ -194,4 +190,70 @@ async fn groups_are_listed_searched_and_ordered(backend: Backend) {
         "{body}"
     );
     assert_eq!(body["totalCount"], 2);
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn membership_lists_are_searched_and_ordered_like_the_others(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for name in [
+        "Project Mayhem",
+        "Space Monkeys",
+        "Paper Street Soap Company",
+    ] {
+        app.create_group(name).await;
+    }
+    for (username, email) in [
+        ("marla", "marla.singer@fightclub.com"),
+        ("bob", "robert.paulson@fightclub.com"),
+        ("angel", "angel.face@fightclub.com"),
+    ] {
+        app.create_user(username, email, None).await;
+        app.add_member("Project%20Mayhem", username).await;
+    }
+    app.add_member("Space%20Monkeys", "bob").await;
+    for child in ["Space%20Monkeys", "Paper%20Street%20Soap%20Company"] {
+        let path = format!("{PREFIX}/groups/Project%20Mayhem/groups/{child}");
+        app.request(Method::PUT, &path, Some(&app.admin_token))
+            .await
+            .assert_no_content();
+    }
+    let get = |path: String| {
+        let app = &app;
+        async move { app.get_json(&path).await }
+    };
+
+    let members = get(format!(
+        "{JS_PREFIX}/groups/Project%20Mayhem/users?order=-username"
+    ))
+    .await;
+    assert_eq!(column(&members, "username"), ["marla", "bob", "angel"]);
+    let members = get(format!("{PREFIX}/groups/Project%20Mayhem/users?q=PAULSON")).await;
+    assert_eq!(column(&members, "username"), ["bob"]);
+    assert_eq!(members["totalCount"], 1);
+
+    let children = get(format!(
+        "{PREFIX}/groups/Project%20Mayhem/groups?order=-name"
+    ))
+    .await;
+    assert_eq!(
+        column(&children, "name"),
+        ["Space Monkeys", "Paper Street Soap Company"]
+    );
+    let children = get(format!(
+        "{PREFIX}/groups/Project%20Mayhem/groups?includeSelf=true&q=project"
+    ))
+    .await;
+    assert_eq!(column(&children, "name"), ["Project Mayhem"]);
+
+    let groups = get(format!(
+        "{PREFIX}/users/bob/groups?includeInherited=true&order=-name"
+    ))
+    .await;
+    assert_eq!(column(&groups, "name"), ["Space Monkeys", "Project Mayhem"]);
+
+    let path = format!("{PREFIX}/groups/Project%20Mayhem/users?order=name");
+    app.request(Method::GET, &path, Some(&app.admin_token))
+        .await
+        .assert_error(400, "BadRequest");
 }

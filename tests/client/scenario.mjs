@@ -1,6 +1,7 @@
 // Drives membershipd through the official Contensis Management API JavaScript client
-// (`contensis-management-api`, pinned in package.json): groups, users and membership, as
-// an application using the client would call them.
+// (`contensis-management-api`, pinned in package.json): groups, users and membership (one
+// at a time and in bulk), child groups, user updates, passwords, the current user and
+// deletion, as an application using the client would call them.
 //
 //   MEMBERSHIP_URL            the service, e.g. http://127.0.0.1:8080
 //   MEMBERSHIP_CLIENT_ID      an administrator API client (client credentials grant)
@@ -158,6 +159,21 @@ function assertMembers(list, expected, what) {
   check(Number.isInteger(list.pageIndex) && Number.isInteger(list.pageSize), `${what}: pageIndex and pageSize`, list);
 }
 
+function assertGroupNames(list, expected, what) {
+  check(list && Array.isArray(list.items), `${what}: a paged list with items`, list);
+  equal(list.items.map((g) => g.name), expected, `${what}: groups (name)`);
+  equal(list.totalCount, expected.length, `${what}: totalCount`);
+}
+
+function assertAuthenticationError(failure, message, what) {
+  check(
+    failure instanceof Error && failure.name === 'ContensisAuthenticationError',
+    `${what}: a ContensisAuthenticationError`,
+    `${failure?.name}: ${failure?.message}`,
+  );
+  equal(failure.message, message, `${what}: its message (the OAuth error)`);
+}
+
 // ---- the scenario ------------------------------------------------------------------
 
 const run = randomUUID().slice(0, 8);
@@ -167,6 +183,11 @@ const people = [
   { username: `marla.${run}`, email: `marla.${run}@example.com`, firstName: 'Marla', lastName: 'Singer' },
   { username: `bob.${run}`, email: `bob.${run}@example.com`, firstName: 'Robert', lastName: 'Paulson' },
 ];
+const others = [
+  { username: `tyler.${run}`, email: `tyler.${run}@example.com`, firstName: 'Tyler', lastName: 'Durden' },
+  { username: `angel.${run}`, email: `angel.${run}@example.com`, firstName: 'Angel', lastName: 'Face' },
+];
+const SYSTEM_ADMINISTRATORS = 'System Administrators';
 
 let stepNumber = 0;
 let current = 'setting up';
@@ -183,6 +204,15 @@ const client = UniversalClient.create({
   clientDetails: { clientId, clientSecret },
 });
 const { groups, users } = client.security;
+
+/** A client signed in as a user, with the password grant the client calls `contensis_classic`. */
+function userClient(username, secret) {
+  return UniversalClient.create({
+    rootUrl,
+    clientType: 'contensis_classic',
+    clientDetails: { username, password: secret },
+  });
+}
 
 async function scenario() {
   let group;
@@ -297,6 +327,242 @@ async function scenario() {
     const noGroup = await rejection(groups.removeUser(`No Such Group ${run}`, bob.username), 'removeUser from an unknown group');
     assertFailure(noGroup, 404, 'GroupNotFound', 'removeUser from an unknown group');
     return '404 UserNotFound, 404 GroupNotFound';
+  });
+
+  // ---- bulk membership, child groups, updates, passwords, deletion ----
+
+  const [tyler, angel] = [{}, {}];
+
+  await step('create two more users, without passwords', async () => {
+    for (const [person, into] of [[others[0], tyler], [others[1], angel]]) {
+      const created = await users.create(person);
+      assertUser(created, person, `create ${person.username}`);
+      Object.assign(into, created);
+    }
+    return `${tyler.username} (${tyler.id}), ${angel.username} (${angel.id})`;
+  });
+
+  await step('addUsers adds several users at once; hasUser is true for each', async () => {
+    await groups.addUsers(group.id, [marla.id, tyler.id, angel.id]);
+    for (const member of [marla, tyler, angel]) {
+      equal(await groups.hasUser(group.id, member.id), true, `hasUser(group, ${member.username}) after addUsers`);
+    }
+    assertMembers(await groups.getUsersByGroupId(group.id), [angel, bob, marla, tyler], 'getUsersByGroupId after addUsers');
+    return `[${[angel, bob, marla, tyler].map((u) => u.username).join(', ')}]`;
+  });
+
+  let bulk;
+  await step('addUsers with one unknown id fails with 404 UserNotFound and adds nobody', async () => {
+    bulk = await groups.create({ name: `Bulk ${run}`, description: 'A refused bulk add' });
+    const unknown = randomUUID();
+    const failure = await rejection(groups.addUsers(bulk.id, [marla.id, unknown, tyler.id]), 'addUsers with an unknown id');
+    const body = assertFailure(failure, 404, 'UserNotFound', 'addUsers with an unknown id');
+    equal(body.data.missing, [unknown], 'addUsers with an unknown id: data.data.missing');
+    equal(await groups.hasUser(bulk.id, marla.id), false, 'hasUser for a known user of the refused addUsers');
+    equal(await groups.hasUser(bulk.id, tyler.id), false, 'hasUser for the other known user of the refused addUsers');
+    assertMembers(await groups.getUsersByGroupId(bulk.id), [], 'getUsersByGroupId after the refused addUsers');
+    return `${failure.status} ${body.data.code}, missing ${show(body.data.missing)}; nobody added`;
+  });
+
+  const chain = {};
+  await step('child groups top > mid > low: a member of low belongs to top', async () => {
+    for (const level of ['top', 'mid', 'low']) {
+      chain[level] = await groups.create({ name: `Chain ${run} ${level}`, description: `The ${level} of a chain` });
+    }
+    await groups.addChildGroup(chain.top.id, chain.mid.id);
+    await groups.addChildGroups(chain.mid.name, [chain.low.id]);
+    await groups.addUsers(chain.low.id, [angel.id, tyler.id]);
+    await groups.addUser(chain.top.id, tyler.id);
+    equal(await groups.hasUser(chain.top.id, angel.id), true, 'hasUser(top, a member of low)');
+    equal(await groups.hasUser(chain.top.name, angel.username), true, 'hasUser(top by name, a member of low by username)');
+    equal(await users.userIsMemberOf(angel.id, chain.top.name), true, 'userIsMemberOf(a member of low, top)');
+    equal(await groups.hasUser(chain.top.id, marla.id), false, 'hasUser(top, a user in none of the chain)');
+    return `${chain.top.name} > ${chain.mid.name} > ${chain.low.name}; ${angel.username} in low`;
+  });
+
+  await step('getUsersByGroupName with includeInherited lists the members of child groups, each once', async () => {
+    const inherited = await groups.getUsersByGroupName(chain.top.name, {
+      includeInherited: true,
+      pageOptions: { pageIndex: 0, pageSize: 25 },
+    });
+    assertMembers(inherited, [angel, tyler], 'getUsersByGroupName(top, includeInherited)');
+    assertMembers(await groups.getUsersByGroupName(chain.top.name), [tyler], 'getUsersByGroupName(top) without includeInherited');
+    assertMembers(
+      await groups.getUsersByGroupId(chain.top.id, { includeInherited: false }),
+      [tyler],
+      'getUsersByGroupId(top, includeInherited: false)',
+    );
+    assertMembers(await groups.getUsersByGroupId(chain.mid.id, { includeInherited: true }), [angel, tyler], 'getUsersByGroupId(mid, includeInherited)');
+    assertMembers(await groups.getUsersByGroupId(chain.mid.id), [], 'getUsersByGroupId(mid) without includeInherited');
+    return `inherited [${inherited.items.map((u) => u.username).join(', ')}], direct [${tyler.username}]`;
+  });
+
+  await step('getChildGroupsByGroupName with includeInherited and includeSelf gives the whole chain', async () => {
+    const names = ['low', 'mid', 'top'].map((level) => chain[level].name);
+    const whole = await groups.getChildGroupsByGroupName(chain.top.name, { includeInherited: true, includeSelf: true });
+    assertGroupNames(whole, names, 'getChildGroupsByGroupName(top, includeInherited, includeSelf)');
+    assertGroupNames(await groups.getChildGroupsByGroupName(chain.top.name), [chain.mid.name], 'getChildGroupsByGroupName(top)');
+    assertGroupNames(
+      await groups.getChildGroupsByGroupId(chain.top.id, { includeInherited: true }),
+      [chain.low.name, chain.mid.name],
+      'getChildGroupsByGroupId(top, includeInherited)',
+    );
+    assertGroupNames(
+      await groups.getChildGroupsByGroupId(chain.top.id, { includeSelf: true }),
+      [chain.mid.name, chain.top.name],
+      'getChildGroupsByGroupId(top, includeSelf)',
+    );
+    assertGroupNames(
+      await users.getUserGroups({ userId: angel.id, includeInherited: true }),
+      [...names, groupName],
+      'getUserGroups(a member of low, includeInherited)',
+    );
+    assertGroupNames(await users.getUserGroups(angel.id), [chain.low.name, groupName], 'getUserGroups(a member of low)');
+    return `[${whole.items.map((g) => g.name).join(', ')}]`;
+  });
+
+  await step('putting top under low is refused with 409 GroupCycle', async () => {
+    const one = await rejection(groups.addChildGroup(chain.low.id, chain.top.id), 'addChildGroup(low, top)');
+    const body = assertFailure(one, 409, 'GroupCycle', 'addChildGroup(low, top)');
+    const many = await rejection(groups.addChildGroups(chain.low.name, [chain.top.name]), 'addChildGroups(low, [top])');
+    assertFailure(many, 409, 'GroupCycle', 'addChildGroups(low, [top])');
+    assertGroupNames(await groups.getChildGroupsByGroupId(chain.low.id), [], 'the child groups of low after the refusals');
+    return `${one.status} ${body.data.code}: ${body.message}`;
+  });
+
+  await step('users.update changes the last name and a custom field', async () => {
+    const read = await users.getById(marla.id);
+    equal([read.firstname, read.lastname], ['Marla', 'Singer'], 'the user as read: firstname, lastname');
+    // The client's User type spells the name fields firstName and lastName.
+    const updated = await users.update({ ...read, lastName: 'Durden', custom: { ...read.custom, team: 'Project Mayhem' } });
+    assertUser(updated, people[0], 'the user users.update resolves with');
+    equal(updated.id, marla.id, 'the updated user: id');
+    equal([updated.firstname, updated.lastname], ['Marla', 'Durden'], 'the updated user: firstname, lastname');
+    equal(updated.custom?.team, 'Project Mayhem', 'the updated user: custom.team');
+    const again = await users.getById(marla.id);
+    equal([again.firstname, again.lastname], ['Marla', 'Durden'], 'read back: firstname, lastname');
+    equal(again.custom?.team, 'Project Mayhem', 'read back: custom.team');
+    return `${again.firstname} ${again.lastname}, custom ${show(again.custom)}`;
+  });
+
+  let marlaPassword = password;
+  await step('updatePassword as the user with the right existing password; only the new one signs in', async () => {
+    const asMarla = userClient(marla.username, marlaPassword);
+    const newPassword = `Pa55-new-${randomUUID()}`;
+    const result = await asMarla.security.users.updatePassword({ userId: marla.id, existing: marlaPassword, new: newPassword });
+    equal(result, {}, 'updatePassword resolves with the empty body');
+    const fresh = userClient(marla.username, newPassword);
+    const token = await fresh.ensureBearerToken();
+    check(typeof token === 'string' && token.length > 0, 'a bearer token for the new password', token);
+    const stale = await rejection(userClient(marla.username, marlaPassword).ensureBearerToken(), 'a token for the old password');
+    assertAuthenticationError(stale, 'invalid_grant', 'a token for the old password');
+    marlaPassword = newPassword;
+    return `new password signs in; the old one: ${stale.name}: ${stale.message}`;
+  });
+
+  await step('updatePassword with a wrong or missing existing password fails with 409 ExistingPasswordInvalid', async () => {
+    const asMarla = userClient(marla.username, marlaPassword);
+    const attempt = `Pa55-${randomUUID()}`;
+    const wrong = await rejection(
+      asMarla.security.users.updatePassword({ userId: marla.id, existing: `${marlaPassword}-wrong`, new: attempt }),
+      'updatePassword with a wrong existing password',
+    );
+    const body = assertFailure(wrong, 409, 'ExistingPasswordInvalid', 'updatePassword with a wrong existing password');
+    const missing = await rejection(
+      asMarla.security.users.updatePassword({ userId: marla.id, new: attempt }),
+      'updatePassword by the user without the existing password',
+    );
+    assertFailure(missing, 409, 'ExistingPasswordInvalid', 'updatePassword by the user without the existing password');
+    const short = await rejection(
+      asMarla.security.users.updatePassword({ userId: marla.id, existing: marlaPassword, new: 'short' }),
+      'updatePassword with a 5-character new password',
+    );
+    assertFailure(short, 422, 'ValidationFailed', 'updatePassword with a 5-character new password');
+    const stale = await rejection(userClient(marla.username, attempt).ensureBearerToken(), 'a token for a refused password');
+    assertAuthenticationError(stale, 'invalid_grant', 'a token for a refused password');
+    const token = await userClient(marla.username, marlaPassword).ensureBearerToken();
+    check(typeof token === 'string' && token.length > 0, 'the password still signs in after the refusals', token);
+    return `${wrong.status} ${body.data.code}; without existing 409; a short one 422`;
+  });
+
+  await step('an administrator sets a password without the existing one', async () => {
+    const reset = `Pa55-reset-${randomUUID()}`;
+    equal(await users.updatePassword({ userId: marla.id, new: reset }), {}, 'updatePassword by an administrator resolves with the empty body');
+    const token = await userClient(marla.username, reset).ensureBearerToken();
+    check(typeof token === 'string' && token.length > 0, 'a bearer token for the password the administrator set', token);
+    const stale = await rejection(userClient(marla.username, marlaPassword).ensureBearerToken(), 'a token for the replaced password');
+    assertAuthenticationError(stale, 'invalid_grant', 'a token for the replaced password');
+    marlaPassword = reset;
+    return 'the new password signs in; the replaced one does not';
+  });
+
+  await step('getCurrent as the user returns itself', async () => {
+    const asMarla = userClient(marla.username, marlaPassword);
+    const me = await asMarla.security.users.getCurrent();
+    assertUser(me, people[0], 'getCurrent as the user');
+    equal(me.id, marla.id, 'getCurrent as the user: id');
+    equal(me.lastname, 'Durden', 'getCurrent as the user: lastname');
+    equal((await asMarla.security.users.getById(marla.id)).id, marla.id, 'getById of itself as the user');
+    const other = await rejection(asMarla.security.users.getById(tyler.id), 'getById of another user as a non-administrator');
+    assertFailure(other, 403, 'Forbidden', 'getById of another user as a non-administrator');
+    const admin = await users.getCurrent();
+    equal(admin.username, `svc.${clientId}`, 'getCurrent as the administrator client: username');
+    return `${me.username} (${me.id}); the administrator client is ${admin.username}`;
+  });
+
+  await step('groups.update changes the description', async () => {
+    const read = await groups.getById(group.id);
+    const updated = await groups.update({ ...read, description: 'Changed by the client scenario' });
+    equal(updated.id, group.id, 'the updated group: id');
+    equal(updated.name, groupName, 'the updated group: name');
+    equal(updated.description, 'Changed by the client scenario', 'the updated group: description');
+    equal(updated.custom, { run }, 'the updated group: custom');
+    const again = await groups.getByName(groupName);
+    equal(again.description, 'Changed by the client scenario', 'read back: description');
+    return `${again.name}: ${show(again.description)}`;
+  });
+
+  await step('users.delete removes the user and its memberships', async () => {
+    await users.delete(bob.id);
+    const gone = await rejection(users.getById(bob.id), 'getById of a deleted user');
+    const body = assertFailure(gone, 404, 'UserNotFound', 'getById of a deleted user');
+    assertMembers(await groups.getUsersByGroupId(group.id), [angel, marla, tyler], 'the members after users.delete');
+    return `${bob.username}: ${gone.status} ${body.data.code}`;
+  });
+
+  await step('groups.delete of groups with members; getByName then answers 404', async () => {
+    await groups.delete(group.id);
+    const gone = await rejection(groups.getByName(groupName), 'getByName of a deleted group');
+    const body = assertFailure(gone, 404, 'GroupNotFound', 'getByName of a deleted group');
+    assertGroupNames(
+      await users.getUserGroups({ userId: angel.id, includeInherited: true }),
+      ['low', 'mid', 'top'].map((level) => chain[level].name),
+      'getUserGroups(a former member, includeInherited)',
+    );
+    // By name, from the middle of the chain: top no longer reaches low.
+    await groups.delete(chain.mid.name);
+    const midGone = await rejection(groups.getById(chain.mid.id), 'getById of the deleted mid group');
+    assertFailure(midGone, 404, 'GroupNotFound', 'getById of the deleted mid group');
+    assertGroupNames(
+      await groups.getChildGroupsByGroupId(chain.top.id, { includeInherited: true, includeSelf: true }),
+      [chain.top.name],
+      'getChildGroupsByGroupId(top, includeInherited, includeSelf) after deleting mid',
+    );
+    assertMembers(
+      await groups.getUsersByGroupName(chain.top.name, { includeInherited: true }),
+      [tyler],
+      'getUsersByGroupName(top, includeInherited) after deleting mid',
+    );
+    equal(await groups.hasUser(chain.top.id, angel.id), false, 'hasUser(top, a member of low) after deleting mid');
+    return `${groupName}: ${gone.status} ${body.data.code}; ${chain.mid.name} deleted by name`;
+  });
+
+  await step('deleting System Administrators is refused with 403 SystemGroup', async () => {
+    const failure = await rejection(groups.delete(SYSTEM_ADMINISTRATORS), 'groups.delete(System Administrators)');
+    const body = assertFailure(failure, 403, 'SystemGroup', 'groups.delete(System Administrators)');
+    equal((await groups.getByName(SYSTEM_ADMINISTRATORS)).name, SYSTEM_ADMINISTRATORS, 'System Administrators is still there');
+    equal(await users.userIsMemberOf(`svc.${clientId}`, SYSTEM_ADMINISTRATORS), true, 'the administrator client is still a member');
+    return `${failure.status} ${body.data.code}: ${body.message}`;
   });
 }
 
