@@ -84,7 +84,7 @@ async fn look(service: &Service, client_id: &str) -> anyhow::Result<Seen> {
             let group = match state.group(&name)? {
                 None => None,
                 Some(group) => Some(GroupSeen {
-                    // No user has the nil id: this asks whether the group has any member.
+                    // Whether a system group is empty, counting child groups' members.
                     has_member: state.left_empty(&Removal::Nothing)?.is_none(),
                     account_is_member: match account {
                         Some(account) => state.is_direct_member(group.id, account)?,

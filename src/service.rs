@@ -39,7 +39,10 @@ pub enum Principal {
     /// A caller who must be in System Administrators.
     Caller(Uuid),
     /// A caller who must be in System Administrators, or be this user.
-    CallerOrUser(Uuid, UserIdentifier),
+    CallerOrUser {
+        caller: Uuid,
+        user: UserIdentifier,
+    },
     Service(Actor),
 }
 
@@ -84,7 +87,7 @@ impl Service {
             .read(move |conn| {
                 let actor = match principal {
                     Principal::Caller(caller) => authorize(conn, caller)?,
-                    Principal::CallerOrUser(caller, user) => {
+                    Principal::CallerOrUser { caller, user } => {
                         authorize_self_or_admin(conn, caller, &user)?
                     }
                     Principal::Service(actor) => actor,
@@ -133,20 +136,44 @@ impl Service {
                 });
             }
         }
-        for (event_id, pending) in pending {
-            match pending.wait_until(deadline).await {
-                Some(Outcome::Applied) => {}
-                Some(Outcome::Rejected(reason)) => {
-                    return Err(ApiError::ConcurrentModification { event_id, reason });
-                }
-                None => {
-                    return Err(ApiError::Unavailable {
-                        event_id: Some(event_id),
-                    });
-                }
+        judge(pending, deadline).await
+    }
+}
+
+/// The answer to a command from its events' outcomes, once all are known. Each event is
+/// applied on its own, so a concurrent change may reject some and not others. In a
+/// command of several events, a rejection that leaves things as the command wanted (the
+/// membership was already there, or already gone) counts as done; any other makes the
+/// answer 409, which says how many of the events took effect.
+async fn judge(
+    pending: Vec<(Uuid, crate::projector::Pending)>,
+    deadline: tokio::time::Instant,
+) -> Result<(), ApiError> {
+    let events = pending.len();
+    let mut applied = 0;
+    let mut refused = None;
+    for (event_id, pending) in pending {
+        match pending.wait_until(deadline).await {
+            Some(Outcome::Applied) => applied += 1,
+            Some(Outcome::Rejected(reason)) if events > 1 && reason.is_already_so() => {}
+            Some(Outcome::Rejected(reason)) => {
+                refused.get_or_insert((event_id, reason));
+            }
+            None => {
+                return Err(ApiError::Unavailable {
+                    event_id: Some(event_id),
+                });
             }
         }
-        Ok(())
+    }
+    match refused {
+        None => Ok(()),
+        Some((event_id, reason)) => Err(ApiError::ConcurrentModification {
+            event_id,
+            reason,
+            applied,
+            events,
+        }),
     }
 }
 

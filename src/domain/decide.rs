@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::event::{
-    EventData, GroupCreated, GroupDeleted, GroupType, Membership, Nesting, PasswordSet, Profile,
+    EventData, GroupDeleted, GroupDetails, GroupType, Membership, Nesting, PasswordSet, Profile,
     UserCreated, UserDeleted, UserUpdated,
 };
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
@@ -53,9 +53,26 @@ pub enum DomainError {
     SystemGroup,
     #[error("the user or group still has memberships")]
     MembershipsRemain,
+    #[error(
+        "the deletion would end more than {LINKS_PER_DELETION_MAX} memberships and nestings at once: remove some first"
+    )]
+    TooManyLinks,
 }
 
+/// The most memberships and nestings one deletion ends, each an event: enough for any
+/// group people manage by hand, and few enough to append and apply within a request.
+pub const LINKS_PER_DELETION_MAX: usize = 10_000;
+
 impl DomainError {
+    /// Whether an event rejected for this reason found the state it was to make: the
+    /// member or child group already there, or already gone.
+    pub fn is_already_so(&self) -> bool {
+        matches!(
+            self,
+            Self::AlreadyMember | Self::UserNotInGroup { .. } | Self::GroupNotChild
+        )
+    }
+
     /// A stable name for the error: the Error body's `data.code`, and the outcome stored
     /// for a rejected event.
     pub fn code(&self) -> &'static str {
@@ -73,6 +90,7 @@ impl DomainError {
             Self::IdTaken => "IdTaken",
             Self::SystemGroup => "SystemGroup",
             Self::MembershipsRemain => "MembershipsRemain",
+            Self::TooManyLinks => "TooManyLinks",
         }
     }
 }
@@ -192,7 +210,7 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             Ok(events)
         }
         Command::CreateGroup { group_id, group } => {
-            let created = GroupCreated {
+            let created = GroupDetails {
                 group_id,
                 name: group.name,
                 description: group.description,
@@ -228,6 +246,7 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
                 .into_iter()
                 .map(|group| EventData::MemberRemoved(membership(group, user.clone())))
                 .collect();
+            check_links(&events)?;
             events.push(EventData::UserDeleted(UserDeleted {
                 user_id: user.id,
                 username: user.username,
@@ -251,7 +270,7 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             keep_type,
         } => {
             let group = state.require_group(&group)?;
-            let updated = GroupCreated {
+            let updated = GroupDetails {
                 group_id: group.id,
                 name: details.name,
                 description: details.description,
@@ -283,6 +302,7 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             for parent in state.parents_of(group.id)? {
                 events.push(EventData::ChildGroupRemoved(nesting(parent, group.clone())));
             }
+            check_links(&events)?;
             events.push(EventData::GroupDeleted(GroupDeleted {
                 group_id: group.id,
                 name: group.name,
@@ -463,7 +483,7 @@ fn check_user_updatable(state: &impl State, user: &UserUpdated) -> Result<(), Re
 
 /// A group may take any free name, and any type but `sys`; a system group keeps its
 /// name and type, since the service finds its administrators by them.
-fn check_group_updatable(state: &impl State, group: &GroupCreated) -> Result<(), Refusal> {
+fn check_group_updatable(state: &impl State, group: &GroupDetails) -> Result<(), Refusal> {
     let current = state.require_group(&GroupIdentifier::Id(group.group_id))?;
     if (current.group_type == GroupType::Sys || group.group_type == GroupType::Sys)
         && (current.group_type != group.group_type || current.name.key() != group.name.key())
@@ -479,6 +499,13 @@ fn check_group_updatable(state: &impl State, group: &GroupCreated) -> Result<(),
     Ok(())
 }
 
+pub(super) fn check_links(removals: &[EventData]) -> Result<(), Refusal> {
+    if removals.len() > LINKS_PER_DELETION_MAX {
+        return Err(DomainError::TooManyLinks.into());
+    }
+    Ok(())
+}
+
 /// A deletion is applied only once everything it ended came first in the log.
 fn check_deletable(nothing_left: bool) -> Result<(), Refusal> {
     if nothing_left {
@@ -488,7 +515,7 @@ fn check_deletable(nothing_left: bool) -> Result<(), Refusal> {
     }
 }
 
-fn check_group_creatable(state: &impl State, group: &GroupCreated) -> Result<(), Refusal> {
+fn check_group_creatable(state: &impl State, group: &GroupDetails) -> Result<(), Refusal> {
     if state.group(&GroupIdentifier::Id(group.group_id))?.is_some() {
         return Err(DomainError::IdTaken.into());
     }

@@ -79,8 +79,8 @@ pub enum EventData {
     UserUpdated(UserUpdated),
     /// Ends a user with no memberships left: its removals come first, as `MemberRemoved`.
     UserDeleted(UserDeleted),
-    GroupCreated(GroupCreated),
-    GroupUpdated(GroupCreated),
+    GroupCreated(GroupDetails),
+    GroupUpdated(GroupDetails),
     /// Ends a group with no members, child groups or parents left: those come first.
     GroupDeleted(GroupDeleted),
     MemberAdded(Membership),
@@ -179,7 +179,7 @@ pub struct Profile {
 /// replaced (`GroupUpdated`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GroupCreated {
+pub struct GroupDetails {
     pub group_id: Uuid,
     pub name: GroupName,
     #[serde(default, skip_serializing_if = "Option::is_none")]

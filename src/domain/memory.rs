@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::decide::{Outcome, apply};
-use super::event::{EventData, GroupCreated, GroupType, UserCreated};
+use super::event::{EventData, GroupDetails, GroupType, UserCreated};
 use super::ids::{GroupIdentifier, UserIdentifier};
 use super::state::{GroupRef, Removal, State, UserRef};
 
 #[derive(Debug, Default)]
 pub struct MemoryState {
     users: BTreeMap<Uuid, UserCreated>,
-    groups: BTreeMap<Uuid, GroupCreated>,
+    groups: BTreeMap<Uuid, GroupDetails>,
     members: BTreeSet<(Uuid, Uuid)>,
     children: BTreeSet<(Uuid, Uuid)>,
 }
@@ -107,7 +107,7 @@ impl MemoryState {
         groups
     }
 
-    fn group_ref(&self, g: &GroupCreated) -> GroupRef {
+    fn group_ref(&self, g: &GroupDetails) -> GroupRef {
         GroupRef {
             id: g.group_id,
             name: g.name.clone(),

@@ -10,9 +10,12 @@ mod ids;
 mod memory;
 mod state;
 
-pub use decide::{Command, DomainError, NewGroup, NewUser, Outcome, Refusal, apply, decide};
+pub use decide::{
+    Command, DomainError, LINKS_PER_DELETION_MAX, NewGroup, NewUser, Outcome, Refusal, apply,
+    decide,
+};
 pub use event::{
-    Actor, Custom, Event, EventData, GroupCreated, GroupDeleted, GroupType, Membership, Metadata,
+    Actor, Custom, Event, EventData, GroupDeleted, GroupDetails, GroupType, Membership, Metadata,
     Nesting, PasswordSet, Profile, UserCreated, UserDeleted, UserUpdated,
 };
 pub use ids::{

@@ -15,7 +15,7 @@ fn id(n: u128) -> Uuid {
 }
 
 fn group_created(n: u128, name: &str, group_type: GroupType) -> EventData {
-    EventData::GroupCreated(GroupCreated {
+    EventData::GroupCreated(GroupDetails {
         group_id: id(n),
         name: GroupName::parse(name).unwrap(),
         description: None,
@@ -584,4 +584,21 @@ fn a_bulk_add_names_every_missing_user_and_adds_nobody() {
         added_only_marla,
         [added(SOAP, "Paper Street Soap Company", MARLA, "msinger")]
     );
+}
+
+#[test]
+fn a_deletion_ends_at_most_so_many_links_at_once() {
+    let removal = EventData::MemberRemoved(membership(
+        SOAP,
+        "Paper Street Soap Company",
+        TYLER,
+        "tdurden",
+    ));
+    let at_most = vec![removal.clone(); LINKS_PER_DELETION_MAX];
+    assert!(super::decide::check_links(&at_most).is_ok());
+    let one_more = vec![removal; LINKS_PER_DELETION_MAX + 1];
+    assert!(matches!(
+        super::decide::check_links(&one_more),
+        Err(Refusal::Domain(DomainError::TooManyLinks))
+    ));
 }

@@ -54,12 +54,30 @@ pub enum ApiError {
     ExistingPasswordInvalid,
     #[error("{}", domain_message(.0))]
     Domain(DomainError),
-    #[error("Another change got there first; the request had no effect. Read and retry.")]
-    ConcurrentModification { event_id: Uuid, reason: DomainError },
+    #[error("{}", concurrent_message(*.applied, *.events))]
+    ConcurrentModification {
+        /// The first event that was rejected.
+        event_id: Uuid,
+        reason: DomainError,
+        /// How many of the request's events took effect, of how many.
+        applied: usize,
+        events: usize,
+    },
     #[error("The service cannot confirm the change right now; retry later.")]
     Unavailable { event_id: Option<Uuid> },
     #[error("An unexpected error occurred; quote the logId when reporting it.")]
     Internal(#[from] anyhow::Error),
+}
+
+fn concurrent_message(applied: usize, events: usize) -> String {
+    if applied == 0 {
+        "Another change got there first; the request had no effect. Read and retry.".into()
+    } else {
+        format!(
+            "Another change got there first; {applied} of the request's {events} changes took \
+             effect. Read and retry."
+        )
+    }
 }
 
 fn domain_message(error: &DomainError) -> String {
@@ -154,9 +172,17 @@ impl ApiError {
             Self::Domain(
                 DomainError::UsersNotFound { missing } | DomainError::GroupsNotFound { missing },
             ) => json!({ "missing": missing }),
-            Self::ConcurrentModification { event_id, reason } => {
-                json!({ "eventId": event_id, "reason": reason.code() })
-            }
+            Self::ConcurrentModification {
+                event_id,
+                reason,
+                applied,
+                events,
+            } => json!({
+                "eventId": event_id,
+                "reason": reason.code(),
+                "applied": applied,
+                "events": events,
+            }),
             Self::Unavailable {
                 event_id: Some(event_id),
             } => json!({ "eventId": event_id }),

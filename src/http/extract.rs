@@ -206,7 +206,6 @@ pub fn child_group_param(req: &HttpRequest) -> Result<GroupIdentifier, ApiError>
         .map_err(|e| ApiError::invalid_identifier("childGroupIdentifier", e))
 }
 
-/// The user named by the path's `{user}` segment.
 /// The `{userIdentifier}` of a call on one user, where `@current` names the caller, as
 /// the official client's `getCurrent` does. No username or email can be `@current`.
 pub fn user_param_or_current(
@@ -221,6 +220,7 @@ pub fn user_param_or_current(
 
 const CURRENT_USER: &str = "@current";
 
+/// The user named by the path's `{user}` segment.
 pub fn user_param(req: &HttpRequest) -> Result<UserIdentifier, ApiError> {
     raw_param(req, "user")
         .and_then(|text| UserIdentifier::parse(&text))

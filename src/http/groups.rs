@@ -97,13 +97,11 @@ pub async fn create(
         .json(view))
 }
 
-/// The group as stored, after a write that made it: its absence is a fault.
+/// The group as stored; gone if a deletion got in since it was written.
 async fn load(service: &Service, group_id: Uuid) -> Result<GroupView, ApiError> {
     service
         .read(move |conn| {
-            GroupView::load(conn, group_id)?.ok_or_else(|| {
-                anyhow::anyhow!("group {group_id} is not in the read model after a write").into()
-            })
+            GroupView::load(conn, group_id)?.ok_or_else(|| DomainError::GroupNotFound.into())
         })
         .await
 }

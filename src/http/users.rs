@@ -1,6 +1,7 @@
-//! Users: `POST .../users`, `GET .../users` (a paged list), `GET`, `PUT` and `DELETE`
-//! `.../users/{userIdentifier}`, `POST .../users/{u}/credentials/password`, and the groups
-//! of a user: `GET .../users/{u}/groups`, `HEAD .../users/{u}/groups/{g,...}`.
+//! Users: `POST .../users`, `GET .../users` (a paged list), `GET`, `PUT`, `PATCH` and
+//! `DELETE .../users/{userIdentifier}` (`@current` names the caller), `POST
+//! .../users/{u}/credentials/password`, and the groups of a user: `GET .../users/{u}/groups`,
+//! `HEAD .../users/{u}/groups/{g,...}`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,7 +13,9 @@ use uuid::Uuid;
 use super::extract::{Caller, LogId, groups_param, user_param, user_param_or_current};
 use super::{ApiError, ListQuery};
 use crate::auth::HashError;
-use crate::domain::{Command, Custom, Email, NewUser, Profile, State, UserIdentifier, Username};
+use crate::domain::{
+    Command, Custom, DomainError, Email, NewUser, Profile, State, UserIdentifier, Username,
+};
 use crate::read_model::{self, Groups, SqliteState, UserView, Users};
 use crate::service::{Principal, Service, authorize_self_or_admin};
 
@@ -177,14 +180,11 @@ pub async fn create(
         .json(view))
 }
 
-/// The user as stored, once known to exist: its absence now is a fault (a deletion that
-/// raced this request shows as one).
+/// The user as stored; gone if a deletion got in since it was found.
 async fn load(service: &Service, user_id: Uuid) -> Result<UserView, ApiError> {
     service
         .read(move |conn| {
-            UserView::load(conn, user_id)?.ok_or_else(|| {
-                anyhow::anyhow!("user {user_id} is not in the read model after a write").into()
-            })
+            UserView::load(conn, user_id)?.ok_or_else(|| DomainError::UserNotFound.into())
         })
         .await
 }
@@ -215,7 +215,15 @@ pub async fn patch(
     let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
     let mut merged = serde_json::to_value(load(&service, user_id).await?)
         .map_err(|e| anyhow::Error::new(e).context("showing a user"))?;
-    merge_patch(&mut merged, &Value::Object(body.into_inner()));
+    // The user as shown spells `firstname`: patch that, whichever spelling the client used
+    // (the client's wins when both are there), so that `"firstName": null` clears it.
+    let mut patch = body.into_inner();
+    for (client, shown) in [("firstName", "firstname"), ("lastName", "lastname")] {
+        if let Some(value) = patch.remove(client) {
+            patch.insert(shown.to_owned(), value);
+        }
+    }
+    merge_patch(&mut merged, &Value::Object(patch));
     let body: NewUserBody = serde_json::from_value(merged)
         .map_err(|e| ApiError::BadRequest(format!("The body does not fit this call: {e}.")))?;
     replace(&service, caller, log_id, user_id, body).await
@@ -262,7 +270,10 @@ async fn replace(
         email: details.email,
         profile: details.profile,
     };
-    let principal = Principal::CallerOrUser(caller.0, UserIdentifier::Id(user_id));
+    let principal = Principal::CallerOrUser {
+        caller: caller.0,
+        user: UserIdentifier::Id(user_id),
+    };
     service.execute(principal, log_id.0, command).await?;
     Ok(HttpResponse::Ok().json(load(service, user_id).await?))
 }
@@ -340,7 +351,10 @@ pub async fn set_password(
         user: UserIdentifier::Id(user_id),
         password_hash: hash(&service, new).await?,
     };
-    let principal = Principal::CallerOrUser(caller.0, UserIdentifier::Id(user_id));
+    let principal = Principal::CallerOrUser {
+        caller: caller.0,
+        user: UserIdentifier::Id(user_id),
+    };
     service.execute(principal, log_id.0, command).await?;
     Ok(HttpResponse::Ok().finish())
 }

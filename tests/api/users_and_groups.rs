@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     ADMINISTRATORS, Answer, Backend, JS_PREFIX, LoggedEvent, PREFIX, PREFIXES, SERVICE_ACCOUNT,
-    SERVICE_ACCOUNT_EMAIL, TestApp, assert_error_shape, backends, encode, membership_path,
+    SERVICE_ACCOUNT_EMAIL, TestApp, assert_error_shape, backends, column, encode, membership_path,
     schema_for, uuid_field,
 };
 
@@ -47,13 +47,6 @@ async fn delete(app: &TestApp, path: &str, token: &str) -> Answer {
 /// A GET as the administrator.
 async fn get(app: &TestApp, path: &str) -> Answer {
     app.request(Method::GET, path, Some(&app.admin_token)).await
-}
-
-/// A GET as the administrator that must answer 200; its body.
-async fn get_ok(app: &TestApp, path: &str) -> Value {
-    let answer = get(app, path).await;
-    answer.assert_status(200);
-    answer.json()
 }
 
 /// Creates a user with `PASSWORD` (email `<username>@fightclub.com`) and returns its id
@@ -137,16 +130,6 @@ fn assert_valid(events: &[LoggedEvent]) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The `field` of every item of a paged list.
-fn item_names(body: &Value, field: &str) -> Vec<String> {
-    body["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no items in {body}"))
-        .iter()
-        .map(|item| item[field].as_str().expect("a string").to_owned())
-        .collect()
-}
-
 /// `(totalCount, pageCount)` of a paged list.
 fn counts(body: &Value) -> (Option<u64>, Option<u64>) {
     (body["totalCount"].as_u64(), body["pageCount"].as_u64())
@@ -193,7 +176,7 @@ async fn an_administrator_updates_a_user_by_id_username_or_email(backend: Backen
     assert_eq!(stored["language"], "en-US");
     assert_eq!(stored["custom"], json!({ "meetings": "all of them" }));
     assert!(stored.get("firstName").is_none(), "{stored}");
-    assert_eq!(get_ok(&app, &user_path(PREFIX, &id)).await, stored);
+    assert_eq!(app.get_json(&user_path(PREFIX, &id)).await, stored);
 
     let appended = appended_since(&app, before);
     assert_eq!(types(&appended), ["UserUpdated"]);
@@ -227,7 +210,7 @@ async fn an_administrator_updates_a_user_by_id_username_or_email(backend: Backen
         answer.assert_status(200);
         assert_eq!(answer.json()["firstname"], firstname);
         assert_eq!(
-            get_ok(&app, &user_path(PREFIX, &id)).await["firstname"],
+            app.get_json(&user_path(PREFIX, &id)).await["firstname"],
             firstname
         );
     }
@@ -253,7 +236,7 @@ async fn a_user_may_update_itself_but_no_other_user(backend: Backend) {
     }
     app.assert_nothing_appended(before);
     assert_eq!(
-        get_ok(&app, &user_path(PREFIX, "marla")).await["id"],
+        app.get_json(&user_path(PREFIX, "marla")).await["id"],
         marla_id
     );
 
@@ -319,7 +302,7 @@ async fn a_user_cannot_take_another_users_username_or_email(backend: Backend) {
     .await
     .assert_error(409, "EmailTaken");
     app.assert_nothing_appended(before);
-    let stored = get_ok(&app, &path).await;
+    let stored = app.get_json(&path).await;
     assert_eq!(
         (&stored["username"], &stored["email"]),
         (&json!("marla"), &json!("marla@fightclub.com"))
@@ -416,7 +399,7 @@ async fn a_renamed_user_is_found_by_its_new_username_and_email_only(backend: Bac
                 .assert_error(404, "UserNotFound");
         }
         for new in ["marla.singer", "SINGER@fightclub.com"] {
-            let found = get_ok(&app, &user_path(prefix, new)).await;
+            let found = app.get_json(&user_path(prefix, new)).await;
             assert_eq!(found["id"], id, "{found}");
             assert_eq!(found["username"], "marla.singer");
         }
@@ -505,7 +488,7 @@ async fn deleting_a_user_needs_an_administrator_and_an_existing_user(backend: Ba
             .assert_error(404, "UserNotFound");
     }
     app.assert_nothing_appended(before);
-    get_ok(&app, &user_path(PREFIX, "marla")).await;
+    app.get_json(&user_path(PREFIX, "marla")).await;
 }
 
 #[apply(backends)]
@@ -753,7 +736,7 @@ async fn an_administrator_updates_a_group_by_id_or_name(backend: Backend) {
         stored["custom"],
         json!({ "rule": "you do not talk about it" })
     );
-    assert_eq!(get_ok(&app, &group_path(PREFIX, &id)).await, stored);
+    assert_eq!(app.get_json(&group_path(PREFIX, &id)).await, stored);
     let appended = appended_since(&app, before);
     assert_eq!(types(&appended), ["GroupUpdated"]);
     let data = &appended[0].payload["data"];
@@ -777,7 +760,7 @@ async fn an_administrator_updates_a_group_by_id_or_name(backend: Backend) {
         "{stored}"
     );
     assert_eq!(
-        get_ok(&app, &group_path(PREFIX, "Project Mayhem")).await["id"],
+        app.get_json(&group_path(PREFIX, "Project Mayhem")).await["id"],
         id
     );
     get(&app, &group_path(PREFIX, "Space Monkeys"))
@@ -900,7 +883,7 @@ async fn updating_a_group_needs_an_administrator_and_an_existing_group(backend: 
 async fn system_administrators_keeps_its_name_and_type(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let path = group_path(PREFIX, ADMINISTRATORS);
-    let id = get_ok(&app, &path).await["id"]
+    let id = app.get_json(&path).await["id"]
         .as_str()
         .expect("an id")
         .to_owned();
@@ -986,7 +969,7 @@ async fn an_ordinary_group_cannot_be_made_a_system_group(backend: Backend) {
     }
     app.assert_nothing_appended(before);
     assert_eq!(
-        get_ok(&app, &group_path(PREFIX, "Committee")).await["type"],
+        app.get_json(&group_path(PREFIX, "Committee")).await["type"],
         "contensis"
     );
 }
@@ -1066,32 +1049,30 @@ async fn deleting_a_group_empties_it_and_takes_it_out_of_the_tree(backend: Backe
     }
     // The former children and members are still there, on their own.
     for name in ["Committee", "Assault Team"] {
-        get_ok(&app, &group_path(PREFIX, name)).await;
+        app.get_json(&group_path(PREFIX, name)).await;
     }
     for parent in ["Project Mayhem", "Paper Street"] {
-        let below = get_ok(
-            &app,
-            &format!(
+        let below = app
+            .get_json(&format!(
                 "{}/groups?includeInherited=true",
                 group_path(PREFIX, parent)
-            ),
-        )
-        .await;
+            ))
+            .await;
         assert_eq!(counts(&below), (Some(0), Some(0)), "{below}");
     }
     assert_eq!(app.head_member("Project%20Mayhem", "chloe").await, 404);
-    let chloes = get_ok(
-        &app,
-        &format!(
+    let chloes = app
+        .get_json(&format!(
             "{}/groups?includeInherited=true",
             user_path(PREFIX, "chloe")
-        ),
-    )
-    .await;
-    assert_eq!(item_names(&chloes, "name"), ["Committee"], "{chloes}");
+        ))
+        .await;
+    assert_eq!(column(&chloes, "name"), ["Committee"], "{chloes}");
     for username in ["marla", "bob"] {
-        get_ok(&app, &user_path(PREFIX, username)).await;
-        let groups = get_ok(&app, &format!("{}/groups", user_path(PREFIX, username))).await;
+        app.get_json(&user_path(PREFIX, username)).await;
+        let groups = app
+            .get_json(&format!("{}/groups", user_path(PREFIX, username)))
+            .await;
         assert_eq!(groups["totalCount"], 0, "{groups}");
     }
 }
@@ -1116,7 +1097,7 @@ async fn deleting_a_group_needs_an_administrator_and_an_existing_group(backend: 
         .assert_error(404, "GroupNotFound");
     }
     app.assert_nothing_appended(before);
-    get_ok(&app, &group_path(PREFIX, "Committee")).await;
+    app.get_json(&group_path(PREFIX, "Committee")).await;
 }
 
 #[apply(backends)]
@@ -1124,7 +1105,7 @@ async fn deleting_a_group_needs_an_administrator_and_an_existing_group(backend: 
 async fn system_administrators_cannot_be_deleted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let path = group_path(PREFIX, ADMINISTRATORS);
-    let id = get_ok(&app, &path).await["id"]
+    let id = app.get_json(&path).await["id"]
         .as_str()
         .expect("an id")
         .to_owned();
@@ -1137,7 +1118,7 @@ async fn system_administrators_cannot_be_deleted(backend: Backend) {
         }
     }
     app.assert_nothing_appended(before);
-    get_ok(&app, &path).await;
+    app.get_json(&path).await;
 }
 
 #[apply(backends)]
@@ -1216,7 +1197,7 @@ async fn users_are_added_to_a_group_in_bulk_by_any_identifier(backend: Backend) 
     assert_valid(&appended);
     let members = app.list_members("Space%20Monkeys").await;
     assert_eq!(
-        item_names(&members, "username"),
+        column(&members, "username"),
         ["angel", "bob", "chloe", "marla"]
     );
 
@@ -1476,12 +1457,12 @@ async fn a_groups_members_are_listed_with_those_of_every_group_below(backend: Ba
     let members = |prefix: &str, group: &str, query: &str| {
         let path = format!("{}{query}", members_path(prefix, group));
         let app = &app;
-        async move { get_ok(app, &path).await }
+        async move { app.get_json(&path).await }
     };
 
     let all = members(PREFIX, "Project Mayhem", "?includeInherited=true").await;
     assert_eq!(
-        item_names(&all, "username"),
+        column(&all, "username"),
         ["angel", "bob", "chloe", "marla", "zed"],
         "{all}"
     );
@@ -1493,7 +1474,7 @@ async fn a_groups_members_are_listed_with_those_of_every_group_below(backend: Ba
         "?includeInherited=true&pageSize=2&pageIndex=1",
     )
     .await;
-    assert_eq!(item_names(&page, "username"), ["chloe", "marla"], "{page}");
+    assert_eq!(column(&page, "username"), ["chloe", "marla"], "{page}");
     assert_eq!(counts(&page), (Some(5), Some(3)));
     assert_eq!(
         (&page["pageIndex"], &page["pageSize"]),
@@ -1505,26 +1486,26 @@ async fn a_groups_members_are_listed_with_those_of_every_group_below(backend: Ba
         "?includeInherited=true&pageSize=2&pageIndex=2",
     )
     .await;
-    assert_eq!(item_names(&last, "username"), ["zed"], "{last}");
+    assert_eq!(column(&last, "username"), ["zed"], "{last}");
     assert_eq!(counts(&last), (Some(5), Some(3)));
 
     // Without the flag, or with it off: the direct members only.
     for query in ["", "?includeInherited=false"] {
         let direct = members(JS_PREFIX, "Project Mayhem", query).await;
-        assert_eq!(item_names(&direct, "username"), ["angel"], "{direct}");
+        assert_eq!(column(&direct, "username"), ["angel"], "{direct}");
         assert_eq!(counts(&direct), (Some(1), Some(1)));
     }
 
     let middle = members(JS_PREFIX, "Space Monkeys", "?includeInherited=true").await;
     assert_eq!(
-        item_names(&middle, "username"),
+        column(&middle, "username"),
         ["angel", "bob", "chloe", "marla"],
         "{middle}"
     );
     assert_eq!(counts(&middle), (Some(4), Some(1)));
     let leaf = members(PREFIX, "Committee", "?includeInherited=true").await;
     assert_eq!(
-        item_names(&leaf, "username"),
+        column(&leaf, "username"),
         ["angel", "chloe", "marla"],
         "{leaf}"
     );
@@ -1539,7 +1520,7 @@ async fn a_groups_child_groups_are_listed_at_any_depth_and_with_itself(backend: 
     let children = |prefix: &str, group: &str, query: &str| {
         let path = format!("{}/groups{query}", group_path(prefix, group));
         let app = &app;
-        async move { get_ok(app, &path).await }
+        async move { app.get_json(&path).await }
     };
 
     for (prefix, query, expected) in [
@@ -1566,7 +1547,7 @@ async fn a_groups_child_groups_are_listed_at_any_depth_and_with_itself(backend: 
         ),
     ] {
         let listed = children(prefix, "Project Mayhem", query).await;
-        assert_eq!(item_names(&listed, "name"), expected, "{query}: {listed}");
+        assert_eq!(column(&listed, "name"), expected, "{query}: {listed}");
         assert_eq!(
             counts(&listed),
             (Some(expected.len() as u64), Some(1)),
@@ -1580,7 +1561,7 @@ async fn a_groups_child_groups_are_listed_at_any_depth_and_with_itself(backend: 
         "?includeInherited=true&includeSelf=true&pageSize=3&pageIndex=1",
     )
     .await;
-    assert_eq!(item_names(&page, "name"), ["Space Monkeys"], "{page}");
+    assert_eq!(column(&page, "name"), ["Space Monkeys"], "{page}");
     assert_eq!(counts(&page), (Some(4), Some(2)));
 
     let leaf = children(
@@ -1589,7 +1570,7 @@ async fn a_groups_child_groups_are_listed_at_any_depth_and_with_itself(backend: 
         "?includeInherited=true&includeSelf=true",
     )
     .await;
-    assert_eq!(item_names(&leaf, "name"), ["Committee"], "{leaf}");
+    assert_eq!(column(&leaf, "name"), ["Committee"], "{leaf}");
     assert_eq!(counts(&leaf), (Some(1), Some(1)));
     let empty = children(PREFIX, "Committee", "?includeInherited=true").await;
     assert_eq!(counts(&empty), (Some(0), Some(0)), "{empty}");
@@ -1616,12 +1597,13 @@ async fn membership_is_inherited_down_a_chain_and_the_chain_cannot_be_closed(bac
         )
         .await
         .assert_no_content();
-        let groups = get_ok(
-            &app,
-            &format!("{}/groups?includeInherited=true", user_path(prefix, "u")),
-        )
-        .await;
-        assert_eq!(item_names(&groups, "name"), ["A", "B", "C"], "{groups}");
+        let groups = app
+            .get_json(&format!(
+                "{}/groups?includeInherited=true",
+                user_path(prefix, "u")
+            ))
+            .await;
+        assert_eq!(column(&groups, "name"), ["A", "B", "C"], "{groups}");
         assert_eq!(counts(&groups), (Some(3), Some(1)));
 
         for (group, child) in [("C", "A"), ("A", "A")] {
@@ -1638,17 +1620,17 @@ async fn membership_is_inherited_down_a_chain_and_the_chain_cannot_be_closed(bac
 
 /// Every user and group, each group's members and groups below, as one JSON value.
 async fn everything(app: &TestApp) -> Value {
-    let users = get_ok(app, &format!("{PREFIX}/users?pageSize=100")).await;
-    let groups = get_ok(app, &format!("{PREFIX}/groups?pageSize=100")).await;
+    let users = app.get_json(&format!("{PREFIX}/users?pageSize=100")).await;
+    let groups = app.get_json(&format!("{PREFIX}/groups?pageSize=100")).await;
     let mut trees = Vec::new();
-    for name in item_names(&groups, "name") {
+    for name in column(&groups, "name") {
         let group = group_path(PREFIX, &name);
         let query = "?includeInherited=true&pageSize=100";
         trees.push(json!({
             "group": name,
-            "direct": get_ok(app, &format!("{group}/users?pageSize=100")).await,
-            "members": get_ok(app, &format!("{group}/users{query}")).await,
-            "below": get_ok(app, &format!("{group}/groups{query}&includeSelf=true")).await,
+            "direct": app.get_json(&format!("{group}/users?pageSize=100")).await,
+            "members": app.get_json(&format!("{group}/users{query}")).await,
+            "below": app.get_json(&format!("{group}/groups{query}&includeSelf=true")).await,
         }));
     }
     json!({ "users": users, "groups": groups, "trees": trees })
@@ -1711,4 +1693,81 @@ async fn what_the_new_calls_did_is_rebuilt_from_the_log(backend: Backend) {
         refused_grant(&app, "bob@fightclub.com", PASSWORD).await,
         "invalid_grant"
     );
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_deletion_racing_a_removal_answers_by_what_became_of_the_user(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    group(&app, "Space Monkeys").await;
+    for round in 0..12 {
+        let username = format!("monkey{round}");
+        user(&app, &username).await;
+        app.add_member("Space%20Monkeys", &username).await;
+        let path = user_path(PREFIX, &username);
+        let removal = app.remove_member("Space%20Monkeys", &username);
+        let deletion = delete(&app, &path, &app.admin_token);
+        let (removed, deleted) = tokio::join!(removal, deletion);
+        // Whichever removed the membership, the deletion took the user: 204, not a
+        // 409 claiming it had no effect.
+        assert!(
+            [204, 409].contains(&removed.status.as_u16()),
+            "the removal: {removed:?}"
+        );
+        deleted.assert_no_content();
+        get(&app, &user_path(PREFIX, &username))
+            .await
+            .assert_error(404, "UserNotFound");
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_bulk_add_racing_a_single_add_of_one_of_its_users_answers_204(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    group(&app, "Space Monkeys").await;
+    for round in 0..8 {
+        let (first, second) = (format!("first{round}"), format!("second{round}"));
+        user(&app, &first).await;
+        user(&app, &second).await;
+        let (path, body) = (
+            members_path(PREFIX, "Space Monkeys"),
+            json!([first, second]),
+        );
+        let single = app.put_member("Space%20Monkeys", &first);
+        let bulk = app.post_json(&path, Some(&app.admin_token), &body);
+        let (single, bulk) = tokio::join!(single, bulk);
+        assert!([204, 409].contains(&single.status.as_u16()), "{single:?}");
+        bulk.assert_no_content();
+        for username in [&first, &second] {
+            assert_eq!(app.head_member("Space%20Monkeys", username).await, 204);
+        }
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_patch_clears_a_name_in_either_spelling(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = json!({
+        "username": "marla",
+        "email": "marla@fightclub.com",
+        "firstname": "Marla",
+        "lastname": "Singer",
+        "timezone": "America/Los_Angeles",
+    });
+    app.try_create_user(&body).await.assert_status(201);
+    let path = user_path(JS_PREFIX, "marla");
+    for patch in [
+        json!({ "firstName": null }),
+        json!({ "lastname": null, "lastName": null }),
+    ] {
+        app.request_json(Method::PATCH, &path, Some(&app.admin_token), &patch)
+            .await
+            .assert_status(200);
+    }
+    let shown = app.get_json(&path).await;
+    assert!(shown.get("firstname").is_none(), "{shown}");
+    assert!(shown.get("lastname").is_none(), "{shown}");
+    assert_eq!(shown["timezone"], "America/Los_Angeles");
 }
