@@ -150,3 +150,43 @@ impl ReadModel {
         Ok(conn)
     }
 }
+
+/// The whole state as text, one line per row, every table in a fixed order: equal dumps
+/// mean equal read models. Positions are left out, since two read models that applied the
+/// same events may have read them from different places (a backup, another instance).
+pub fn dump(conn: &Connection) -> anyhow::Result<String> {
+    const TABLES: [(&str, &str); 6] = [
+        (
+            "users",
+            "SELECT id, username, email, client_id, profile, created, modified FROM users",
+        ),
+        (
+            "groups",
+            "SELECT id, name, type, description, custom, created FROM groups",
+        ),
+        ("members", "SELECT group_id, user_id FROM members"),
+        ("child_groups", "SELECT parent_id, child_id FROM child_groups"),
+        ("passwords", "SELECT user_id, hash FROM passwords"),
+        ("outcomes", "SELECT event_id, outcome FROM outcomes"),
+    ];
+    let mut out = String::new();
+    for (table, sql) in TABLES {
+        let mut rows: Vec<String> = conn
+            .prepare(sql)?
+            .query_map([], |row| {
+                let width = row.as_ref().column_count();
+                let cells = (0..width)
+                    .map(|i| Ok(format!("{:?}", row.get::<_, rusqlite::types::Value>(i)?)))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(cells.join("\t"))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.sort();
+        out.push_str(&format!("[{table}] {}\n", rows.len()));
+        for row in rows {
+            out.push_str(&row);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
