@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::http::ApiError;
 use crate::read_model::{self, SqliteState};
-use crate::service::{Principal, Service};
+use crate::service::{Principal, Service, Write};
 
 pub const SYSTEM_ADMINISTRATORS: &str = "System Administrators";
 
@@ -138,10 +138,14 @@ async fn run(service: &Service, actor: &Actor, command: Command) -> anyhow::Resu
         _ => "added the service account to System Administrators",
     };
     match service
-        .execute(Principal::Service(actor.clone()), Uuid::now_v7(), command)
+        .execute(
+            Principal::Service(actor.clone()),
+            Write::new(Uuid::now_v7()),
+            command,
+        )
         .await
     {
-        Ok(()) => {
+        Ok(_) => {
             tracing::info!(client_id = %actor.username, "{step}");
             Ok(true)
         }

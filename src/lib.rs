@@ -8,6 +8,8 @@ pub mod http;
 pub mod log;
 pub mod projector;
 pub mod read_model;
+pub mod rebuild;
 pub mod service;
 pub mod settings;
 pub mod startup;
+pub mod tail;

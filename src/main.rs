@@ -1,9 +1,11 @@
 use anyhow::bail;
+use membership::rebuild::Difference;
 use membership::settings::Settings;
 use membership::startup::Application;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: membershipd serve";
+const USAGE: &str = "usage: membershipd serve | membershipd rebuild [--into FILE] \
+                     | membershipd events tail [--until-end]";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -11,10 +13,48 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let command = std::env::args().nth(1);
-    if command.as_deref() != Some("serve") {
-        bail!("{USAGE}");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["serve"] => serve().await,
+        ["rebuild"] => rebuild(None).await,
+        ["rebuild", "--into", file] => rebuild(Some(file.into())).await,
+        ["events", "tail", options @ ..] => {
+            let until_end = match options {
+                [] => false,
+                ["--until-end"] => true,
+                _ => bail!("{USAGE}"),
+            };
+            let options = membership::tail::TailOptions { until_end };
+            membership::tail::run(&Settings::load()?, options).await
+        }
+        _ => bail!("{USAGE}"),
     }
+}
+
+/// Rebuilds the read model from the log into a new file and compares it with the live one;
+/// exits with 1 when they differ.
+async fn rebuild(into: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let rebuilt = membership::rebuild::run(&settings, into).await?;
+    println!(
+        "rebuilt {} from {} log entries in {:.2?}",
+        rebuilt.path.display(),
+        rebuilt.events,
+        rebuilt.elapsed
+    );
+    match rebuilt.difference {
+        None => println!("no live read model to compare with"),
+        Some(Difference::Equal) => println!("equal to the live read model"),
+        Some(Difference::Differs(ours, theirs)) => {
+            println!("differs from the live read model:\n  rebuilt: {ours}\n  live:    {theirs}");
+            std::process::exit(1);
+        }
+    }
+    Ok(())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let app = Application::build(&settings).await?;
     let (development_client, development_token) = settings.development_secrets();

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rusqlite::{Connection, Transaction, params};
+use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use crate::domain::{self, Event, EventData, Outcome};
+use crate::domain::{self, DomainError, Event, EventData, IDEMPOTENCY_KEY_TTL, Outcome};
 use crate::log::{Entry, EventLog, LogReader, Position};
 use crate::read_model::{self, SqliteState};
 
@@ -231,17 +232,79 @@ fn apply_once(tx: &Transaction, event: &Event) -> anyhow::Result<Option<Outcome>
     if recorded == 0 {
         return Ok(None);
     }
-    let outcome = domain::apply(&SqliteState(tx), &event.data)?;
+    let outcome = domain::apply_event(&SqliteState(tx), event)?;
     let stored = match &outcome {
         Outcome::Applied => {
             write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
+            record_change(tx, event)?;
             "applied"
         }
         Outcome::Rejected(reason) => reason.code(),
     };
     tx.prepare_cached("UPDATE outcomes SET outcome = ?2 WHERE event_id = ?1")?
         .execute(params![id, stored])?;
+    if outcome != Outcome::Rejected(DomainError::DuplicateRequest) {
+        record_key_use(tx, event)?;
+    }
     Ok(Some(outcome))
+}
+
+/// Notes the event under its request's idempotency key, taking the key for the request
+/// if it is free; and forgets keys past [`IDEMPOTENCY_KEY_TTL`] by this event's time, so
+/// that what is kept depends on the log alone.
+fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
+    let Some(idempotency) = &event.idempotency else {
+        return Ok(());
+    };
+    let nanos = |time: OffsetDateTime| i64::try_from(time.unix_timestamp_nanos());
+    tx.prepare_cached("DELETE FROM idempotency WHERE time_ns <= ?1")?
+        .execute([nanos(event.time - IDEMPOTENCY_KEY_TTL)?])?;
+    let actor = event.actor.user_id.to_string();
+    let correlation_id = event.correlation_id.to_string();
+    tx.prepare_cached(
+        "INSERT INTO idempotency
+             (actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]')
+         ON CONFLICT (actor_id, key) DO NOTHING",
+    )?
+    .execute(params![
+        actor,
+        idempotency.key,
+        idempotency.fingerprint,
+        correlation_id,
+        event.aggregate_id.to_string(),
+        nanos(event.time)?,
+    ])?;
+    tx.prepare_cached(
+        "UPDATE idempotency SET events = json_insert(events, '$[#]', ?3)
+         WHERE actor_id = ?1 AND key = ?2 AND correlation_id = ?4",
+    )?
+    .execute(params![
+        actor,
+        idempotency.key,
+        event.id.to_string(),
+        correlation_id
+    ])?;
+    Ok(())
+}
+
+/// A change to a group counts in its version and joins its history.
+fn record_change(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
+    let Some(group) = event.data.changed_group() else {
+        return Ok(());
+    };
+    let group = group.to_string();
+    if !matches!(event.data, EventData::GroupCreated(_)) {
+        tx.prepare_cached("UPDATE groups SET version = version + 1 WHERE id = ?1")?
+            .execute([&group])?;
+    }
+    tx.prepare_cached("INSERT INTO history (group_id, event_id, event) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            group,
+            event.id.to_string(),
+            serde_json::to_string(event)?
+        ])?;
+    Ok(())
 }
 
 fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
@@ -356,3 +419,6 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod proptests;

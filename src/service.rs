@@ -10,7 +10,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::{Hasher, Tokens};
-use crate::domain::{self, Actor, Command, Event, Metadata, Outcome, State, UserIdentifier};
+use crate::domain::{
+    self, Actor, Command, Event, IDEMPOTENCY_KEY_TTL, Idempotency, Metadata, Outcome, State,
+    UserIdentifier,
+};
 use crate::http::ApiError;
 use crate::log::{EventLog, LogError};
 use crate::projector::Outcomes;
@@ -76,14 +79,22 @@ impl Service {
     }
 
     /// Decides, appends and waits for the outcome. Returns once every event the command
-    /// produced shows in this instance's read model (or at once if it produced none).
+    /// produced shows in this instance's read model (or at once if it produced none),
+    /// with what the request was about: its first event's aggregate (the new user or
+    /// group of a create), which a retry under the same idempotency key gets too.
     pub async fn execute(
         &self,
         principal: Principal,
-        log_id: Uuid,
+        write: Write,
         command: Command,
-    ) -> Result<(), ApiError> {
-        let (actor, decided) = self
+    ) -> Result<Option<Uuid>, ApiError> {
+        let Write {
+            log_id,
+            if_match,
+            idempotency,
+        } = write;
+        let key = idempotency.clone();
+        let decision = self
             .read(move |conn| {
                 let actor = match principal {
                     Principal::Caller(caller) => authorize(conn, caller)?,
@@ -92,15 +103,29 @@ impl Service {
                     }
                     Principal::Service(actor) => actor,
                 };
-                let decided = domain::decide(&SqliteState(conn), command)?;
-                Ok((actor, decided))
+                let state = SqliteState(conn);
+                if let Some(key) = &key
+                    && let Some(first) = first_use(conn, actor.user_id, key)?
+                {
+                    return Ok(Decision::Replay(first));
+                }
+                let expected = match &if_match {
+                    Some(if_match) => Some(check_if_match(&state, if_match, &command)?),
+                    None => None,
+                };
+                let decided = domain::decide(&state, command)?;
+                Ok(Decision::Append(actor, decided, expected))
             })
             .await?;
+        let (actor, decided, expected) = match decision {
+            Decision::Replay(first) => return first.answer(),
+            Decision::Append(actor, decided, expected) => (actor, decided, expected),
+        };
         if decided.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let time = OffsetDateTime::now_utc();
-        let events: Vec<Event> = decided
+        let mut events: Vec<Event> = decided
             .into_iter()
             .map(|data| {
                 let meta = Metadata {
@@ -109,14 +134,19 @@ impl Service {
                     actor: actor.clone(),
                     correlation_id: log_id,
                 };
-                Event::new(meta, data)
+                let mut event = Event::new(meta, data);
+                event.idempotency = idempotency.clone();
+                event
             })
             .collect();
+        if let Some((group, version)) = expected {
+            domain::expect_version(&mut events, group, version);
+        }
         let pending: Vec<_> = events
             .iter()
             .map(|event| (event.id, self.outcomes.expect(event.id)))
             .collect();
-        let first = events[0].id;
+        let (first, aggregate) = (events[0].id, events[0].aggregate_id);
         // One bound for the whole write: appending and applying share it.
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
         match tokio::time::timeout_at(deadline, self.log.append(events)).await {
@@ -136,33 +166,147 @@ impl Service {
                 });
             }
         }
-        judge(pending, deadline).await
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for (event_id, pending) in pending {
+            match pending.wait_until(deadline).await {
+                Some(outcome) => outcomes.push((event_id, outcome)),
+                None => {
+                    return Err(ApiError::Unavailable {
+                        event_id: Some(event_id),
+                    });
+                }
+            }
+        }
+        let duplicate = Outcome::Rejected(domain::DomainError::DuplicateRequest);
+        if let Some(key) = idempotency.filter(|_| outcomes.iter().any(|(_, o)| *o == duplicate)) {
+            // A retry of this request got there first: answer as it was answered.
+            let actor = actor.user_id;
+            let first = self
+                .read(move |conn| first_use(conn, actor, &key))
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("a duplicate request without its first use"))?;
+            return first.answer();
+        }
+        judge(&outcomes)?;
+        Ok(Some(aggregate))
     }
 }
 
-/// The answer to a command from its events' outcomes, once all are known. Each event is
-/// applied on its own, so a concurrent change may reject some and not others. In a
-/// command of several events, a rejection that leaves things as the command wanted (the
-/// membership was already there, or already gone) counts as done; any other makes the
-/// answer 409, which says how many of the events took effect.
-async fn judge(
-    pending: Vec<(Uuid, crate::projector::Pending)>,
-    deadline: tokio::time::Instant,
-) -> Result<(), ApiError> {
-    let events = pending.len();
+enum Decision {
+    Replay(FirstUse),
+    Append(Actor, Vec<domain::EventData>, Option<(Uuid, u64)>),
+}
+
+/// The request that first used an idempotency key, as this instance has applied it.
+struct FirstUse {
+    aggregate: Uuid,
+    outcomes: Vec<(Uuid, Outcome)>,
+}
+
+impl FirstUse {
+    fn answer(self) -> Result<Option<Uuid>, ApiError> {
+        judge(&self.outcomes)?;
+        Ok(Some(self.aggregate))
+    }
+}
+
+/// The first use of `key` by `actor` within [`IDEMPOTENCY_KEY_TTL`]: the same request
+/// again, or 422 if the key came with another request.
+fn first_use(
+    conn: &Connection,
+    actor: Uuid,
+    key: &Idempotency,
+) -> Result<Option<FirstUse>, ApiError> {
+    let Some(found) = SqliteState(conn).idempotent_request(actor, &key.key)? else {
+        return Ok(None);
+    };
+    if OffsetDateTime::now_utc() >= found.time + IDEMPOTENCY_KEY_TTL {
+        return Ok(None);
+    }
+    if found.fingerprint != key.fingerprint {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let (aggregate, outcomes) = read_model::key_use_outcomes(conn, actor, &key.key)?;
+    Ok(Some(FirstUse {
+        aggregate,
+        outcomes,
+    }))
+}
+
+/// What a write request brings besides its command: its logId, and its preconditions.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub log_id: Uuid,
+    /// `If-Match`: the group the command is on must be at one of these versions.
+    pub if_match: Option<IfMatch>,
+    /// `Idempotency-Key`: a retry of the same request gets the first answer.
+    pub idempotency: Option<Idempotency>,
+}
+
+impl Write {
+    pub fn new(log_id: Uuid) -> Self {
+        Self {
+            log_id,
+            if_match: None,
+            idempotency: None,
+        }
+    }
+}
+
+/// The versions an `If-Match` header accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any version, as long as the group exists.
+    Any,
+    Versions(Vec<u64>),
+}
+
+/// The version of the group `command` is on, if `if_match` accepts it: 412 otherwise, 404
+/// if there is no such group, 400 if the command is on no group.
+fn check_if_match(
+    state: &SqliteState,
+    if_match: &IfMatch,
+    command: &Command,
+) -> Result<(Uuid, u64), ApiError> {
+    let group = command.group().ok_or_else(|| {
+        ApiError::BadRequest("If-Match is taken only by calls on a group.".into())
+    })?;
+    let group = state.require_group(group)?;
+    let version = state
+        .group_version(group.id)?
+        .ok_or(domain::DomainError::GroupNotFound)?;
+    match if_match {
+        IfMatch::Versions(versions) if !versions.contains(&version) => {
+            Err(ApiError::PreconditionFailed {
+                event_id: None,
+                version: Some(version),
+            })
+        }
+        _ => Ok((group.id, version)),
+    }
+}
+
+/// The answer to a command from its events' outcomes. Each event is applied on its own,
+/// so a concurrent change may reject some and not others. In a command of several events,
+/// a rejection that leaves things as the command wanted (the membership was already there,
+/// or already gone) counts as done; any other makes the answer 409 (412 for a version
+/// that no longer holds), which says how many of the events took effect.
+fn judge(outcomes: &[(Uuid, Outcome)]) -> Result<(), ApiError> {
+    let events = outcomes.len();
     let mut applied = 0;
     let mut refused = None;
-    for (event_id, pending) in pending {
-        match pending.wait_until(deadline).await {
-            Some(Outcome::Applied) => applied += 1,
-            Some(Outcome::Rejected(reason)) if events > 1 && reason.is_already_so() => {}
-            Some(Outcome::Rejected(reason)) => {
-                refused.get_or_insert((event_id, reason));
-            }
-            None => {
-                return Err(ApiError::Unavailable {
-                    event_id: Some(event_id),
+    for (event_id, outcome) in outcomes {
+        match outcome {
+            Outcome::Applied => applied += 1,
+            Outcome::Rejected(reason) if events > 1 && reason.is_already_so() => {}
+            Outcome::Rejected(domain::DomainError::VersionMismatch) => {
+                return Err(ApiError::PreconditionFailed {
+                    event_id: Some(*event_id),
+                    version: None,
                 });
+            }
+            Outcome::Rejected(reason) => {
+                refused.get_or_insert((*event_id, reason.clone()));
             }
         }
     }

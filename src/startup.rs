@@ -20,7 +20,7 @@ use crate::service::{AdminClient, Service};
 use crate::settings::Settings;
 
 /// The configured backend: Kafka when brokers are set, else the embedded file.
-async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
+pub async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
     Ok(match settings.kafka_brokers() {
         Some(brokers) => {
             let kafka = &settings.kafka;

@@ -5,8 +5,8 @@
 use uuid::Uuid;
 
 use super::event::{
-    EventData, GroupDeleted, GroupDetails, GroupType, Membership, Nesting, PasswordSet, Profile,
-    UserCreated, UserDeleted, UserUpdated,
+    Event, EventData, GroupDeleted, GroupDetails, GroupType, Membership, Nesting, PasswordSet,
+    Profile, UserCreated, UserDeleted, UserUpdated,
 };
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 use super::state::{GroupRef, Removal, State, UserRef};
@@ -57,13 +57,46 @@ pub enum DomainError {
         "the deletion would end more than {LINKS_PER_DELETION_MAX} memberships and nestings at once: remove some first"
     )]
     TooManyLinks,
+    #[error("the group changed since the version the request was made for")]
+    VersionMismatch,
+    #[error("an earlier request with the same idempotency key got there first")]
+    DuplicateRequest,
 }
+
+/// How long an idempotency key stands for its first request. A retry within it gets the
+/// first answer; after it, the key is free for a new request.
+pub const IDEMPOTENCY_KEY_TTL: time::Duration = time::Duration::hours(24);
 
 /// The most memberships and nestings one deletion ends, each an event: enough for any
 /// group people manage by hand, and few enough to append and apply within a request.
 pub const LINKS_PER_DELETION_MAX: usize = 10_000;
 
 impl DomainError {
+    /// The error a stored outcome code names, with none of its details.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Some(match code {
+            "GroupNotFound" => Self::GroupNotFound,
+            "UserNotFound" => Self::UserNotFound,
+            "UserNotInGroup" => Self::UserNotInGroup {
+                inherited_through: None,
+            },
+            "AlreadyMember" => Self::AlreadyMember,
+            "GroupCycle" => Self::GroupCycle,
+            "GroupNotChild" => Self::GroupNotChild,
+            "LastAdministrator" => Self::LastAdministrator,
+            "UsernameTaken" => Self::UsernameTaken,
+            "EmailTaken" => Self::EmailTaken,
+            "GroupNameTaken" => Self::GroupNameTaken,
+            "IdTaken" => Self::IdTaken,
+            "SystemGroup" => Self::SystemGroup,
+            "MembershipsRemain" => Self::MembershipsRemain,
+            "TooManyLinks" => Self::TooManyLinks,
+            "VersionMismatch" => Self::VersionMismatch,
+            "DuplicateRequest" => Self::DuplicateRequest,
+            _ => return None,
+        })
+    }
+
     /// Whether an event rejected for this reason found the state it was to make: the
     /// member or child group already there, or already gone.
     pub fn is_already_so(&self) -> bool {
@@ -91,6 +124,8 @@ impl DomainError {
             Self::SystemGroup => "SystemGroup",
             Self::MembershipsRemain => "MembershipsRemain",
             Self::TooManyLinks => "TooManyLinks",
+            Self::VersionMismatch => "VersionMismatch",
+            Self::DuplicateRequest => "DuplicateRequest",
         }
     }
 }
@@ -182,6 +217,61 @@ pub enum Command {
         group: GroupIdentifier,
         child: GroupIdentifier,
     },
+}
+
+impl Command {
+    /// The group the command is on, whose version an `If-Match` names.
+    pub fn group(&self) -> Option<&GroupIdentifier> {
+        match self {
+            Self::UpdateGroup { group, .. }
+            | Self::DeleteGroup { group }
+            | Self::AddMember { group, .. }
+            | Self::AddMembers { group, .. }
+            | Self::RemoveMember { group, .. }
+            | Self::AddChildGroup { group, .. }
+            | Self::AddChildGroups { group, .. }
+            | Self::RemoveChildGroup { group, .. } => Some(group),
+            Self::CreateUser { .. }
+            | Self::CreateGroup { .. }
+            | Self::UpdateUser { .. }
+            | Self::DeleteUser { .. }
+            | Self::SetPassword { .. } => None,
+        }
+    }
+}
+
+/// Makes `events` conditional on `group` being at `version` when the first of them that
+/// changes it is applied: each such event expects the version the ones before it made.
+pub fn expect_version(events: &mut [Event], group: Uuid, version: u64) {
+    let mut expected = version;
+    for event in events {
+        if event.data.changed_group() == Some(group) {
+            event.expected_version = Some(expected);
+            expected += 1;
+        }
+    }
+}
+
+/// Whether an event in the log takes effect, envelope included: a conditional event (see
+/// [`expect_version`]) is rejected when its group is at another version, and an event of
+/// a request whose idempotency key an earlier request of the same actor holds (within
+/// [`IDEMPOTENCY_KEY_TTL`]) is a duplicate.
+pub fn apply_event(state: &impl State, event: &Event) -> anyhow::Result<Outcome> {
+    if let Some(idempotency) = &event.idempotency {
+        let first = state.idempotent_request(event.actor.user_id, &idempotency.key)?;
+        if first.is_some_and(|first| {
+            first.correlation_id != event.correlation_id
+                && event.time < first.time + IDEMPOTENCY_KEY_TTL
+        }) {
+            return Ok(Outcome::Rejected(DomainError::DuplicateRequest));
+        }
+    }
+    if let (Some(expected), Some(group)) = (event.expected_version, event.data.changed_group())
+        && state.group_version(group)? != Some(expected)
+    {
+        return Ok(Outcome::Rejected(DomainError::VersionMismatch));
+    }
+    apply(state, &event.data)
 }
 
 /// The events a command produces. An empty list means the state already holds.

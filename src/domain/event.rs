@@ -45,6 +45,23 @@ pub struct Event {
     pub correlation_id: Uuid,
     /// The user or group the event is about; the Kafka record key.
     pub aggregate_id: Uuid,
+    /// Set on the events of a conditional request (`If-Match`): the event takes effect
+    /// only if the group it changes is at this version then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<u64>,
+    /// Set on the events of a request sent with an `Idempotency-Key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A client's key for one request, and a digest of that request, so that a retry is told
+/// apart from another request reusing the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Idempotency {
+    pub key: String,
+    /// A digest of the request's method, path and body.
+    pub fingerprint: String,
 }
 
 /// Everything an event needs besides its data. Ids and time are inputs, never made here.
@@ -68,6 +85,8 @@ impl Event {
             time: meta.time,
             actor: meta.actor,
             correlation_id: meta.correlation_id,
+            expected_version: None,
+            idempotency: None,
         }
     }
 }
@@ -124,6 +143,20 @@ impl EventData {
     /// Secret events travel on a stream of their own that event consumers are not given.
     pub fn is_secret(&self) -> bool {
         matches!(self, Self::PasswordSet(_))
+    }
+
+    /// The group whose own history and version this event changes, if any: the group an
+    /// event is about, for every group event but its deletion.
+    pub fn changed_group(&self) -> Option<Uuid> {
+        match self {
+            Self::GroupCreated(_)
+            | Self::GroupUpdated(_)
+            | Self::MemberAdded(_)
+            | Self::MemberRemoved(_)
+            | Self::ChildGroupAdded(_)
+            | Self::ChildGroupRemoved(_) => Some(self.aggregate_id()),
+            _ => None,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::decide::{Outcome, apply};
 use super::event::{EventData, GroupDetails, GroupType, UserCreated};
 use super::ids::{GroupIdentifier, UserIdentifier};
-use super::state::{GroupRef, Removal, State, UserRef};
+use super::state::{GroupRef, KeyUse, Removal, State, UserRef};
 
 #[derive(Debug, Default)]
 pub struct MemoryState {
@@ -16,6 +16,7 @@ pub struct MemoryState {
     groups: BTreeMap<Uuid, GroupDetails>,
     members: BTreeSet<(Uuid, Uuid)>,
     children: BTreeSet<(Uuid, Uuid)>,
+    versions: BTreeMap<Uuid, u64>,
 }
 
 impl MemoryState {
@@ -31,6 +32,9 @@ impl MemoryState {
     pub fn fold(&mut self, event: &EventData) -> Outcome {
         let outcome = apply(self, event).expect("memory never fails");
         if outcome == Outcome::Applied {
+            if let Some(group) = event.changed_group() {
+                *self.versions.entry(group).or_insert(0) += 1;
+            }
             match event {
                 EventData::UserCreated(e) => {
                     self.users.insert(e.user_id, e.clone());
@@ -49,6 +53,7 @@ impl MemoryState {
                 }
                 EventData::GroupDeleted(e) => {
                     self.groups.remove(&e.group_id);
+                    self.versions.remove(&e.group_id);
                 }
                 EventData::MemberAdded(m) => {
                     self.members.insert((m.group_id, m.user_id));
@@ -136,6 +141,15 @@ impl State for MemoryState {
 
     fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {
         Ok(self.members.contains(&(group, user)))
+    }
+
+    /// Memory folds bare event data, without envelopes: it has no keys.
+    fn idempotent_request(&self, _: Uuid, _: &str) -> anyhow::Result<Option<KeyUse>> {
+        Ok(None)
+    }
+
+    fn group_version(&self, group: Uuid) -> anyhow::Result<Option<u64>> {
+        Ok(self.versions.get(&group).copied())
     }
 
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>> {

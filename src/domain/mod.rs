@@ -7,22 +7,22 @@ mod decide;
 mod event;
 mod ids;
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
 mod state;
 
 pub use decide::{
-    Command, DomainError, LINKS_PER_DELETION_MAX, NewGroup, NewUser, Outcome, Refusal, apply,
-    decide,
+    Command, DomainError, IDEMPOTENCY_KEY_TTL, LINKS_PER_DELETION_MAX, NewGroup, NewUser, Outcome,
+    Refusal, apply, apply_event, decide, expect_version,
 };
 pub use event::{
-    Actor, Custom, Event, EventData, GroupDeleted, GroupDetails, GroupType, Membership, Metadata,
-    Nesting, PasswordSet, Profile, UserCreated, UserDeleted, UserUpdated,
+    Actor, Custom, Event, EventData, GroupDeleted, GroupDetails, GroupType, Idempotency,
+    Membership, Metadata, Nesting, PasswordSet, Profile, UserCreated, UserDeleted, UserUpdated,
 };
 pub use ids::{
     Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, NAME_MAX_CHARS,
     UserIdentifier, Username,
 };
-pub use state::{GroupRef, Removal, State, UserRef};
+pub use state::{GroupRef, KeyUse, Removal, State, UserRef};
 
 #[cfg(test)]
 mod tests;

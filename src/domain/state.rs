@@ -1,6 +1,7 @@
 //! What the decisions need to know about the current state, as a trait. The read model
 //! implements it over SQLite; the unit tests over memory. The domain never sees which.
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::decide::{DomainError, Refusal};
@@ -26,6 +27,10 @@ pub trait State {
     fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>>;
     fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>>;
     fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;
+    /// The request that first used `key` for `actor`, if any, even expired.
+    fn idempotent_request(&self, actor: Uuid, key: &str) -> anyhow::Result<Option<KeyUse>>;
+    /// How many changes the group has had (1 when created), if it exists.
+    fn group_version(&self, group: Uuid) -> anyhow::Result<Option<u64>>;
 
     /// The group, or `GroupNotFound`.
     fn require_group(&self, id: &GroupIdentifier) -> Result<GroupRef, Refusal> {
@@ -52,6 +57,14 @@ pub trait State {
     /// The first system group (by name) that would have no member left, directly or
     /// through child groups, after `removal`.
     fn left_empty(&self, removal: &Removal) -> anyhow::Result<Option<GroupRef>>;
+}
+
+/// The first use of an idempotency key: the request (its logId) and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUse {
+    pub fingerprint: String,
+    pub correlation_id: Uuid,
+    pub time: OffsetDateTime,
 }
 
 /// A change that takes members away, as far as a system group can tell.

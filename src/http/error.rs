@@ -50,6 +50,19 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("The user is not a member of the group, directly or through child groups.")]
     NotMember,
+    #[error(
+        "The group is not at the version If-Match names; nothing was changed. Read it and retry."
+    )]
+    PreconditionFailed {
+        /// Set when the request's event was appended and then rejected.
+        event_id: Option<Uuid>,
+        /// The group's version when the request was checked, when known.
+        version: Option<u64>,
+    },
+    #[error(
+        "This Idempotency-Key came with another request; a key stands for one request for 24 hours."
+    )]
+    IdempotencyKeyReused,
     #[error("The existing password is missing or wrong.")]
     ExistingPasswordInvalid,
     #[error("{}", domain_message(.0))]
@@ -154,6 +167,8 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "PayloadTooLarge",
             Self::NotMember => "NotMember",
             Self::ExistingPasswordInvalid => "ExistingPasswordInvalid",
+            Self::PreconditionFailed { .. } => "PreconditionFailed",
+            Self::IdempotencyKeyReused => "IdempotencyKeyReused",
             Self::Domain(error) => error.code(),
             Self::ConcurrentModification { .. } => "ConcurrentModification",
             Self::Unavailable { .. } => "Unavailable",
@@ -186,6 +201,16 @@ impl ApiError {
             Self::Unavailable {
                 event_id: Some(event_id),
             } => json!({ "eventId": event_id }),
+            Self::PreconditionFailed { event_id, version } => {
+                let mut data = serde_json::Map::new();
+                if let Some(event_id) = event_id {
+                    data.insert("eventId".into(), json!(event_id));
+                }
+                if let Some(version) = version {
+                    data.insert("version".into(), json!(version));
+                }
+                Value::Object(data)
+            }
             _ => json!({}),
         };
         if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
@@ -240,7 +265,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::InvalidIdentifier { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable { .. } | Self::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::RouteNotFound | Self::NotMember => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -257,6 +284,7 @@ impl ResponseError for ApiError {
             | Self::ConcurrentModification { .. }
             | Self::ExistingPasswordInvalid => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

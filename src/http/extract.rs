@@ -5,20 +5,85 @@ use std::future::{Ready, ready};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use blake2::{Blake2s256, Digest};
 use percent_encoding::percent_decode_str;
 use uuid::Uuid;
 
 use super::error::{ApiError, OAuthError};
-use crate::domain::{GroupIdentifier, InvalidName, UserIdentifier};
-use crate::service::Service;
+use crate::domain::{GroupIdentifier, Idempotency, InvalidName, UserIdentifier};
+use crate::service::{IfMatch, Service};
 
 /// The id of one request: in its Error body, on its log lines, and as the correlation id
 /// of the events it appends.
 #[derive(Debug, Clone, Copy)]
 pub struct LogId(pub Uuid);
+
+pub use crate::service::Write;
+
+/// The most entity tags one `If-Match` may list.
+const IF_MATCH_TAGS_MAX: usize = 16;
+
+impl FromRequest for Write {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let key = req
+            .extensions_mut()
+            .remove::<KeyHeader>()
+            .and_then(|header| header.0)
+            .transpose();
+        ready(if_match(req).and_then(|if_match| {
+            Ok(Write {
+                log_id: log_id(req).0,
+                if_match,
+                idempotency: key?,
+            })
+        }))
+    }
+}
+
+/// `If-Match`: `*`, or entity tags as this service writes them (`"7"`). A weak tag
+/// (`W/"7"`) never matches, as RFC 9110 compares strongly here.
+fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
+    let mut headers = req.headers().get_all(header::IF_MATCH).peekable();
+    if headers.peek().is_none() {
+        return Ok(None);
+    }
+    let invalid =
+        || ApiError::BadRequest("If-Match must be * or a list of ETags such as \"7\".".into());
+    let mut versions = Vec::new();
+    for value in headers {
+        for tag in value
+            .to_str()
+            .map_err(|_| invalid())?
+            .split(',')
+            .map(str::trim)
+        {
+            if tag == "*" {
+                return Ok(Some(IfMatch::Any));
+            }
+            if tag.starts_with("W/") {
+                continue;
+            }
+            let version = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .and_then(|t| t.parse::<u64>().ok())
+                .ok_or_else(invalid)?;
+            versions.push(version);
+        }
+    }
+    if versions.len() > IF_MATCH_TAGS_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "If-Match may list at most {IF_MATCH_TAGS_MAX} ETags."
+        )));
+    }
+    Ok(Some(IfMatch::Versions(versions)))
+}
 
 impl FromRequest for LogId {
     type Error = ApiError;
@@ -27,6 +92,56 @@ impl FromRequest for LogId {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(Ok(log_id(req)))
     }
+}
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The longest `Idempotency-Key`, in bytes.
+const IDEMPOTENCY_KEY_MAX_BYTES: usize = 255;
+
+/// The `Idempotency-Key` of a request, read by the middleware (which alone sees the body
+/// before the handler) and taken by the [`Write`] extractor.
+struct KeyHeader(Option<Result<Idempotency, ApiError>>);
+
+/// The key and a fingerprint of the request (method, path and query, body), the body put
+/// back for the handler. Keys are 1 to 255 visible ASCII characters.
+async fn idempotency(req: &mut ServiceRequest) -> Result<Idempotency, ApiError> {
+    let key = req
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .map(|value| value.as_bytes().to_vec())
+        .unwrap_or_default();
+    let visible = key.iter().all(|b| (0x21..=0x7e).contains(b));
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_BYTES || !visible {
+        return Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_BYTES} visible ASCII characters."
+        )));
+    }
+    let body = req
+        .extract::<web::Bytes>()
+        .await
+        .map_err(|e| ApiError::from_status(e.as_response_error().status_code(), &e))?;
+    let mut digest = Blake2s256::new();
+    for part in [
+        req.method().as_str().as_bytes(),
+        b"\n",
+        req.uri()
+            .path_and_query()
+            .map_or("", |p| p.as_str())
+            .as_bytes(),
+        b"\n",
+        &body,
+    ] {
+        digest.update(part);
+    }
+    req.set_payload(Payload::from(body));
+    let fingerprint = digest.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Idempotency {
+        key: String::from_utf8(key).expect("visible ASCII"),
+        fingerprint,
+    })
 }
 
 fn log_id(req: &HttpRequest) -> LogId {
@@ -39,11 +154,15 @@ fn log_id(req: &HttpRequest) -> LogId {
 /// Gives every request a logId, renders every error as the Error body carrying it, and
 /// writes one log line per request.
 pub async fn log_and_render_errors(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = LogId(Uuid::now_v7());
     req.extensions_mut().insert(id);
+    if req.headers().contains_key(IDEMPOTENCY_KEY) {
+        let key = idempotency(&mut req).await;
+        req.extensions_mut().insert(KeyHeader(Some(key)));
+    }
     let method = req.method().clone();
     let path = req.path().to_owned();
     let started = std::time::Instant::now();

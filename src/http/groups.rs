@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::extract::{Caller, LogId, child_group_param, group_param};
+use super::extract::{Caller, Write, child_group_param, group_param};
 use super::members::bulk_add;
 use super::users::{custom, text};
-use super::{ApiError, ListQuery};
+use super::{ApiError, ListQuery, PageQuery, PagedList};
 use crate::domain::{Command, DomainError, GroupIdentifier, GroupName, GroupType, NewGroup, State};
-use crate::read_model::{GroupView, Groups, SqliteState};
+use crate::read_model::{self, GroupView, Groups, SqliteState};
 use crate::service::Service;
 
 /// The Contensis group model as a client sends it. The documentation's own example
@@ -84,17 +84,27 @@ fn parse_type(text: &str) -> Result<GroupType, ApiError> {
 pub async fn create(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     body: web::Json<NewGroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let group = body.into_inner().parse()?;
     let group_id = Uuid::new_v4();
     let command = Command::CreateGroup { group_id, group };
-    service.execute_for(caller, log_id, command).await?;
+    // A retry under the same idempotency key answers with what the first request made.
+    let group_id = service
+        .execute_for(caller, write, command)
+        .await?
+        .unwrap_or(group_id);
     let view = load(&service, group_id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("groups/{group_id}")))
+        .insert_header(etag(&view))
         .json(view))
+}
+
+/// The group's version as an entity tag, for `If-Match` on later writes.
+fn etag(view: &GroupView) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{}\"", view.version))
 }
 
 /// The group as stored; gone if a deletion got in since it was written.
@@ -111,7 +121,7 @@ async fn load(service: &Service, group_id: Uuid) -> Result<GroupView, ApiError> 
 pub async fn update(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
     body: web::Json<NewGroupBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -127,8 +137,13 @@ pub async fn update(
         details,
         keep_type,
     };
-    service.execute_for(caller, log_id, command).await?;
-    Ok(HttpResponse::Ok().json(load(&service, group_id).await?))
+    // A retry under the same idempotency key answers with what the first request made.
+    let group_id = service
+        .execute_for(caller, write, command)
+        .await?
+        .unwrap_or(group_id);
+    let view = load(&service, group_id).await?;
+    Ok(HttpResponse::Ok().insert_header(etag(&view)).json(view))
 }
 
 /// `DELETE .../groups/{groupIdentifier}`: removes every member, child group and parent
@@ -137,13 +152,13 @@ pub async fn update(
 pub async fn delete(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let command = Command::DeleteGroup {
         group: group_param(&req)?,
     };
-    service.execute_for(caller, log_id, command).await?;
+    service.execute_for(caller, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -152,14 +167,14 @@ pub async fn delete(
 pub async fn add_child(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let command = Command::AddChildGroup {
         group: group_param(&req)?,
         child: child_group_param(&req)?,
     };
-    service.execute_for(caller, log_id, command).await?;
+    service.execute_for(caller, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -170,7 +185,7 @@ pub async fn add_child(
 pub async fn add_children(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
     body: web::Json<Vec<String>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -179,7 +194,7 @@ pub async fn add_children(
     bulk_add(
         &service,
         caller,
-        log_id,
+        write,
         body.into_inner(),
         GroupIdentifier::parse,
         add,
@@ -200,7 +215,7 @@ pub async fn get(
             GroupView::load(conn, found.id)?.ok_or_else(|| DomainError::GroupNotFound.into())
         })
         .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().insert_header(etag(&view)).json(view))
 }
 
 /// `GET .../groups?q=&order=&pageIndex=&pageSize=`: groups a page at a time, by name
@@ -220,14 +235,14 @@ pub async fn list(
 pub async fn remove_child(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let command = Command::RemoveChildGroup {
         group: group_param(&req)?,
         child: child_group_param(&req)?,
     };
-    service.execute_for(caller, log_id, command).await?;
+    service.execute_for(caller, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -251,4 +266,26 @@ pub async fn list_children(
         })
     };
     query.groups(&service, caller, scope).await
+}
+
+/// `GET .../groups/{groupIdentifier}/history?pageIndex=&pageSize=`: the group's changes,
+/// newest first: who added or removed which member or child group, when, in which request
+/// (`logId`), straight from the events.
+pub async fn history(
+    service: web::Data<Service>,
+    caller: Caller,
+    query: web::Query<PageQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let group = group_param(&req)?;
+    let page = query.page(service.page_size_max)?;
+    let list = service
+        .query(caller.0, move |conn| {
+            let group = SqliteState(conn).require_group(&group)?;
+            let (total, items) =
+                read_model::list_history(conn, group.id, page.offset(), page.size)?;
+            Ok(PagedList::new(page, total, items))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
 }

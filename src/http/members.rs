@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use rusqlite::Connection;
 
-use super::extract::{Caller, LogId, group_param, user_param};
+use super::extract::{Caller, Write, group_param, user_param};
 use super::{ApiError, ListQuery};
 use crate::domain::{Command, DomainError, InvalidName, State, UserIdentifier};
 use crate::read_model::{SqliteState, Users};
@@ -13,14 +13,14 @@ use crate::service::Service;
 pub async fn remove(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let command = Command::RemoveMember {
         group: group_param(&req)?,
         user: user_param(&req)?,
     };
-    service.execute_for(caller, log_id, command).await?;
+    service.execute_for(caller, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -56,7 +56,7 @@ fn identifiers<T>(
 pub async fn add_many(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
     body: web::Json<Vec<String>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -65,7 +65,7 @@ pub async fn add_many(
     bulk_add(
         &service,
         caller,
-        log_id,
+        write,
         body.into_inner(),
         UserIdentifier::parse,
         add,
@@ -77,7 +77,7 @@ pub async fn add_many(
 pub(super) async fn bulk_add<T: ToString>(
     service: &Service,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     given: Vec<String>,
     parse: fn(&str) -> Result<T, InvalidName>,
     command: impl FnOnce(Vec<T>) -> Command,
@@ -94,8 +94,8 @@ pub(super) async fn bulk_add<T: ToString>(
             })
             .collect()
     };
-    match service.execute_for(caller, log_id, command(ids)).await {
-        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+    match service.execute_for(caller, write, command(ids)).await {
+        Ok(_) => Ok(HttpResponse::NoContent().finish()),
         Err(ApiError::Domain(DomainError::UsersNotFound { missing })) => {
             let missing = as_given(missing);
             Err(DomainError::UsersNotFound { missing }.into())
@@ -112,14 +112,14 @@ pub(super) async fn bulk_add<T: ToString>(
 pub async fn add(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let command = Command::AddMember {
         group: group_param(&req)?,
         user: user_param(&req)?,
     };
-    service.execute_for(caller, log_id, command).await?;
+    service.execute_for(caller, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -98,6 +98,10 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                             .route(web::post().to(groups::add_children)),
                     )
                     .service(
+                        web::resource("/groups/{group:[^/]*}/history")
+                            .route(web::get().to(groups::history)),
+                    )
+                    .service(
                         web::resource("/groups/{group:[^/]*}/groups/{child:[^/]*}")
                             .route(web::put().to(groups::add_child))
                             .route(web::delete().to(groups::remove_child)),
@@ -118,11 +122,11 @@ impl crate::service::Service {
     async fn execute_for(
         &self,
         caller: extract::Caller,
-        log_id: LogId,
+        write: crate::service::Write,
         command: crate::domain::Command,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<uuid::Uuid>, ApiError> {
         let principal = crate::service::Principal::Caller(caller.0);
-        self.execute(principal, log_id.0, command).await
+        self.execute(principal, write, command).await
     }
 }
 

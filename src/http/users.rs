@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::extract::{Caller, LogId, groups_param, user_param, user_param_or_current};
+use super::extract::{Caller, Write, groups_param, user_param, user_param_or_current};
 use super::{ApiError, ListQuery};
 use crate::auth::HashError;
 use crate::domain::{
@@ -155,7 +155,7 @@ impl NewUserBody {
 pub async fn create(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     body: web::Json<NewUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, password) = body.into_inner().parse()?;
@@ -173,7 +173,11 @@ pub async fn create(
         user,
         password_hash,
     };
-    service.execute_for(caller, log_id, command).await?;
+    // A retry under the same idempotency key answers with what the first request made.
+    let user_id = service
+        .execute_for(caller, write, command)
+        .await?
+        .unwrap_or(user_id);
     let view = load(&service, user_id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("users/{user_id}")))
@@ -194,12 +198,12 @@ async fn load(service: &Service, user_id: Uuid) -> Result<UserView, ApiError> {
 pub async fn update(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
     body: web::Json<NewUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
-    replace(&service, caller, log_id, user_id, body.into_inner()).await
+    replace(&service, caller, write, user_id, body.into_inner()).await
 }
 
 /// `PATCH .../users/{userIdentifier}`, a JSON merge patch (RFC 7396) over the user as
@@ -208,7 +212,7 @@ pub async fn update(
 pub async fn patch(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -226,7 +230,7 @@ pub async fn patch(
     merge_patch(&mut merged, &Value::Object(patch));
     let body: NewUserBody = serde_json::from_value(merged)
         .map_err(|e| ApiError::BadRequest(format!("The body does not fit this call: {e}.")))?;
-    replace(&service, caller, log_id, user_id, body).await
+    replace(&service, caller, write, user_id, body).await
 }
 
 /// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
@@ -253,7 +257,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 async fn replace(
     service: &Service,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     user_id: Uuid,
     body: NewUserBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -274,7 +278,7 @@ async fn replace(
         caller: caller.0,
         user: UserIdentifier::Id(user_id),
     };
-    service.execute(principal, log_id.0, command).await?;
+    service.execute(principal, write, command).await?;
     Ok(HttpResponse::Ok().json(load(service, user_id).await?))
 }
 
@@ -298,13 +302,13 @@ async fn authorized_user(
 pub async fn delete(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let command = Command::DeleteUser {
         user: user_param(&req)?,
     };
-    service.execute_for(caller, log_id, command).await?;
+    service.execute_for(caller, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -320,7 +324,7 @@ pub struct PasswordBody {
 pub async fn set_password(
     service: web::Data<Service>,
     caller: Caller,
-    log_id: LogId,
+    write: Write,
     req: HttpRequest,
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -355,7 +359,7 @@ pub async fn set_password(
         caller: caller.0,
         user: UserIdentifier::Id(user_id),
     };
-    service.execute(principal, log_id.0, command).await?;
+    service.execute(principal, write, command).await?;
     Ok(HttpResponse::Ok().finish())
 }
 

@@ -17,6 +17,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::{AppendFuture, Batch, Entry, EventLog, LogError, LogReader, Position, Stream};
@@ -70,6 +71,21 @@ impl KafkaLog {
             settings: settings.clone(),
             topics,
         })
+    }
+
+    /// Connects to topics that must exist already, creating none: for readers of the log
+    /// (`membershipd events tail`), so that a mistyped topic is an error, not a new log.
+    pub async fn connect_existing(settings: &KafkaSettings) -> anyhow::Result<Self> {
+        for stream in [Stream::Events, Stream::Credentials] {
+            let topic = settings.topic(stream);
+            if existing_partitions(settings, &topic).await?.is_empty() {
+                bail!(
+                    "the Kafka topic {topic} does not exist on {}",
+                    settings.brokers
+                );
+            }
+        }
+        Self::connect(settings).await
     }
 
     fn producer(&self) -> Arc<FutureProducer> {
@@ -248,6 +264,33 @@ impl EventLog for KafkaLog {
 }
 
 impl KafkaLog {
+    /// The CloudEvents attributes of a record, in the Kafka protocol binding's binary mode
+    /// (docs/events.md): the record value is the event JSON, the headers say what it is.
+    /// `ce_type` is the payload's `type` as is; `ce_source` names the log by its events
+    /// topic, alike on both topics and on every instance sharing them.
+    fn cloud_event_headers(&self, event: &Event) -> Result<OwnedHeaders, time::error::Format> {
+        let id = event.id.to_string();
+        let source = format!("urn:membershipd:{}", self.settings.topic);
+        let time = event.time.format(&Rfc3339)?;
+        let headers = [
+            ("ce_specversion", "1.0"),
+            ("ce_id", id.as_str()),
+            ("ce_source", source.as_str()),
+            ("ce_type", event.data.type_name()),
+            ("ce_time", time.as_str()),
+            ("content-type", "application/json"),
+        ];
+        Ok(headers.into_iter().fold(
+            OwnedHeaders::new_with_capacity(6),
+            |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        ))
+    }
+
     /// Queues every record, then waits for each acknowledgement.
     async fn send(&self, producer: &FutureProducer, events: &[&Event]) -> Result<(), LogError> {
         // Every record is queued before any is awaited, so they travel together.
@@ -255,16 +298,9 @@ impl KafkaLog {
         for event in events {
             let payload = serde_json::to_vec(event).map_err(|e| LogError::Unavailable(e.into()))?;
             let key = event.aggregate_id.to_string();
-            let id = event.id.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "type",
-                    value: Some(event.data.type_name()),
-                })
-                .insert(Header {
-                    key: "id",
-                    value: Some(&id),
-                });
+            let headers = self
+                .cloud_event_headers(event)
+                .map_err(|e| LogError::Unavailable(e.into()))?;
             let record = FutureRecord::to(self.topic(Stream::of(event)))
                 .key(&key)
                 .payload(&payload)

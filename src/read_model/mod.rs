@@ -16,8 +16,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 pub use queries::{
-    GroupView, Groups, Listed, Sort, UserView, Users, actor, is_administrator, list_groups,
-    list_users, password_hash, password_of, service_account,
+    GroupView, Groups, HistoryItem, Listed, Sort, UserView, Users, actor, is_administrator,
+    key_use_outcomes, list_groups, list_history, list_users, password_hash, password_of,
+    service_account,
 };
 pub use state::SqliteState;
 
@@ -41,7 +42,9 @@ const SCHEMA: &str = "
         type TEXT NOT NULL,
         description TEXT,
         custom TEXT NOT NULL,
-        created TEXT NOT NULL
+        created TEXT NOT NULL,
+        -- How many changes the group has had; its ETag.
+        version INTEGER NOT NULL DEFAULT 1
     );
     CREATE TABLE IF NOT EXISTS members (
         group_id TEXT NOT NULL,
@@ -59,6 +62,29 @@ const SCHEMA: &str = "
         user_id TEXT PRIMARY KEY,
         hash TEXT NOT NULL
     ) WITHOUT ROWID;
+    -- The changes to each group, in log order: its events as they were written.
+    CREATE TABLE IF NOT EXISTS history (
+        seq INTEGER PRIMARY KEY,
+        group_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        event TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS history_by_group ON history (group_id, seq);
+    -- Each caller's idempotency keys, and the request each first came with.
+    CREATE TABLE IF NOT EXISTS idempotency (
+        actor_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        -- The logId of the request, and what it was about (the first event's aggregate).
+        correlation_id TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        -- The first event's time, in nanoseconds since the Unix epoch.
+        time_ns INTEGER NOT NULL,
+        -- The request's events seen so far, as a JSON array of ids.
+        events TEXT NOT NULL,
+        PRIMARY KEY (actor_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (time_ns);
     CREATE TABLE IF NOT EXISTS outcomes (
         event_id TEXT PRIMARY KEY,
         outcome TEXT NOT NULL
@@ -69,6 +95,23 @@ const SCHEMA: &str = "
     ) WITHOUT ROWID;
 ";
 
+/// The version of [`SCHEMA`]. A read model of another version is dropped and rebuilt from
+/// the log: it is derived, so that loses nothing.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Every table [`SCHEMA`] makes, for dropping them.
+const TABLES: [&str; 9] = [
+    "users",
+    "groups",
+    "members",
+    "child_groups",
+    "passwords",
+    "history",
+    "outcomes",
+    "positions",
+    "idempotency",
+];
+
 /// Opens (creating if needed) the read model for its one writer, the projector.
 pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)
@@ -77,8 +120,25 @@ pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
     // NORMAL may lose the last commits on power loss; the projector then re-reads them
     // from the log, because positions commit in the same transaction as the changes.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let has_tables: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+        [],
+        |row| row.get(0),
+    )?;
+    if has_tables && version != SCHEMA_VERSION {
+        tracing::warn!(
+            found = version,
+            wanted = SCHEMA_VERSION,
+            "the read model has another schema; rebuilding it from the log"
+        );
+        for table in TABLES {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
+        }
+    }
     conn.execute_batch(SCHEMA)
         .context("creating the read model's tables")?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)
 }
 
@@ -155,22 +215,34 @@ impl ReadModel {
 /// mean equal read models. Positions are left out, since two read models that applied the
 /// same events may have read them from different places (a backup, another instance).
 pub fn dump(conn: &Connection) -> anyhow::Result<String> {
-    const TABLES: [(&str, &str); 6] = [
+    const DUMPED: [(&str, &str); 8] = [
         (
             "users",
             "SELECT id, username, email, client_id, profile, created, modified FROM users",
         ),
         (
             "groups",
-            "SELECT id, name, type, description, custom, created FROM groups",
+            "SELECT id, name, type, description, custom, created, version FROM groups",
         ),
         ("members", "SELECT group_id, user_id FROM members"),
-        ("child_groups", "SELECT parent_id, child_id FROM child_groups"),
+        (
+            "child_groups",
+            "SELECT parent_id, child_id FROM child_groups",
+        ),
         ("passwords", "SELECT user_id, hash FROM passwords"),
+        (
+            "history",
+            "SELECT seq, group_id, event_id, event FROM history",
+        ),
+        (
+            "idempotency",
+            "SELECT actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events
+             FROM idempotency",
+        ),
         ("outcomes", "SELECT event_id, outcome FROM outcomes"),
     ];
     let mut out = String::new();
-    for (table, sql) in TABLES {
+    for (table, sql) in DUMPED {
         let mut rows: Vec<String> = conn
             .prepare(sql)?
             .query_map([], |row| {

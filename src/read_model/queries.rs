@@ -6,7 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::state::{group_type, uuid};
-use crate::domain::{Actor, Custom, GroupType, Profile, Username};
+use crate::domain::{Actor, Custom, DomainError, GroupType, Outcome, Profile, Username};
 
 /// A user as the API shows it. Credentials never leave the read model.
 #[derive(Debug, Serialize)]
@@ -33,6 +33,9 @@ pub struct GroupView {
     pub group_type: GroupType,
     pub custom: Custom,
     pub created: String,
+    /// How many changes the group has had: its ETag, not part of the model.
+    #[serde(skip)]
+    pub version: u64,
 }
 
 const USER_COLUMNS: &str = "u.id, u.username, u.email, u.profile, u.created, u.modified";
@@ -64,7 +67,7 @@ impl UserView {
     }
 }
 
-const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.custom, g.created";
+const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.custom, g.created, g.version";
 
 fn group_view(row: &Row) -> rusqlite::Result<GroupView> {
     let custom: String = row.get(4)?;
@@ -77,6 +80,7 @@ fn group_view(row: &Row) -> rusqlite::Result<GroupView> {
             rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
         })?,
         created: row.get(5)?,
+        version: row.get(6)?,
     })
 }
 
@@ -396,4 +400,101 @@ pub fn list_groups(
         limit,
         group_view,
     )
+}
+
+/// One change to a group, from its event: who did what, when, in which request.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub time: String,
+    pub actor: serde_json::Value,
+    /// The logId of the request that made the change.
+    pub log_id: Uuid,
+    pub data: serde_json::Value,
+}
+
+fn history_item(row: &Row) -> rusqlite::Result<HistoryItem> {
+    let text: String = row.get(0)?;
+    let mut event: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })?;
+    let mut take = |field: &str| event.get_mut(field).map(serde_json::Value::take);
+    let id = |value: Option<serde_json::Value>| {
+        value
+            .and_then(|v| v.as_str().and_then(|s| Uuid::try_parse(s).ok()))
+            .ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    "a history event without its ids".into(),
+                )
+            })
+    };
+    Ok(HistoryItem {
+        event_id: id(take("id"))?,
+        log_id: id(take("correlationId"))?,
+        event_type: take("type")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        time: take("time")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        actor: take("actor").unwrap_or_default(),
+        data: take("data").unwrap_or_default(),
+    })
+}
+
+/// A page of a group's changes, newest first, with their total.
+pub fn list_history(
+    conn: &Connection,
+    group: Uuid,
+    offset: u64,
+    limit: u64,
+) -> anyhow::Result<(u64, Vec<HistoryItem>)> {
+    page(
+        conn,
+        "h.event",
+        "FROM history h WHERE h.group_id = ?1",
+        "h.seq DESC",
+        &[&group.to_string()],
+        offset,
+        limit,
+        history_item,
+    )
+}
+
+/// The aggregate and the outcomes, in log order, of the events of the request that first
+/// used `key` for `actor`.
+pub fn key_use_outcomes(
+    conn: &Connection,
+    actor: Uuid,
+    key: &str,
+) -> anyhow::Result<(Uuid, Vec<(Uuid, Outcome)>)> {
+    let (aggregate, events): (String, String) = conn
+        .prepare_cached(
+            "SELECT aggregate_id, events FROM idempotency WHERE actor_id = ?1 AND key = ?2",
+        )?
+        .query_row(rusqlite::params![actor.to_string(), key], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let ids: Vec<Uuid> = serde_json::from_str(&events)?;
+    let mut outcome = conn.prepare_cached("SELECT outcome FROM outcomes WHERE event_id = ?1")?;
+    let outcomes = ids
+        .into_iter()
+        .map(|id| {
+            let code: String = outcome.query_row([id.to_string()], |row| row.get(0))?;
+            let outcome = match code.as_str() {
+                "applied" => Outcome::Applied,
+                code => Outcome::Rejected(
+                    DomainError::from_code(code)
+                        .ok_or_else(|| anyhow::anyhow!("an unknown outcome {code}"))?,
+                ),
+            };
+            Ok((id, outcome))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((Uuid::try_parse(&aggregate)?, outcomes))
 }

@@ -1,10 +1,11 @@
 //! The domain's [`State`] answered from the read model, for handlers and projector alike.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{
-    Email, GroupIdentifier, GroupName, GroupRef, GroupType, Removal, State, UserIdentifier,
+    Email, GroupIdentifier, GroupName, GroupRef, GroupType, KeyUse, Removal, State, UserIdentifier,
     UserRef, Username,
 };
 
@@ -92,6 +93,36 @@ impl State for SqliteState<'_> {
             .query_row(params![group.to_string(), user.to_string()], |row| {
                 row.get(0)
             })?)
+    }
+
+    fn idempotent_request(&self, actor: Uuid, key: &str) -> anyhow::Result<Option<KeyUse>> {
+        let found: Option<(String, String, i64)> = self
+            .0
+            .prepare_cached(
+                "SELECT fingerprint, correlation_id, time_ns FROM idempotency
+                 WHERE actor_id = ?1 AND key = ?2",
+            )?
+            .query_row(params![actor.to_string(), key], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        found
+            .map(|(fingerprint, correlation_id, time_ns)| {
+                Ok(KeyUse {
+                    fingerprint,
+                    correlation_id: Uuid::try_parse(&correlation_id)?,
+                    time: OffsetDateTime::from_unix_timestamp_nanos(time_ns.into())?,
+                })
+            })
+            .transpose()
+    }
+
+    fn group_version(&self, group: Uuid) -> anyhow::Result<Option<u64>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT version FROM groups WHERE id = ?1")?
+            .query_row([group.to_string()], |row| row.get(0))
+            .optional()?)
     }
 
     fn is_direct_child(&self, parent: Uuid, child: Uuid) -> anyhow::Result<bool> {

@@ -196,13 +196,9 @@ impl TestApp {
                 topic: var(TOPIC_VAR).unwrap_or_else(|| DEFAULT_TOPIC.to_owned()),
                 readers: Mutex::new(None),
             });
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("building the HTTP client");
         let mut app = Self {
             address: String::new(),
-            client,
+            client: http_client(),
             admin_token: String::new(),
             kafka,
             env,
@@ -216,6 +212,24 @@ impl TestApp {
 
     pub fn data_dir(&self) -> PathBuf {
         self.root.path().join("data")
+    }
+
+    /// The binary with the service's own settings (data dir, log), for a subcommand such
+    /// as `rebuild` or `events tail`; output piped.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_membershipd"));
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for name in INHERITED_VARS_REMOVED {
+            command.env_remove(name);
+        }
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        command
     }
 
     /// The embedded log's file (absent on Kafka).
@@ -237,6 +251,9 @@ impl TestApp {
             .expect("the launcher panicked");
         self.child = Some(child);
         self.address = address;
+        // A new process: no connection kept alive from the last one may be reused (the
+        // new one can get the same port, and the old connections are dead).
+        self.client = http_client();
     }
 
     /// Kills the process (SIGKILL: no clean shutdown) and waits for it to be gone.
@@ -564,6 +581,13 @@ impl Drop for TestApp {
     }
 }
 
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("building the HTTP client")
+}
+
 /// Spawns the binary and reads its stdout until the `listening on` line, within a deadline.
 fn launch(env: &[(String, String)], stderr_path: &Path) -> (Child, String) {
     let stderr = std::fs::OpenOptions::new()
@@ -860,7 +884,27 @@ impl KafkaRecord {
                 .to_owned()
         };
         let (event_type, event_id) = (field("type"), field("id"));
-        for (header, expected) in [("type", &event_type), ("id", &event_id)] {
+        // The CloudEvents binary-mode headers (docs/events.md); both topics name the log
+        // by its events topic.
+        let events_topic = match table {
+            "credentials" => topic.strip_suffix(".credentials").unwrap_or(topic),
+            _ => topic,
+        };
+        let cloud_event = [
+            ("ce_specversion", "1.0".to_owned()),
+            ("ce_id", event_id.clone()),
+            ("ce_source", format!("urn:membershipd:{events_topic}")),
+            ("ce_type", event_type.clone()),
+            ("ce_time", field("time")),
+            ("content-type", "application/json".to_owned()),
+        ];
+        assert_eq!(
+            self.headers.len(),
+            cloud_event.len(),
+            "the record at {at} has other headers than {cloud_event:?}: {:?}",
+            self.headers
+        );
+        for (header, expected) in &cloud_event {
             let values: Vec<_> = self
                 .headers
                 .iter()

@@ -436,20 +436,38 @@ fn assert_valid(record: &Record) {
     );
 }
 
-/// The envelope a consumer relies on: key = aggregate id, headers `type` and `id` naming
-/// the event in the payload.
-fn assert_envelope(record: &Record) {
+/// The envelope a consumer relies on: key = aggregate id, and exactly the CloudEvents
+/// binary-mode headers (docs/events.md), each once, agreeing with the payload. Both topics
+/// name the log by its events topic: `urn:membershipd:<events topic>`.
+fn assert_envelope(record: &Record, events_topic: &str) {
     assert_eq!(
         record.key.as_deref(),
         record.payload["aggregateId"].as_str(),
         "the key is not the aggregate id: {record:?}"
     );
-    assert_eq!(
-        record.header("type"),
-        Some(record.event_type()),
-        "{record:?}"
-    );
-    assert_eq!(record.header("id"), Some(record.id()), "{record:?}");
+    let source = format!("urn:membershipd:{events_topic}");
+    let time = record.payload["time"].as_str().unwrap_or_default();
+    let expected = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", record.id()),
+        ("ce_source", source.as_str()),
+        ("ce_type", record.event_type()),
+        ("ce_time", time),
+        ("content-type", "application/json"),
+    ];
+    let mut names: Vec<&str> = record.headers.iter().map(|(key, _)| key.as_str()).collect();
+    names.sort_unstable();
+    let mut wanted: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
+    wanted.sort_unstable();
+    assert_eq!(names, wanted, "the headers of {record:?}");
+    for (name, value) in expected {
+        assert!(!value.is_empty(), "no `{name}` to compare in {record:?}");
+        assert_eq!(record.header(name), Some(value), "{record:?}");
+    }
+    Uuid::parse_str(record.id())
+        .unwrap_or_else(|e| panic!("ce_id is not a UUID ({e}): {record:?}"));
+    time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("ce_time is not RFC 3339 ({e}): {record:?}"));
 }
 
 // ---- users, groups and answers ----------------------------------------------------------
@@ -715,12 +733,12 @@ async fn a_consumer_sees_the_removal_keyed_by_group_and_no_password_hash_on_the_
     .await;
     let removed: Vec<&Record> = events
         .iter()
-        .filter(|r| r.header("type") == Some("MemberRemoved"))
+        .filter(|r| r.header("ce_type") == Some("MemberRemoved"))
         .collect();
     assert_eq!(removed.len(), 1, "{removed:#?}");
     let record = removed[0];
     assert_eq!(record.key.as_deref(), Some(group.as_str()), "{record:?}");
-    assert_eq!(record.header("id"), Some(record.id()), "{record:?}");
+    assert_eq!(record.header("ce_id"), Some(record.id()), "{record:?}");
     assert_valid(record);
     let payload = &record.payload;
     assert_eq!(payload["type"], "MemberRemoved");
@@ -733,7 +751,7 @@ async fn a_consumer_sees_the_removal_keyed_by_group_and_no_password_hash_on_the_
 
     assert_ids_unique(&events);
     for record in &events {
-        assert_envelope(record);
+        assert_envelope(record, &topic);
         assert_valid(record);
         assert_ne!(record.event_type(), "PasswordSet", "{record:?}");
         for secret in ["passwordHash", "$argon2", password] {
@@ -755,7 +773,7 @@ async fn a_consumer_sees_the_removal_keyed_by_group_and_no_password_hash_on_the_
     assert_ids_unique(&credentials);
     for record in &credentials {
         assert_eq!(record.event_type(), "PasswordSet", "{record:?}");
-        assert_envelope(record);
+        assert_envelope(record, &topic);
         assert_valid(record);
         assert!(!record.raw.contains(password), "{}", record.raw);
     }

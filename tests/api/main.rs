@@ -5,6 +5,8 @@
 
 mod bad_input;
 mod child_groups;
+mod conditional;
+mod consumer;
 mod delete_contract;
 mod durability;
 mod events;
@@ -12,6 +14,7 @@ mod helpers;
 mod kafka;
 mod official_client;
 mod prefixes;
+mod rebuild;
 mod resources;
 mod seed_examples;
 mod users_and_groups;

@@ -1,0 +1,62 @@
+//! `membershipd rebuild`: the read model folded afresh from the log equals the live one,
+//! and a read model that strayed from the log is caught.
+
+use reqwest::Method;
+use rstest_reuse::apply;
+
+use crate::helpers::{Backend, PREFIX, SEED_GROUP, SEED_USERNAME, TestApp, backends, encode};
+
+/// Runs `membershipd rebuild` with the app's settings; its exit success and stdout.
+fn rebuild(app: &TestApp) -> (bool, String) {
+    let output = app
+        .command(&["rebuild"])
+        .output()
+        .expect("running membershipd rebuild");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() || output.status.code() == Some(1),
+        "rebuild failed: {stdout}\n{stderr}"
+    );
+    (output.status.success(), stdout)
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_rebuilt_read_model_equals_the_live_one_and_a_strayed_one_is_caught(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    app.seed().await;
+    app.create_group("Space Monkeys").await;
+    app.add_member("Space%20Monkeys", SEED_USERNAME).await;
+    let nesting = format!(
+        "{PREFIX}/groups/{}/groups/Space%20Monkeys",
+        encode(SEED_GROUP)
+    );
+    app.request(Method::PUT, &nesting, Some(&app.admin_token))
+        .await
+        .assert_no_content();
+    app.remove_member(&encode(SEED_GROUP), SEED_USERNAME)
+        .await
+        .assert_no_content();
+    app.remove_member(&encode(SEED_GROUP), SEED_USERNAME)
+        .await
+        .assert_error(409, "UserNotInGroup");
+
+    let (equal, stdout) = rebuild(&app);
+    assert!(equal, "{stdout}");
+    assert!(stdout.contains("equal to the live read model"), "{stdout}");
+    assert!(app.data_dir().join("read.rebuilt.db").exists());
+
+    // A read model that no longer says what the log says.
+    app.stop();
+    let live = rusqlite::Connection::open(app.data_dir().join("read.db")).unwrap();
+    let strayed = live.execute("DELETE FROM members", []).unwrap();
+    assert!(strayed > 0);
+    drop(live);
+    let (equal, stdout) = rebuild(&app);
+    assert!(!equal, "{stdout}");
+    assert!(
+        stdout.contains("differs from the live read model"),
+        "{stdout}"
+    );
+}
