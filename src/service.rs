@@ -135,7 +135,11 @@ impl Service {
                     correlation_id: log_id,
                 };
                 let mut event = Event::new(meta, data);
-                event.idempotency = idempotency.clone();
+                // Not on the credentials stream: it is in no order with the events, so a
+                // key there could be first on one instance and a duplicate on another.
+                if !event.data.is_secret() {
+                    event.idempotency = idempotency.clone();
+                }
                 event
             })
             .collect();

@@ -1,8 +1,8 @@
 //! `membershipd events tail`: follows the configured log from its beginning and prints one
 //! line per event with its outcome. Outcomes are decided as the service decides them: each
 //! event is applied, in log order, by the projector's own code to a private read model in
-//! a temporary directory, deleted on exit. Nothing is written to the log or to the
-//! service's data dir.
+//! a temporary directory, deleted on exit. Nothing is appended to the log, and the
+//! service's own read model is left alone.
 
 use std::collections::HashMap;
 use std::fs;
@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use time::format_description::well_known::Rfc3339;
+use time::UtcOffset;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 use uuid::Uuid;
 
 use crate::domain::{Event, EventData, Outcome};
@@ -29,7 +31,8 @@ pub struct TailOptions {
 }
 
 /// Prints the log's events until a signal (SIGINT, SIGTERM) stops it, or, with
-/// `until_end`, until the end of the log. Either way it ends with `Ok`.
+/// `until_end`, until the end of the log; both are a success. A log that cannot be read
+/// is an error.
 pub async fn run(settings: &Settings, options: TailOptions) -> anyhow::Result<()> {
     let log = open_log(settings).await?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -149,6 +152,10 @@ impl Follow {
     }
 }
 
+/// RFC 3339 in UTC to the millisecond, so that the columns line up.
+const TIME: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
 /// `<time>  <type>  <outcome>  <actor>  <summary>  (event <id>)`, e.g.
 /// `2025-06-01T10:00:00.123Z  MemberRemoved      applied                      svc.ops  tdurden from "Paper Street Soap Company"  (event 0197…)`.
 fn line(event: &Event, outcome: Option<&Outcome>) -> anyhow::Result<String> {
@@ -159,7 +166,7 @@ fn line(event: &Event, outcome: Option<&Outcome>) -> anyhow::Result<String> {
     };
     Ok(format!(
         "{}  {:<17}  {:<27}  {}  {}  (event {})",
-        event.time.format(&Rfc3339)?,
+        event.time.to_offset(UtcOffset::UTC).format(TIME)?,
         event.data.type_name(),
         outcome,
         event.actor.username,
