@@ -253,7 +253,7 @@ fn apply_once(tx: &Transaction, event: &Event) -> anyhow::Result<Option<Outcome>
 /// if it is free; and forgets keys past [`IDEMPOTENCY_KEY_TTL`] by this event's time, so
 /// that what is kept depends on the log alone.
 fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
-    let Some(idempotency) = &event.idempotency else {
+    let Some(idempotency) = event.idempotency_key() else {
         return Ok(());
     };
     let nanos = |time: OffsetDateTime| i64::try_from(time.unix_timestamp_nanos());

@@ -257,7 +257,7 @@ pub fn expect_version(events: &mut [Event], group: Uuid, version: u64) {
 /// a request whose idempotency key an earlier request of the same actor holds (within
 /// [`IDEMPOTENCY_KEY_TTL`]) is a duplicate.
 pub fn apply_event(state: &impl State, event: &Event) -> anyhow::Result<Outcome> {
-    if let Some(idempotency) = &event.idempotency {
+    if let Some(idempotency) = event.idempotency_key() {
         let first = state.idempotent_request(event.actor.user_id, &idempotency.key)?;
         if first.is_some_and(|first| {
             first.correlation_id != event.correlation_id

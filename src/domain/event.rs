@@ -76,6 +76,13 @@ pub struct Metadata {
 impl Event {
     pub const SCHEMA_VERSION: u32 = 1;
 
+    /// The event's idempotency key, if it counts: never on the credentials stream, which is
+    /// in no order with the events, so a key there could be first on one instance and a
+    /// duplicate on another.
+    pub fn idempotency_key(&self) -> Option<&Idempotency> {
+        self.idempotency.as_ref().filter(|_| !self.data.is_secret())
+    }
+
     pub fn new(meta: Metadata, data: EventData) -> Self {
         Self {
             id: meta.id,

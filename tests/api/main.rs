@@ -11,6 +11,7 @@ mod delete_contract;
 mod durability;
 mod events;
 mod helpers;
+mod instances;
 mod kafka;
 mod official_client;
 mod prefixes;
