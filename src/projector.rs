@@ -257,15 +257,22 @@ fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         return Ok(());
     };
     let nanos = |time: OffsetDateTime| i64::try_from(time.unix_timestamp_nanos());
+    // Twice the key's life: a key in use is never forgotten early by an event whose
+    // instance's clock runs ahead.
     tx.prepare_cached("DELETE FROM idempotency WHERE time_ns <= ?1")?
-        .execute([nanos(event.time - IDEMPOTENCY_KEY_TTL)?])?;
+        .execute([nanos(event.time - IDEMPOTENCY_KEY_TTL * 2)?])?;
     let actor = event.actor.user_id.to_string();
     let correlation_id = event.correlation_id.to_string();
     tx.prepare_cached(
         "INSERT INTO idempotency
-             (actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]')
-         ON CONFLICT (actor_id, key) DO NOTHING",
+             (actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events,
+              expected)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', ?7)
+         ON CONFLICT (actor_id, key) DO UPDATE SET
+             fingerprint = excluded.fingerprint, correlation_id = excluded.correlation_id,
+             aggregate_id = excluded.aggregate_id, time_ns = excluded.time_ns,
+             events = '[]', expected = excluded.expected
+         WHERE idempotency.time_ns <= ?6 - ?8",
     )?
     .execute(params![
         actor,
@@ -274,6 +281,8 @@ fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         correlation_id,
         event.aggregate_id.to_string(),
         nanos(event.time)?,
+        idempotency.events,
+        nanos(OffsetDateTime::UNIX_EPOCH + IDEMPOTENCY_KEY_TTL)?,
     ])?;
     tx.prepare_cached(
         "UPDATE idempotency SET events = json_insert(events, '$[#]', ?3)
@@ -294,10 +303,13 @@ fn record_change(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         return Ok(());
     };
     let group = group.to_string();
-    if !matches!(event.data, EventData::GroupCreated(_)) {
-        tx.prepare_cached("UPDATE groups SET version = version + 1 WHERE id = ?1")?
-            .execute([&group])?;
-    }
+    let bump = if matches!(event.data, EventData::GroupCreated(_)) {
+        "UPDATE groups SET last_change = ?2 WHERE id = ?1"
+    } else {
+        "UPDATE groups SET version = version + 1, last_change = ?2 WHERE id = ?1"
+    };
+    tx.prepare_cached(bump)?
+        .execute(params![group, event.correlation_id.to_string()])?;
     tx.prepare_cached("INSERT INTO history (group_id, event_id, event) VALUES (?1, ?2, ?3)")?
         .execute(params![
             group,
@@ -374,8 +386,9 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         }
         EventData::GroupCreated(e) => {
             tx.prepare_cached(
-                "INSERT INTO groups (id, name, name_key, type, description, custom, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO groups (id, name, name_key, type, description, custom, created,
+                                     last_change)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
             )?
             .execute(params![
                 e.group_id.to_string(),

@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::projector::apply_batch;
 use crate::read_model;
 use crate::settings::Settings;
-use crate::startup::open_log;
+use crate::startup::open_existing_log;
 
 /// How many entries one projector transaction takes while rebuilding.
 const BATCH_MAX: usize = 10_000;
@@ -36,13 +36,20 @@ pub enum Difference {
 /// that moves on while this runs differs by what it applied since.
 pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<Rebuilt> {
     let path = into.unwrap_or_else(|| settings.data.dir.join("read.rebuilt.db"));
+    let live = settings.read_model_path();
+    if same_file(&path, &live) {
+        bail!(
+            "{} is the live read model: rebuild into another file, then move it over",
+            path.display()
+        );
+    }
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
         if file.exists() {
             std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
         }
     }
-    let log = open_log(settings).await?;
+    let log = open_existing_log(settings).await?;
     let mut conn = read_model::open_for_writing(&path)?;
     let started = Instant::now();
     let mut reader = log.reader(&[])?;
@@ -62,7 +69,6 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
     .await
     .context("the rebuild panicked")??;
     let elapsed = started.elapsed();
-    let live = settings.read_model_path();
     let difference = if live.exists() {
         Some(compare(&conn, &live)?)
     } else {
@@ -74,6 +80,17 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
         elapsed,
         difference,
     })
+}
+
+/// Whether two paths name one file, as far as can be told without either existing.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolved = |p: &Path| {
+        p.parent()
+            .and_then(|dir| dir.canonicalize().ok())
+            .zip(p.file_name())
+            .map(|(dir, name)| dir.join(name))
+    };
+    a == b || matches!((resolved(a), resolved(b)), (Some(a), Some(b)) if a == b)
 }
 
 fn compare(rebuilt: &Connection, live: &Path) -> anyhow::Result<Difference> {

@@ -105,12 +105,12 @@ impl Service {
                 };
                 let state = SqliteState(conn);
                 if let Some(key) = &key
-                    && let Some(first) = first_use(conn, actor.user_id, key)?
+                    && let Some(first) = first_use(conn, actor.user_id, key, Expiry::Check)?
                 {
                     return Ok(Decision::Replay(first));
                 }
                 let expected = match &if_match {
-                    Some(if_match) => Some(check_if_match(&state, if_match, &command)?),
+                    Some(if_match) => check_if_match(&state, if_match, &command)?,
                     None => None,
                 };
                 let decided = domain::decide(&state, command)?;
@@ -134,15 +134,12 @@ impl Service {
                     actor: actor.clone(),
                     correlation_id: log_id,
                 };
-                let mut event = Event::new(meta, data);
-                // Not on the credentials stream: it is in no order with the events, so a
-                // key there could be first on one instance and a duplicate on another.
-                if !event.data.is_secret() {
-                    event.idempotency = idempotency.clone();
-                }
-                event
+                Event::new(meta, data)
             })
             .collect();
+        if let Some(key) = &idempotency {
+            domain::key_events(&mut events, &key.key, &key.fingerprint);
+        }
         if let Some((group, version)) = expected {
             domain::expect_version(&mut events, group, version);
         }
@@ -186,7 +183,7 @@ impl Service {
             // A retry of this request got there first: answer as it was answered.
             let actor = actor.user_id;
             let first = self
-                .read(move |conn| first_use(conn, actor, &key))
+                .read(move |conn| first_use(conn, actor, &key, Expiry::Ignore))
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("a duplicate request without its first use"))?;
             return first.answer();
@@ -214,27 +211,60 @@ impl FirstUse {
     }
 }
 
-/// The first use of `key` by `actor` within [`IDEMPOTENCY_KEY_TTL`]: the same request
-/// again, or 422 if the key came with another request.
+/// When a first use counts: always once the log says a request lost to it; otherwise
+/// only within [`IDEMPOTENCY_KEY_TTL`] by this instance's clock.
+#[derive(Clone, Copy)]
+enum Expiry {
+    Check,
+    Ignore,
+}
+
+/// The first use of `key` by `actor`: the same request again, or 422 if the key came with
+/// another request. A first request whose events have not all been applied here yet is
+/// answered 503, to be asked again.
 fn first_use(
     conn: &Connection,
     actor: Uuid,
     key: &Idempotency,
+    expiry: Expiry,
 ) -> Result<Option<FirstUse>, ApiError> {
     let Some(found) = SqliteState(conn).idempotent_request(actor, &key.key)? else {
         return Ok(None);
     };
-    if OffsetDateTime::now_utc() >= found.time + IDEMPOTENCY_KEY_TTL {
+    let expired = OffsetDateTime::now_utc() >= found.time + IDEMPOTENCY_KEY_TTL;
+    if matches!(expiry, Expiry::Check) && expired {
         return Ok(None);
     }
     if found.fingerprint != key.fingerprint {
         return Err(ApiError::IdempotencyKeyReused);
     }
-    let (aggregate, outcomes) = read_model::key_use_outcomes(conn, actor, &key.key)?;
+    let first = read_model::key_use_outcomes(conn, actor, &key.key)?;
+    if first.outcomes.len() < first.expected {
+        return Err(ApiError::Unavailable { event_id: None });
+    }
     Ok(Some(FirstUse {
-        aggregate,
-        outcomes,
+        aggregate: first.aggregate,
+        outcomes: first.outcomes,
     }))
+}
+
+impl Service {
+    /// The answer the first request under the caller's `Idempotency-Key` got, if `write`
+    /// has a key that a request already used: for calls that must read before they
+    /// decide, so that a retry is recognised before anything it changed is looked up.
+    pub async fn replay(
+        &self,
+        caller: Uuid,
+        write: &Write,
+    ) -> Result<Option<Option<Uuid>>, ApiError> {
+        let Some(key) = write.idempotency.clone() else {
+            return Ok(None);
+        };
+        let first = self
+            .read(move |conn| first_use(conn, caller, &key, Expiry::Check))
+            .await?;
+        first.map(FirstUse::answer).transpose()
+    }
 }
 
 /// What a write request brings besides its command: its logId, and its preconditions.
@@ -262,16 +292,18 @@ impl Write {
 pub enum IfMatch {
     /// `*`: any version, as long as the group exists.
     Any,
-    Versions(Vec<u64>),
+    /// Strong entity tags, quotes included, compared byte for byte with `"<version>"`.
+    Tags(Vec<String>),
 }
 
-/// The version of the group `command` is on, if `if_match` accepts it: 412 otherwise, 404
-/// if there is no such group, 400 if the command is on no group.
+/// The group `command` is on and its version, which its events will expect, if `if_match`
+/// accepts it: 412 otherwise, 404 if there is no such group, 400 if the command is on no
+/// group. `*` asks only that the group exists, so it sets no expectation.
 fn check_if_match(
     state: &SqliteState,
     if_match: &IfMatch,
     command: &Command,
-) -> Result<(Uuid, u64), ApiError> {
+) -> Result<Option<(Uuid, u64)>, ApiError> {
     let group = command.group().ok_or_else(|| {
         ApiError::BadRequest("If-Match is taken only by calls on a group.".into())
     })?;
@@ -280,13 +312,15 @@ fn check_if_match(
         .group_version(group.id)?
         .ok_or(domain::DomainError::GroupNotFound)?;
     match if_match {
-        IfMatch::Versions(versions) if !versions.contains(&version) => {
-            Err(ApiError::PreconditionFailed {
-                event_id: None,
-                version: Some(version),
-            })
+        IfMatch::Any => Ok(None),
+        IfMatch::Tags(tags) if tags.contains(&format!("\"{version}\"")) => {
+            Ok(Some((group.id, version)))
         }
-        _ => Ok((group.id, version)),
+        IfMatch::Tags(_) => Err(ApiError::PreconditionFailed {
+            event_id: None,
+            version: Some(version),
+            applied: 0,
+        }),
     }
 }
 
@@ -303,12 +337,6 @@ fn judge(outcomes: &[(Uuid, Outcome)]) -> Result<(), ApiError> {
         match outcome {
             Outcome::Applied => applied += 1,
             Outcome::Rejected(reason) if events > 1 && reason.is_already_so() => {}
-            Outcome::Rejected(domain::DomainError::VersionMismatch) => {
-                return Err(ApiError::PreconditionFailed {
-                    event_id: Some(*event_id),
-                    version: None,
-                });
-            }
             Outcome::Rejected(reason) => {
                 refused.get_or_insert((*event_id, reason.clone()));
             }
@@ -316,6 +344,13 @@ fn judge(outcomes: &[(Uuid, Outcome)]) -> Result<(), ApiError> {
     }
     match refused {
         None => Ok(()),
+        Some((event_id, domain::DomainError::VersionMismatch)) => {
+            Err(ApiError::PreconditionFailed {
+                event_id: Some(event_id),
+                version: None,
+                applied,
+            })
+        }
         Some((event_id, reason)) => Err(ApiError::ConcurrentModification {
             event_id,
             reason,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use crate::auth::{self, Hasher, Tokens};
 use crate::bootstrap;
@@ -32,6 +32,25 @@ pub async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> 
             queue_max: settings.log.queue_max,
             batch_max: settings.log.batch_max,
         })?),
+    })
+}
+
+/// The configured backend, opened only to read: the embedded log must exist already, and
+/// Kafka topics are never created.
+pub async fn open_existing_log(settings: &Settings) -> anyhow::Result<Box<dyn EventLog>> {
+    Ok(match settings.kafka_brokers() {
+        Some(_) => Box::new(KafkaLog::connect_existing(&settings.kafka).await?),
+        None => {
+            let path = settings.log_path();
+            if !path.is_file() {
+                bail!("there is no log at {}", path.display());
+            }
+            Box::new(EmbeddedLog::open(&EmbeddedLogSettings {
+                path,
+                queue_max: settings.log.queue_max,
+                batch_max: settings.log.batch_max,
+            })?)
+        }
     })
 }
 

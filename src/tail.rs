@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use time::UtcOffset;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use uuid::Uuid;
 
 use crate::domain::{Event, EventData, Outcome};
-use crate::log::{EmbeddedLog, EmbeddedLogSettings, EventLog, KafkaLog};
+use crate::log::EventLog;
 use crate::projector;
 use crate::read_model;
 use crate::settings::Settings;
@@ -34,7 +34,7 @@ pub struct TailOptions {
 /// `until_end`, until the end of the log; both are a success. A log that cannot be read
 /// is an error.
 pub async fn run(settings: &Settings, options: TailOptions) -> anyhow::Result<()> {
-    let log = open_log(settings).await?;
+    let log = crate::startup::open_existing_log(settings).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let follow = Follow {
         batch_max: settings.projector.batch_max,
@@ -53,25 +53,6 @@ pub async fn run(settings: &Settings, options: TailOptions) -> anyhow::Result<()
         }
     }
     follower.await.context("the tail thread panicked")?
-}
-
-/// The configured backend, opened only to read: the embedded log must exist already, and
-/// Kafka topics are never created.
-async fn open_log(settings: &Settings) -> anyhow::Result<Box<dyn EventLog>> {
-    Ok(match settings.kafka_brokers() {
-        Some(_) => Box::new(KafkaLog::connect_existing(&settings.kafka).await?),
-        None => {
-            let path = settings.log_path();
-            if !path.is_file() {
-                bail!("there is no log at {}", path.display());
-            }
-            Box::new(EmbeddedLog::open(&EmbeddedLogSettings {
-                path,
-                queue_max: settings.log.queue_max,
-                batch_max: settings.log.batch_max,
-            })?)
-        }
-    })
 }
 
 #[cfg(unix)]

@@ -5,8 +5,8 @@
 use uuid::Uuid;
 
 use super::event::{
-    Event, EventData, GroupDeleted, GroupDetails, GroupType, Membership, Nesting, PasswordSet,
-    Profile, UserCreated, UserDeleted, UserUpdated,
+    Event, EventData, ExpectedVersion, GroupDeleted, GroupDetails, GroupType, Idempotency,
+    Membership, Nesting, PasswordSet, Profile, UserCreated, UserDeleted, UserUpdated,
 };
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 use super::state::{GroupRef, Removal, State, UserRef};
@@ -240,22 +240,36 @@ impl Command {
     }
 }
 
-/// Makes `events` conditional on `group` being at `version` when the first of them that
-/// changes it is applied: each such event expects the version the ones before it made.
-pub fn expect_version(events: &mut [Event], group: Uuid, version: u64) {
-    let mut expected = version;
-    for event in events {
-        if event.data.changed_group() == Some(group) {
-            event.expected_version = Some(expected);
-            expected += 1;
-        }
+/// Puts a request's idempotency key on its events, with how many carry it: every event
+/// but those on the credentials stream, where keys do not count (see
+/// [`Event::idempotency_key`]).
+pub fn key_events(events: &mut [Event], key: &str, fingerprint: &str) {
+    let keyed = events.iter().filter(|e| !e.data.is_secret()).count();
+    for event in events.iter_mut().filter(|e| !e.data.is_secret()) {
+        event.idempotency = Some(Idempotency {
+            key: key.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            events: keyed,
+        });
     }
 }
 
-/// Whether an event in the log takes effect, envelope included: a conditional event (see
-/// [`expect_version`]) is rejected when its group is at another version, and an event of
-/// a request whose idempotency key an earlier request of the same actor holds (within
-/// [`IDEMPOTENCY_KEY_TTL`]) is a duplicate.
+/// Makes every one of `events` conditional on `group` being at `version` (see
+/// [`ExpectedVersion`]): so that the request lands whole or, if another change to the
+/// group got in first, not at all.
+pub fn expect_version(events: &mut [Event], group: Uuid, version: u64) {
+    for event in events {
+        event.expected_version = Some(ExpectedVersion {
+            group_id: group,
+            version,
+        });
+    }
+}
+
+/// Whether an event in the log takes effect, envelope included: an event of a request
+/// whose idempotency key an earlier request of the same actor holds (within
+/// [`IDEMPOTENCY_KEY_TTL`]) is a duplicate, and a conditional event (see
+/// [`expect_version`]) is rejected when its group moved on without it.
 pub fn apply_event(state: &impl State, event: &Event) -> anyhow::Result<Outcome> {
     if let Some(idempotency) = event.idempotency_key() {
         let first = state.idempotent_request(event.actor.user_id, &idempotency.key)?;
@@ -266,10 +280,12 @@ pub fn apply_event(state: &impl State, event: &Event) -> anyhow::Result<Outcome>
             return Ok(Outcome::Rejected(DomainError::DuplicateRequest));
         }
     }
-    if let (Some(expected), Some(group)) = (event.expected_version, event.data.changed_group())
-        && state.group_version(group)? != Some(expected)
-    {
-        return Ok(Outcome::Rejected(DomainError::VersionMismatch));
+    if let Some(expected) = event.expected_version {
+        let still = state.group_version(expected.group_id)? == Some(expected.version)
+            || state.last_change(expected.group_id)? == Some(event.correlation_id);
+        if !still {
+            return Ok(Outcome::Rejected(DomainError::VersionMismatch));
+        }
     }
     apply(state, &event.data)
 }

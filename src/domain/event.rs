@@ -45,13 +45,22 @@ pub struct Event {
     pub correlation_id: Uuid,
     /// The user or group the event is about; the Kafka record key.
     pub aggregate_id: Uuid,
-    /// Set on the events of a conditional request (`If-Match`): the event takes effect
-    /// only if the group it changes is at this version then.
+    /// Set on every event of a conditional request (`If-Match`): see [`ExpectedVersion`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_version: Option<u64>,
+    pub expected_version: Option<ExpectedVersion>,
     /// Set on the events of a request sent with an `Idempotency-Key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<Idempotency>,
+}
+
+/// The group a conditional request was made against, and its version then. The event
+/// takes effect only if the group is still at that version, or if the last change to it
+/// was made by this same request (an earlier event of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpectedVersion {
+    pub group_id: Uuid,
+    pub version: u64,
 }
 
 /// A client's key for one request, and a digest of that request, so that a retry is told
@@ -62,6 +71,8 @@ pub struct Idempotency {
     pub key: String,
     /// A digest of the request's method, path and body.
     pub fingerprint: String,
+    /// How many events of the request carry the key.
+    pub events: usize,
 }
 
 /// Everything an event needs besides its data. Ids and time are inputs, never made here.

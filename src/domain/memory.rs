@@ -17,6 +17,7 @@ pub struct MemoryState {
     members: BTreeSet<(Uuid, Uuid)>,
     children: BTreeSet<(Uuid, Uuid)>,
     versions: BTreeMap<Uuid, u64>,
+    last_changes: BTreeMap<Uuid, Uuid>,
 }
 
 impl MemoryState {
@@ -27,6 +28,16 @@ impl MemoryState {
             state.fold(&event);
         }
         state
+    }
+
+    /// Folds an event applied with its envelope: as [`Self::fold`], and notes which request
+    /// last changed a group.
+    pub fn fold_event(&mut self, event: &super::event::Event) -> Outcome {
+        let outcome = self.fold(&event.data);
+        if let (Outcome::Applied, Some(group)) = (&outcome, event.data.changed_group()) {
+            self.last_changes.insert(group, event.correlation_id);
+        }
+        outcome
     }
 
     pub fn fold(&mut self, event: &EventData) -> Outcome {
@@ -54,6 +65,7 @@ impl MemoryState {
                 EventData::GroupDeleted(e) => {
                     self.groups.remove(&e.group_id);
                     self.versions.remove(&e.group_id);
+                    self.last_changes.remove(&e.group_id);
                 }
                 EventData::MemberAdded(m) => {
                     self.members.insert((m.group_id, m.user_id));
@@ -150,6 +162,10 @@ impl State for MemoryState {
 
     fn group_version(&self, group: Uuid) -> anyhow::Result<Option<u64>> {
         Ok(self.versions.get(&group).copied())
+    }
+
+    fn last_change(&self, group: Uuid) -> anyhow::Result<Option<Uuid>> {
+        Ok(self.last_changes.get(&group).copied())
     }
 
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>> {

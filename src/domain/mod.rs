@@ -12,7 +12,7 @@ mod state;
 
 pub use decide::{
     Command, DomainError, IDEMPOTENCY_KEY_TTL, LINKS_PER_DELETION_MAX, NewGroup, NewUser, Outcome,
-    Refusal, apply, apply_event, decide, expect_version,
+    Refusal, apply, apply_event, decide, expect_version, key_events,
 };
 pub use event::{
     Actor, Custom, Event, EventData, GroupDeleted, GroupDetails, GroupType, Idempotency,

@@ -31,6 +31,8 @@ pub trait State {
     fn idempotent_request(&self, actor: Uuid, key: &str) -> anyhow::Result<Option<KeyUse>>;
     /// How many changes the group has had (1 when created), if it exists.
     fn group_version(&self, group: Uuid) -> anyhow::Result<Option<u64>>;
+    /// The request (its logId) whose event last changed the group, if it exists.
+    fn last_change(&self, group: Uuid) -> anyhow::Result<Option<Uuid>>;
 
     /// The group, or `GroupNotFound`.
     fn require_group(&self, id: &GroupIdentifier) -> Result<GroupRef, Refusal> {

@@ -50,14 +50,15 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("The user is not a member of the group, directly or through child groups.")]
     NotMember,
-    #[error(
-        "The group is not at the version If-Match names; nothing was changed. Read it and retry."
-    )]
+    #[error("{}", precondition_message(*.applied))]
     PreconditionFailed {
         /// Set when the request's event was appended and then rejected.
         event_id: Option<Uuid>,
         /// The group's version when the request was checked, when known.
         version: Option<u64>,
+        /// How many of the request's changes took effect before another change to the
+        /// group got in between them.
+        applied: usize,
     },
     #[error(
         "This Idempotency-Key came with another request; a key stands for one request for 24 hours."
@@ -80,6 +81,19 @@ pub enum ApiError {
     Unavailable { event_id: Option<Uuid> },
     #[error("An unexpected error occurred; quote the logId when reporting it.")]
     Internal(#[from] anyhow::Error),
+}
+
+fn precondition_message(applied: usize) -> String {
+    if applied == 0 {
+        "The group is not at the version If-Match names; nothing was changed. Read it and \
+         retry."
+            .into()
+    } else {
+        format!(
+            "Another change to the group got in while this request was applied; {applied} of \
+             its changes took effect. Read it and retry."
+        )
+    }
 }
 
 fn concurrent_message(applied: usize, events: usize) -> String {
@@ -201,8 +215,15 @@ impl ApiError {
             Self::Unavailable {
                 event_id: Some(event_id),
             } => json!({ "eventId": event_id }),
-            Self::PreconditionFailed { event_id, version } => {
+            Self::PreconditionFailed {
+                event_id,
+                version,
+                applied,
+            } => {
                 let mut data = serde_json::Map::new();
+                if *applied > 0 {
+                    data.insert("applied".into(), json!(applied));
+                }
                 if let Some(event_id) = event_id {
                     data.insert("eventId".into(), json!(event_id));
                 }

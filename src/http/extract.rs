@@ -46,52 +46,47 @@ impl FromRequest for Write {
     }
 }
 
-/// `If-Match`: `*`, or entity tags as this service writes them (`"7"`). A weak tag
-/// (`W/"7"`) never matches, as RFC 9110 compares strongly here.
+/// `If-Match`: `*`, or a list of entity tags, compared strongly (RFC 9110): byte for byte
+/// with the tag this service writes (`"7"`), so a weak tag (`W/"7"`) never matches.
 fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
     let mut headers = req.headers().get_all(header::IF_MATCH).peekable();
     if headers.peek().is_none() {
         return Ok(None);
     }
-    let invalid =
-        || ApiError::BadRequest("If-Match must be * or a list of ETags such as \"7\".".into());
-    let mut versions = Vec::new();
+    let invalid = || {
+        ApiError::BadRequest("If-Match must be * or a list of entity tags such as \"7\".".into())
+    };
+    let mut tags = Vec::new();
     for value in headers {
-        for tag in value
-            .to_str()
-            .map_err(|_| invalid())?
-            .split(',')
-            .map(str::trim)
-        {
+        let text = value.to_str().map_err(|_| invalid())?;
+        for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             if tag == "*" {
                 return Ok(Some(IfMatch::Any));
             }
-            if tag.starts_with("W/") {
-                continue;
+            let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+            if opaque.len() < 2 || !opaque.starts_with('"') || !opaque.ends_with('"') {
+                return Err(invalid());
             }
-            let version = tag
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .and_then(|t| t.parse::<u64>().ok())
-                .ok_or_else(invalid)?;
-            versions.push(version);
+            tags.push(tag.to_owned());
         }
     }
-    if versions.len() > IF_MATCH_TAGS_MAX {
+    if tags.is_empty() {
+        return Err(invalid());
+    }
+    if tags.len() > IF_MATCH_TAGS_MAX {
         return Err(ApiError::BadRequest(format!(
-            "If-Match may list at most {IF_MATCH_TAGS_MAX} ETags."
+            "If-Match may list at most {IF_MATCH_TAGS_MAX} entity tags."
         )));
     }
-    Ok(Some(IfMatch::Versions(versions)))
+    Ok(Some(IfMatch::Tags(tags)))
 }
 
-impl FromRequest for LogId {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+/// The largest body a request may have, as the routes were configured.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(log_id(req)))
-    }
+impl BodyLimit {
+    const DEFAULT: usize = 256 * 1024;
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -116,10 +111,19 @@ async fn idempotency(req: &mut ServiceRequest) -> Result<Idempotency, ApiError> 
             "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_BYTES} visible ASCII characters."
         )));
     }
-    let body = req
-        .extract::<web::Bytes>()
+    // The body as sent (still compressed, if it is), bounded like any body.
+    let limit = req
+        .app_data::<BodyLimit>()
+        .map_or(BodyLimit::DEFAULT, |l| l.0);
+    let payload = req
+        .extract::<web::Payload>()
         .await
         .map_err(|e| ApiError::from_status(e.as_response_error().status_code(), &e))?;
+    let body = payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(limit))?
+        .map_err(|_| ApiError::BadRequest("The request body could not be read.".into()))?;
     let mut digest = Blake2s256::new();
     for part in [
         req.method().as_str().as_bytes(),
@@ -141,6 +145,8 @@ async fn idempotency(req: &mut ServiceRequest) -> Result<Idempotency, ApiError> 
     Ok(Idempotency {
         key: String::from_utf8(key).expect("visible ASCII"),
         fingerprint,
+        // Counted once the request's events are made.
+        events: 0,
     })
 }
 

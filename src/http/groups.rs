@@ -125,23 +125,17 @@ pub async fn update(
     req: HttpRequest,
     body: web::Json<NewGroupBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_param(&req)?;
     let (details, keep_type) = body.into_inner().parse_update()?;
-    let group_id = service
-        .query(caller.0, move |conn| {
-            Ok(SqliteState(conn).require_group(&group)?.id)
-        })
-        .await?;
     let command = Command::UpdateGroup {
-        group: GroupIdentifier::Id(group_id),
+        group: group_param(&req)?,
         details,
         keep_type,
     };
-    // A retry under the same idempotency key answers with what the first request made.
+    // The group the update (or, for a retry, the first request) was about.
     let group_id = service
         .execute_for(caller, write, command)
         .await?
-        .unwrap_or(group_id);
+        .ok_or_else(|| anyhow::anyhow!("a group update that changed no group"))?;
     let view = load(&service, group_id).await?;
     Ok(HttpResponse::Ok().insert_header(etag(&view)).json(view))
 }

@@ -36,6 +36,7 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
             )
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PayloadConfig::new(body_max_bytes))
+            .app_data(extract::BodyLimit(body_max_bytes))
             .service(web::resource("/health").route(web::get().to(health)))
             .service(
                 web::resource("/authenticate/connect/token").route(web::post().to(token::issue)),

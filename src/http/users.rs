@@ -202,8 +202,8 @@ pub async fn update(
     req: HttpRequest,
     body: web::Json<NewUserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
-    replace(&service, caller, write, user_id, body.into_inner()).await
+    let user = user_param_or_current(&req, caller)?;
+    replace(&service, caller, write, user, body.into_inner()).await
 }
 
 /// `PATCH .../users/{userIdentifier}`, a JSON merge patch (RFC 7396) over the user as
@@ -216,6 +216,12 @@ pub async fn patch(
     req: HttpRequest,
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
+    // A retry is answered before the user is looked up: the first request may have
+    // renamed it.
+    if let Some(first) = service.replay(caller.0, &write).await? {
+        let user_id = first.ok_or_else(|| anyhow::anyhow!("a user update of no user"))?;
+        return Ok(HttpResponse::Ok().json(load(&service, user_id).await?));
+    }
     let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
     let mut merged = serde_json::to_value(load(&service, user_id).await?)
         .map_err(|e| anyhow::Error::new(e).context("showing a user"))?;
@@ -230,7 +236,7 @@ pub async fn patch(
     merge_patch(&mut merged, &Value::Object(patch));
     let body: NewUserBody = serde_json::from_value(merged)
         .map_err(|e| ApiError::BadRequest(format!("The body does not fit this call: {e}.")))?;
-    replace(&service, caller, write, user_id, body).await
+    replace(&service, caller, write, UserIdentifier::Id(user_id), body).await
 }
 
 /// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
@@ -258,7 +264,7 @@ async fn replace(
     service: &Service,
     caller: Caller,
     write: Write,
-    user_id: Uuid,
+    user: UserIdentifier,
     body: NewUserBody,
 ) -> Result<HttpResponse, ApiError> {
     let (details, password) = body.parse()?;
@@ -269,16 +275,20 @@ async fn replace(
         ));
     }
     let command = Command::UpdateUser {
-        user: UserIdentifier::Id(user_id),
+        user: user.clone(),
         username: details.username,
         email: details.email,
         profile: details.profile,
     };
     let principal = Principal::CallerOrUser {
         caller: caller.0,
-        user: UserIdentifier::Id(user_id),
+        user,
     };
-    service.execute(principal, write, command).await?;
+    // The user the update (or, for a retry, the first request) was about.
+    let user_id = service
+        .execute(principal, write, command)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a user update that changed no user"))?;
     Ok(HttpResponse::Ok().json(load(service, user_id).await?))
 }
 
@@ -328,6 +338,15 @@ pub async fn set_password(
     req: HttpRequest,
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // Its event travels on the credentials stream, where keys do not count (see
+    // `Event::idempotency_key`): a retry could not be recognised, so refuse the key.
+    if write.idempotency.is_some() {
+        return Err(ApiError::BadRequest(
+            "A password change takes no Idempotency-Key: retry it with the new password as \
+             `existing`."
+                .into(),
+        ));
+    }
     let user = user_param_or_current(&req, caller)?;
     let PasswordBody { existing, new } = body.into_inner();
     let user_id = authorized_user(&service, caller, user).await?;

@@ -20,8 +20,8 @@ use super::apply_batch;
 use crate::domain::memory::MemoryState;
 use crate::domain::{
     Actor, Command, Custom, DomainError, Email, Event, EventData, GroupIdentifier, GroupName,
-    GroupType, IDEMPOTENCY_KEY_TTL, Idempotency, Metadata, NewGroup, NewUser, Outcome, Profile,
-    Refusal, Removal, State, UserIdentifier, Username, apply_event, decide, expect_version,
+    GroupType, IDEMPOTENCY_KEY_TTL, Metadata, NewGroup, NewUser, Outcome, Profile, Refusal,
+    Removal, State, UserIdentifier, Username, apply_event, decide, expect_version, key_events,
 };
 use crate::log::{Entry, Position, Stream};
 use crate::read_model::{self, SqliteState};
@@ -691,14 +691,8 @@ impl Run {
         self.requests_made += 1;
         let time = self.clock;
         self.clock += time::Duration::seconds(1);
-        let (actor, idempotency) = match request.key {
-            Some((actor, key)) => (
-                actor,
-                Some(Idempotency {
-                    key: key_name(key),
-                    fingerprint: format!("{:?}", request.op),
-                }),
-            ),
+        let (actor, key) = match request.key {
+            Some((actor, key)) => (actor, Some(key_name(key))),
             None => (0, None),
         };
         let mut events: Vec<Event> = decided
@@ -715,15 +709,13 @@ impl Run {
                     },
                     correlation_id,
                 };
-                let mut event = Event::new(meta, data);
-                // As the service does: no key on the credentials stream, which is in no
-                // order with the events.
-                if !event.data.is_secret() {
-                    event.idempotency = idempotency.clone();
-                }
-                event
+                Event::new(meta, data)
             })
             .collect();
+        // As the service does: no key on the credentials stream.
+        if let Some(key) = &key {
+            key_events(&mut events, key, &format!("{:?}", request.op));
+        }
         if let Some((group, version)) = expected {
             expect_version(&mut events, group, version);
         }
@@ -872,12 +864,17 @@ fn fold_in_memory(memory: &mut MemoryState, keys: &mut KeyUses, event: &Event) -
     }
     let outcome = apply_event(memory, event).expect("memory never fails");
     if outcome == Outcome::Applied {
-        assert_eq!(memory.fold(&event.data), Outcome::Applied);
+        assert_eq!(memory.fold_event(event), Outcome::Applied);
     }
     if let Some(key) = key {
-        keys.retain(|_, (_, time)| *time > event.time - IDEMPOTENCY_KEY_TTL);
-        keys.entry(key)
+        // Kept for twice their life, and taken over once expired.
+        keys.retain(|_, (_, time)| *time > event.time - IDEMPOTENCY_KEY_TTL * 2);
+        let first = keys
+            .entry(key)
             .or_insert((event.correlation_id, event.time));
+        if first.1 <= event.time - IDEMPOTENCY_KEY_TTL {
+            *first = (event.correlation_id, event.time);
+        }
     }
     outcome
 }

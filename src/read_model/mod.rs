@@ -16,9 +16,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 pub use queries::{
-    GroupView, Groups, HistoryItem, Listed, Sort, UserView, Users, actor, is_administrator,
-    key_use_outcomes, list_groups, list_history, list_users, password_hash, password_of,
-    service_account,
+    GroupView, Groups, HistoryItem, KeyUseOutcomes, Listed, Sort, UserView, Users, actor,
+    is_administrator, key_use_outcomes, list_groups, list_history, list_users, password_hash,
+    password_of, service_account,
 };
 pub use state::SqliteState;
 
@@ -43,8 +43,10 @@ const SCHEMA: &str = "
         description TEXT,
         custom TEXT NOT NULL,
         created TEXT NOT NULL,
-        -- How many changes the group has had; its ETag.
-        version INTEGER NOT NULL DEFAULT 1
+        -- How many changes the group has had (its ETag), and the request (logId) whose
+        -- event made the last one.
+        version INTEGER NOT NULL DEFAULT 1,
+        last_change TEXT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS members (
         group_id TEXT NOT NULL,
@@ -80,8 +82,9 @@ const SCHEMA: &str = "
         aggregate_id TEXT NOT NULL,
         -- The first event's time, in nanoseconds since the Unix epoch.
         time_ns INTEGER NOT NULL,
-        -- The request's events seen so far, as a JSON array of ids.
+        -- The request's events seen so far, as a JSON array of ids, of how many.
         events TEXT NOT NULL,
+        expected INTEGER NOT NULL,
         PRIMARY KEY (actor_id, key)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (time_ns);
@@ -97,7 +100,7 @@ const SCHEMA: &str = "
 
 /// The version of [`SCHEMA`]. A read model of another version is dropped and rebuilt from
 /// the log: it is derived, so that loses nothing.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Every table [`SCHEMA`] makes, for dropping them.
 const TABLES: [&str; 9] = [
@@ -126,6 +129,8 @@ pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
         [],
         |row| row.get(0),
     )?;
+    // One transaction: a reader sees the old schema or the new one, never a mix.
+    let tx = conn.unchecked_transaction()?;
     if has_tables && version != SCHEMA_VERSION {
         tracing::warn!(
             found = version,
@@ -133,12 +138,13 @@ pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
             "the read model has another schema; rebuilding it from the log"
         );
         for table in TABLES {
-            conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
         }
     }
-    conn.execute_batch(SCHEMA)
+    tx.execute_batch(SCHEMA)
         .context("creating the read model's tables")?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
     Ok(conn)
 }
 
@@ -222,7 +228,8 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
         ),
         (
             "groups",
-            "SELECT id, name, type, description, custom, created, version FROM groups",
+            "SELECT id, name, type, description, custom, created, version, last_change
+             FROM groups",
         ),
         ("members", "SELECT group_id, user_id FROM members"),
         (
@@ -236,7 +243,8 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
         ),
         (
             "idempotency",
-            "SELECT actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events
+            "SELECT actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events,
+                    expected
              FROM idempotency",
         ),
         ("outcomes", "SELECT event_id, outcome FROM outcomes"),

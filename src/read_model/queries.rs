@@ -466,19 +466,29 @@ pub fn list_history(
     )
 }
 
-/// The aggregate and the outcomes, in log order, of the events of the request that first
-/// used `key` for `actor`.
+/// What became of the request that first used an idempotency key.
+pub struct KeyUseOutcomes {
+    /// What the request was about: its first event's aggregate.
+    pub aggregate: Uuid,
+    /// How many events of the request carry the key.
+    pub expected: usize,
+    /// The outcomes of those applied so far, in log order.
+    pub outcomes: Vec<(Uuid, Outcome)>,
+}
+
+/// What became of the request that first used `key` for `actor`.
 pub fn key_use_outcomes(
     conn: &Connection,
     actor: Uuid,
     key: &str,
-) -> anyhow::Result<(Uuid, Vec<(Uuid, Outcome)>)> {
-    let (aggregate, events): (String, String) = conn
+) -> anyhow::Result<KeyUseOutcomes> {
+    let (aggregate, expected, events): (String, usize, String) = conn
         .prepare_cached(
-            "SELECT aggregate_id, events FROM idempotency WHERE actor_id = ?1 AND key = ?2",
+            "SELECT aggregate_id, expected, events FROM idempotency
+             WHERE actor_id = ?1 AND key = ?2",
         )?
         .query_row(rusqlite::params![actor.to_string(), key], |row| {
-            Ok((row.get(0)?, row.get(1)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })?;
     let ids: Vec<Uuid> = serde_json::from_str(&events)?;
     let mut outcome = conn.prepare_cached("SELECT outcome FROM outcomes WHERE event_id = ?1")?;
@@ -496,5 +506,9 @@ pub fn key_use_outcomes(
             Ok((id, outcome))
         })
         .collect::<anyhow::Result<_>>()?;
-    Ok((Uuid::try_parse(&aggregate)?, outcomes))
+    Ok(KeyUseOutcomes {
+        aggregate: Uuid::try_parse(&aggregate)?,
+        expected,
+        outcomes,
+    })
 }

@@ -125,6 +125,15 @@ impl State for SqliteState<'_> {
             .optional()?)
     }
 
+    fn last_change(&self, group: Uuid) -> anyhow::Result<Option<Uuid>> {
+        let found: Option<String> = self
+            .0
+            .prepare_cached("SELECT last_change FROM groups WHERE id = ?1")?
+            .query_row([group.to_string()], |row| row.get(0))
+            .optional()?;
+        Ok(found.map(|id| Uuid::try_parse(&id)).transpose()?)
+    }
+
     fn is_direct_child(&self, parent: Uuid, child: Uuid) -> anyhow::Result<bool> {
         Ok(self
             .0

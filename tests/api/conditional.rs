@@ -318,3 +318,83 @@ async fn a_retry_on_another_instance_gets_the_first_answer_too() {
     settled(&b, "marla", 404).await;
     settled(&a, "marla", 404).await;
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn if_match_star_asks_only_that_the_group_exists(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.seed().await;
+    let member = membership_path(PREFIX, SEED_GROUP, SEED_USERNAME);
+    conditional(&app, Method::DELETE, &member, "*")
+        .await
+        .assert_no_content();
+    let removal = app.events_of("MemberRemoved").remove(0);
+    assert!(
+        removal.payload.get("expectedVersion").is_none(),
+        "{:?}",
+        removal.payload
+    );
+    // A list of tags: any one that is the group's version matches, byte for byte.
+    let group = format!("{PREFIX}/groups/{}", encode(SEED_GROUP));
+    let version = etag(
+        &app.request(Method::GET, &group, Some(&app.admin_token))
+            .await,
+    );
+    let padded = format!("\"+0{}\"", version.trim_matches('"'));
+    let body = json!({ "name": SEED_GROUP, "description": "soap" });
+    for (tags, status) in [(padded.clone(), 412), (format!("{padded}, {version}"), 200)] {
+        let answer = app
+            .client
+            .put(app.url(&group))
+            .bearer_auth(&app.admin_token)
+            .header("if-match", tags)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status);
+    }
+    let conditional_update = app.events_of("GroupUpdated").remove(0);
+    assert_eq!(
+        conditional_update.payload["expectedVersion"]["version"],
+        version.trim_matches('"').parse::<u64>().unwrap()
+    );
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_retried_rename_finds_what_the_first_request_renamed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_group("Space Monkeys").await;
+    app.create_user("marla", "marla@fightclub.com", None).await;
+    let renamed = json!({ "name": "Project Mayhem" });
+    let group = format!("{PREFIX}/groups/Space%20Monkeys");
+    let first = keyed(&app, Method::PUT, &group, "rename", Some(&renamed)).await;
+    first.assert_status(200);
+    let again = keyed(&app, Method::PUT, &group, "rename", Some(&renamed)).await;
+    again.assert_status(200);
+    assert_eq!(again.json()["name"], "Project Mayhem");
+    assert_eq!(app.count_of("GroupUpdated"), 1);
+
+    let user = format!("{PREFIX}/users/marla");
+    let patch = json!({ "username": "marla.singer" });
+    for _ in 0..2 {
+        let answer = keyed(&app, Method::PATCH, &user, "rename-marla", Some(&patch)).await;
+        answer.assert_status(200);
+        assert_eq!(answer.json()["username"], "marla.singer");
+    }
+    assert_eq!(app.count_of("UserUpdated"), 1);
+
+    let password = format!("{PREFIX}/users/marla.singer/credentials/password");
+    let before = app.log_len();
+    keyed(
+        &app,
+        Method::POST,
+        &password,
+        "new-password",
+        Some(&json!({ "new": "tourist-of-groups" })),
+    )
+    .await
+    .assert_error(400, "BadRequest");
+    app.assert_nothing_appended(before);
+}

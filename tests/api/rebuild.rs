@@ -60,3 +60,24 @@ async fn a_rebuilt_read_model_equals_the_live_one_and_a_strayed_one_is_caught(ba
         "{stdout}"
     );
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_rebuild_never_writes_over_the_live_read_model(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.seed().await;
+    let live = app.data_dir().join("read.db");
+    let output = app
+        .command(&["rebuild", "--into", &live.display().to_string()])
+        .output()
+        .expect("running membershipd rebuild");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is the live read model"),
+        "{output:?}"
+    );
+    assert_eq!(
+        app.head_member(&encode(SEED_GROUP), SEED_USERNAME).await,
+        204
+    );
+}
