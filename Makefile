@@ -2,9 +2,11 @@
 CARGO ?= cargo
 NPM ?= npm
 TANSU_VERSION := 0.6.0
+OHA_VERSION := 1.16.0
 TANSU ?= $(shell command -v tansu || echo $(HOME)/.cargo/bin/tansu)
+OHA ?= $(shell command -v oha || echo $(HOME)/.cargo/bin/oha)
 
-.PHONY: run test lint unit tansu client-deps kafka run-kafka
+.PHONY: run test lint unit tansu client-deps kafka run-kafka bench oha
 
 ## Build in release mode and serve on the embedded log (data in ./data).
 run:
@@ -49,3 +51,19 @@ kafka: tansu
 run-kafka:
 	MEMBERSHIP_KAFKA_BROKERS=127.0.0.1:9092 MEMBERSHIP_DATA_DIR=data/kafka \
 	  $(CARGO) run --release --bin membershipd -- serve
+
+## Benchmarks, not part of `make test`: DELETE of a membership on both backends, with its
+## baselines (GET /health, synced SQLite inserts, a raw Kafka round trip, a rebuild of
+## 1,000,000 events), into docs/benchmarks.md. About 15 minutes; BENCH_SCALE=0.05 for a
+## quick run (see bench/bench.py for the other settings).
+bench: tansu oha
+	$(CARGO) build --release --bin membershipd
+	$(CARGO) bench --bench baselines --no-run
+	OHA=$(OHA) TANSU=$(TANSU) python3 bench/bench.py
+
+## Install the load generator oha $(OHA_VERSION), unless it is already there.
+oha:
+	@for t in "$$(command -v oha)" "$$HOME/.cargo/bin/oha"; do \
+	  [ -x "$$t" ] && "$$t" --version | grep -qx 'oha $(OHA_VERSION)' && exit 0; \
+	done; \
+	$(CARGO) install oha --version $(OHA_VERSION) --locked
