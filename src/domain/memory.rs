@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::decide::{Outcome, apply};
 use super::event::{EventData, GroupDetails, GroupType, UserCreated};
 use super::ids::{GroupIdentifier, UserIdentifier};
-use super::state::{GroupRef, KeyUse, Removal, State, UserRef};
+use super::state::{GroupRef, KeyUse, Reach, Removal, State, UserRef};
 
 #[derive(Debug, Default)]
 pub struct MemoryState {
@@ -232,12 +232,29 @@ impl State for MemoryState {
                 .filter(|g| g.group_type == GroupType::Sys)
                 .map(|g| g.group_id),
         );
-        Ok(system.into_iter().find(|sys| {
-            let mut tree = self.descendants(sys.id, skipped.edge, skipped.group);
-            tree.insert(sys.id);
-            !self.members.iter().any(|&(g, u)| {
-                tree.contains(&g) && Some(u) != skipped.user && Some((g, u)) != skipped.membership
-            })
-        }))
+        let reaches = |sys: Uuid| {
+            let mut tree = self.descendants(sys, None, None);
+            tree.insert(sys);
+            match removal.reach() {
+                Reach::Everywhere => true,
+                Reach::Group(group) => tree.contains(&group),
+                Reach::GroupsOf(user) => self
+                    .members
+                    .iter()
+                    .any(|&(g, u)| u == user && tree.contains(&g)),
+            }
+        };
+        Ok(system
+            .into_iter()
+            .filter(|sys| reaches(sys.id))
+            .find(|sys| {
+                let mut tree = self.descendants(sys.id, skipped.edge, skipped.group);
+                tree.insert(sys.id);
+                !self.members.iter().any(|&(g, u)| {
+                    tree.contains(&g)
+                        && Some(u) != skipped.user
+                        && Some((g, u)) != skipped.membership
+                })
+            }))
     }
 }

@@ -22,7 +22,7 @@ pub use ids::{
     Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, NAME_MAX_CHARS,
     UserIdentifier, Username,
 };
-pub use state::{GroupRef, KeyUse, Removal, State, UserRef};
+pub use state::{GroupRef, KeyUse, Reach, Removal, State, UserRef};
 
 #[cfg(test)]
 mod tests;

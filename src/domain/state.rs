@@ -56,8 +56,9 @@ pub trait State {
     fn children_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>>;
     /// The groups `group` is a direct child of, by name.
     fn parents_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>>;
-    /// The first system group (by name) that would have no member left, directly or
-    /// through child groups, after `removal`.
+    /// The first system group (by name) at or above what `removal` touches (see
+    /// [`Removal::reach`]) that would have no member left, directly or through child
+    /// groups, after it.
     fn left_empty(&self, removal: &Removal) -> anyhow::Result<Option<GroupRef>>;
 }
 
@@ -97,7 +98,27 @@ pub struct Skipped {
     pub user: Option<Uuid>,
 }
 
+/// Where a removal takes effect: only the system groups at or above it can lose a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every system group (`Removal::Nothing`: which are empty now).
+    Everywhere,
+    /// This group and the groups it is below.
+    Group(Uuid),
+    /// The groups this user is a direct member of, and the groups they are below.
+    GroupsOf(Uuid),
+}
+
 impl Removal {
+    pub fn reach(&self) -> Reach {
+        match *self {
+            Self::Nothing => Reach::Everywhere,
+            Self::Member { group, .. } | Self::Group(group) => Reach::Group(group),
+            Self::Child { parent, .. } => Reach::Group(parent),
+            Self::User(user) => Reach::GroupsOf(user),
+        }
+    }
+
     pub fn skipped(&self) -> Skipped {
         let none = Skipped::default();
         match *self {

@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{
-    Email, GroupIdentifier, GroupName, GroupRef, GroupType, KeyUse, Removal, State, UserIdentifier,
-    UserRef, Username,
+    Email, GroupIdentifier, GroupName, GroupRef, GroupType, KeyUse, Reach, Removal, State,
+    UserIdentifier, UserRef, Username,
 };
 
 pub struct SqliteState<'c>(pub &'c Connection);
@@ -212,22 +212,41 @@ impl State for SqliteState<'_> {
         let pair = |p: Option<(Uuid, Uuid)>| (text(p.map(|p| p.0)), text(p.map(|p| p.1)));
         let (edge_parent, edge_child) = pair(skipped.edge);
         let (member_group, member_user) = pair(skipped.membership);
+        // From the tree down to its members by the members' key (CROSS JOIN keeps that
+        // order): a system group's tree is small, the members table is not.
         let sql = "WITH RECURSIVE tree(id) AS (
                 SELECT ?1
                 UNION SELECT c.child_id FROM child_groups c JOIN tree t ON c.parent_id = t.id
                 WHERE c.child_id <> ?2 AND NOT (c.parent_id = ?3 AND c.child_id = ?4)
             )
             SELECT EXISTS (
-                SELECT 1 FROM members m JOIN tree t ON m.group_id = t.id
+                SELECT 1 FROM tree t CROSS JOIN members m ON m.group_id = t.id
                 WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6)
             )";
-        let system = self
-            .0
-            .prepare_cached(
-                "SELECT id, name, type FROM groups WHERE type = 'sys' ORDER BY name_key",
-            )?
-            .query_map([], group_ref)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // Only the system groups at or above what the removal touches can lose a member.
+        let (seed, key) = match removal.reach() {
+            Reach::Everywhere => ("SELECT id FROM groups WHERE type = 'sys'", String::new()),
+            Reach::Group(group) => ("SELECT ?1", group.to_string()),
+            Reach::GroupsOf(user) => (
+                "SELECT group_id FROM members WHERE user_id = ?1",
+                user.to_string(),
+            ),
+        };
+        let reached = format!(
+            "WITH RECURSIVE up(id) AS (
+                {seed}
+                UNION SELECT c.parent_id FROM child_groups c JOIN up u ON c.child_id = u.id
+            )
+            SELECT g.id, g.name, g.type FROM up JOIN groups g ON g.id = up.id
+            WHERE g.type = 'sys' ORDER BY g.name_key"
+        );
+        let mut statement = self.0.prepare_cached(&reached)?;
+        let system = if key.is_empty() {
+            statement.query_map([], group_ref)?
+        } else {
+            statement.query_map([key], group_ref)?
+        }
+        .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut has_member = self.0.prepare_cached(sql)?;
         for group in system {
             let kept: bool = has_member.query_row(
