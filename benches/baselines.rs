@@ -25,7 +25,7 @@ use membership::domain::{
     Actor, Email, Event, EventData, GroupDetails, GroupName, GroupType, Membership, Metadata,
     Profile, UserCreated, Username,
 };
-use membership::log::{EmbeddedLog, EmbeddedLogSettings, EventLog};
+use membership::log::{EmbeddedLog, EmbeddedLogSettings, EventLog, kafka};
 use membership::settings::Settings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
@@ -289,7 +289,8 @@ async fn kafka(
     payload_bytes: usize,
 ) -> anyhow::Result<Value> {
     // The service's own settings (config/default.toml), on the given brokers.
-    let settings = Settings::load()?.kafka;
+    let mut settings = Settings::load()?.kafka;
+    settings.brokers = brokers.to_owned();
     let topic = format!("bench.roundtrip.{}", Uuid::new_v4());
     let client = || {
         let mut config = ClientConfig::new();
@@ -312,27 +313,9 @@ async fn kafka(
             bail!("creating {name}: {code}");
         }
     }
-    // As `producer` in src/log/kafka.rs.
-    let producer: FutureProducer = client()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set(
-            "message.timeout.ms",
-            settings.delivery_timeout_ms.to_string(),
-        )
-        .set("linger.ms", settings.linger_ms.to_string())
-        .set("queue.buffering.max.messages", "100000")
-        .create()?;
-    // As `TopicReader::open` in src/log/kafka.rs.
-    let consumer: BaseConsumer = client()
-        .set("group.id", format!("membershipd-{}", Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "error")
-        .set("isolation.level", "read_uncommitted")
-        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
-        .create()?;
+    // The service's own producer and consumer settings.
+    let producer: FutureProducer = kafka::producer(&settings)?;
+    let consumer: BaseConsumer = kafka::reader_config(&settings).create()?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
     consumer.assign(&assignment)?;

@@ -148,7 +148,8 @@ impl KafkaLog {
     }
 }
 
-fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
+/// The service's producer on `settings`' brokers: idempotent, `acks=all`.
+pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
     settings
         .client()
         .set("enable.idempotence", "true")
@@ -354,21 +355,27 @@ struct TopicReader {
     at_end: HashSet<i32>,
 }
 
+/// The settings of the service's consumers, which are assigned partitions by hand.
+pub fn reader_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = settings.client();
+    config
+        // A fresh group each time: offsets are never committed, the read model keeps them.
+        .set("group.id", format!("membershipd-{}", Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        // An out-of-range position means records were lost (say, to retention): stop
+        // rather than silently skip them.
+        .set("auto.offset.reset", "error")
+        // No transactions are used; do not wait on the last stable offset.
+        .set("isolation.level", "read_uncommitted")
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
+    config
+}
+
 impl TopicReader {
     fn open(settings: &KafkaSettings, topic: &str, after: &[Position]) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer<ReaderContext> = settings
-            .client()
-            // A fresh group each time: offsets are never committed, the read model keeps them.
-            .set("group.id", format!("membershipd-{}", Uuid::new_v4()))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            // An out-of-range position means records were lost (say, to retention): stop
-            // rather than silently skip them.
-            .set("auto.offset.reset", "error")
-            // No transactions are used; do not wait on the last stable offset.
-            .set("isolation.level", "read_uncommitted")
-            .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+        let consumer: BaseConsumer<ReaderContext> = reader_config(settings)
             .create_with_context(ReaderContext)
             .context("creating a Kafka consumer")?;
         let partitions = partitions_of(settings, topic)?;
