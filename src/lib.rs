@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod checkpoint;
 pub mod domain;
 pub mod http;
 pub mod log;

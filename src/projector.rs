@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
+use crate::checkpoint::{Checkpointer, Restarts};
 use crate::domain::{self, DomainError, Event, EventData, IDEMPOTENCY_KEY_TTL, Outcome};
 use crate::log::{Entry, EventLog, LogReader, Position};
 use crate::read_model::{self, SqliteState};
@@ -97,6 +98,7 @@ impl Drop for Pending {
 pub struct Projector {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+    _checkpointer: Checkpointer,
 }
 
 impl Projector {
@@ -107,12 +109,18 @@ impl Projector {
     ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let conn = read_model::open_for_writing(&settings.read_model_path)?;
+        let checkpointer = Checkpointer::spawn(&conn, &settings.read_model_path, "read-model")?;
+        let restarts = checkpointer.restarts();
         let stopping = stop.clone();
         let thread = thread::Builder::new()
             .name("projector".into())
-            .spawn(move || run(conn, &*log, &outcomes, &settings, &stopping))
+            .spawn(move || run(conn, &*log, &outcomes, &settings, &stopping, &restarts))
             .context("starting the projector")?;
-        Ok(Self { stop, thread })
+        Ok(Self {
+            stop,
+            thread,
+            _checkpointer: checkpointer,
+        })
     }
 
     pub fn stop(self) {
@@ -131,13 +139,18 @@ fn run(
     outcomes: &Outcomes,
     settings: &ProjectorSettings,
     stop: &AtomicBool,
+    restarts: &Restarts,
 ) {
     let poll = Duration::from_millis(settings.poll_ms);
     let mut pause = poll;
     while !stop.load(Ordering::Relaxed) {
         let result = stored_positions(&conn)
             .and_then(|after| log.reader(&after).map_err(Into::into))
-            .and_then(|reader| follow(&mut conn, reader, outcomes, settings, stop, &mut pause));
+            .and_then(|reader| {
+                follow(
+                    &mut conn, reader, outcomes, settings, stop, restarts, &mut pause,
+                )
+            });
         if let Err(error) = result {
             tracing::error!(
                 error = format!("{error:#}"),
@@ -156,6 +169,7 @@ fn follow(
     outcomes: &Outcomes,
     settings: &ProjectorSettings,
     stop: &AtomicBool,
+    restarts: &Restarts,
     pause: &mut Duration,
 ) -> anyhow::Result<()> {
     let poll = Duration::from_millis(settings.poll_ms);
@@ -169,6 +183,7 @@ fn follow(
         }
         let decided = apply_batch(conn, &batch.entries)?;
         outcomes.publish(decided);
+        restarts.after_commit(conn)?;
         *pause = poll;
     }
     Ok(())
@@ -206,7 +221,7 @@ pub(crate) fn apply_batch(
                 entry.position
             )
         })?;
-        if let Some(outcome) = apply_once(&tx, &event)? {
+        if let Some(outcome) = apply_once(&tx, &event, &entry.payload)? {
             decided.push((event.id, outcome));
         }
     }
@@ -224,24 +239,25 @@ pub(crate) fn apply_batch(
 }
 
 /// Applies an event unless it was applied before (a redelivery), recording its outcome.
-fn apply_once(tx: &Transaction, event: &Event) -> anyhow::Result<Option<Outcome>> {
+/// `payload` is the event as the log holds it, which its groups' history keeps.
+fn apply_once(tx: &Transaction, event: &Event, payload: &[u8]) -> anyhow::Result<Option<Outcome>> {
     let id = event.id.to_string();
-    let recorded = tx
-        .prepare_cached("INSERT OR IGNORE INTO outcomes (event_id, outcome) VALUES (?1, '')")?
-        .execute([&id])?;
-    if recorded == 0 {
+    let seen: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM outcomes WHERE event_id = ?1)")?
+        .query_row([&id], |row| row.get(0))?;
+    if seen {
         return Ok(None);
     }
     let outcome = domain::apply_event(&SqliteState(tx), event)?;
     let stored = match &outcome {
         Outcome::Applied => {
             write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
-            record_change(tx, event)?;
+            record_change(tx, event, payload)?;
             "applied"
         }
         Outcome::Rejected(reason) => reason.code(),
     };
-    tx.prepare_cached("UPDATE outcomes SET outcome = ?2 WHERE event_id = ?1")?
+    tx.prepare_cached("INSERT INTO outcomes (event_id, outcome) VALUES (?1, ?2)")?
         .execute(params![id, stored])?;
     if outcome != Outcome::Rejected(DomainError::DuplicateRequest) {
         record_key_use(tx, event)?;
@@ -298,7 +314,7 @@ fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
 }
 
 /// A change to a group counts in its version and joins its history.
-fn record_change(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
+fn record_change(tx: &Transaction, event: &Event, payload: &[u8]) -> anyhow::Result<()> {
     let Some(group) = event.data.changed_group() else {
         return Ok(());
     };
@@ -314,7 +330,7 @@ fn record_change(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         .execute(params![
             group,
             event.id.to_string(),
-            serde_json::to_string(event)?
+            std::str::from_utf8(payload)?
         ])?;
     Ok(())
 }

@@ -51,6 +51,10 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
     }
     let log = open_existing_log(settings).await?;
     let mut conn = read_model::open_for_writing(&path)?;
+    // A rebuild that stops half way is started again from scratch (its file is removed
+    // above), so it needs neither a journal nor syncs until it is done.
+    conn.pragma_update(None, "journal_mode", "OFF")?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
     let started = Instant::now();
     let mut reader = log.reader(&[])?;
     let (conn, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -68,6 +72,9 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
     })
     .await
     .context("the rebuild panicked")??;
+    // Back to what the service expects of a read model, durably, before it is compared.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     let elapsed = started.elapsed();
     let difference = if live.exists() {
         Some(compare(&conn, &live)?)

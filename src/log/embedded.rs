@@ -15,6 +15,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::oneshot;
 
 use super::{AppendFuture, Batch, Entry, EventLog, LogError, LogReader, Position, Stream};
+use crate::checkpoint::{Checkpointer, Restarts};
 use crate::domain::Event;
 
 const SCHEMA: &str = "
@@ -52,6 +53,7 @@ pub struct EmbeddedLog {
     path: PathBuf,
     queue: SyncSender<Append>,
     head: Arc<Head>,
+    _checkpointer: Checkpointer,
 }
 
 struct Append {
@@ -102,6 +104,8 @@ impl EmbeddedLog {
         conn.execute_batch(SCHEMA)
             .context("creating the log's tables")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        let checkpointer = Checkpointer::spawn(&conn, &settings.path, "log")?;
+        let restarts = checkpointer.restarts();
 
         let (queue, requests) = sync_channel(settings.queue_max);
         let head = Arc::new(Head::default());
@@ -109,12 +113,13 @@ impl EmbeddedLog {
         let batch_max = settings.batch_max;
         thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_loop(conn, requests, &writer_head, batch_max))
+            .spawn(move || write_loop(conn, requests, &writer_head, &restarts, batch_max))
             .context("starting the log writer")?;
         Ok(Self {
             path: settings.path.clone(),
             queue,
             head,
+            _checkpointer: checkpointer,
         })
     }
 }
@@ -156,7 +161,13 @@ impl EventLog for EmbeddedLog {
     }
 }
 
-fn write_loop(mut conn: Connection, requests: Receiver<Append>, head: &Head, batch_max: usize) {
+fn write_loop(
+    mut conn: Connection,
+    requests: Receiver<Append>,
+    head: &Head,
+    restarts: &Restarts,
+    batch_max: usize,
+) {
     // Ends when every sender is gone, i.e. when the log is dropped.
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
@@ -172,6 +183,10 @@ fn write_loop(mut conn: Connection, requests: Receiver<Append>, head: &Head, bat
             // The requester may have given up waiting (and answered 503 naming the
             // event); the events are written regardless, as that answer promised.
             let _ = append.done.send(());
+        }
+        if let Err(error) = restarts.after_commit(&conn) {
+            // The next restart is tried once the log is copied again; the log only grows.
+            tracing::warn!(error = %error, "restarting the log's write-ahead log failed");
         }
     }
 }
@@ -221,6 +236,8 @@ struct EmbeddedReader {
     last: [i64; 2],
 }
 
+const READER_MAP_BYTES: i64 = 1 << 40;
+
 const STREAMS: [Stream; 2] = [Stream::Events, Stream::Credentials];
 
 fn partition(stream: Stream) -> String {
@@ -234,6 +251,9 @@ impl EmbeddedReader {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .context("opening the log for reading")?;
+        // Entries are read once, in order, from a file that only grows: a memory map
+        // spares a copy of every page into a cache that would not be read again.
+        conn.pragma_update(None, "mmap_size", READER_MAP_BYTES)?;
         let mut last = [0; 2];
         for (slot, stream) in last.iter_mut().zip(STREAMS) {
             let name = partition(stream);

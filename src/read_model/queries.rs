@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::state::{group_type, uuid};
+use super::state::{GROUPS_OF_USER, group_type, system_groups_above, uuid};
 use crate::domain::{Actor, Custom, DomainError, GroupType, Outcome, Profile, Username};
 
 /// A user as the API shows it. Credentials never leave the read model.
@@ -124,16 +124,24 @@ fn page<T>(
     Ok((total, items))
 }
 
-/// Whether the user is in System Administrators, directly or through child groups.
+/// Whether the user is in System Administrators, directly or through child groups. A
+/// direct member is found by key; otherwise a walk up from the user's own groups, which
+/// stays small however many groups there are.
 pub fn is_administrator(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
-    let sql = "WITH RECURSIVE tree(id) AS (
-            SELECT id FROM groups WHERE type = 'sys'
-            UNION SELECT c.child_id FROM child_groups c JOIN tree t ON c.parent_id = t.id
-        )
-        SELECT EXISTS (SELECT 1 FROM members m JOIN tree t ON m.group_id = t.id WHERE m.user_id = ?1)";
+    let user = user.to_string();
+    let direct: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM members m CROSS JOIN groups g ON g.id = m.group_id
+                            WHERE m.user_id = ?1 AND g.type = 'sys')",
+        )?
+        .query_row([&user], |row| row.get(0))?;
+    if direct {
+        return Ok(true);
+    }
+    let sql = format!("SELECT EXISTS ({})", system_groups_above(GROUPS_OF_USER));
     Ok(conn
-        .prepare_cached(sql)?
-        .query_row([user.to_string()], |row| row.get(0))?)
+        .prepare_cached(&sql)?
+        .query_row([&user], |row| row.get(0))?)
 }
 
 /// The user as an actor of events, if it still exists.

@@ -17,6 +17,36 @@ const BELOW: &str = "WITH RECURSIVE below(id) AS (
         UNION SELECT c.child_id FROM child_groups c JOIN below b ON c.parent_id = b.id
     )";
 
+/// Whether the tree of group `?1` keeps a member once the removal's parts are skipped: `?2`
+/// a group left out, `?3`/`?4` an edge, `?5`/`?6` a membership, `?7` a user. From the tree
+/// down to its members by the members' key (CROSS JOIN keeps that order): a system group's
+/// tree is small, the members table is not.
+pub(super) const KEEPS_A_MEMBER: &str = "WITH RECURSIVE tree(id) AS (
+        SELECT ?1
+        UNION SELECT c.child_id FROM tree t CROSS JOIN child_groups c ON c.parent_id = t.id
+        WHERE c.child_id <> ?2 AND NOT (c.parent_id = ?3 AND c.child_id = ?4)
+    )
+    SELECT EXISTS (
+        SELECT 1 FROM tree t CROSS JOIN members m ON m.group_id = t.id
+        WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6)
+    )";
+
+const EVERY_SYSTEM_GROUP: &str = "SELECT id FROM groups WHERE type = 'sys'";
+pub(super) const GROUPS_OF_USER: &str = "SELECT group_id FROM members WHERE user_id = ?1";
+
+/// The system groups among the groups `seed` selects and their ancestors, walked upwards
+/// (CROSS JOIN keeps that order, so the walk never starts from the whole groups table).
+pub(super) fn system_groups_above(seed: &str) -> String {
+    format!(
+        "WITH RECURSIVE up(id) AS (
+            {seed}
+            UNION SELECT c.parent_id FROM up u CROSS JOIN child_groups c ON c.child_id = u.id
+        )
+        SELECT g.id, g.name, g.type FROM up CROSS JOIN groups g ON g.id = up.id
+        WHERE g.type = 'sys' ORDER BY g.name_key"
+    )
+}
+
 pub(super) fn group_type(text: &str) -> rusqlite::Result<GroupType> {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
@@ -212,34 +242,14 @@ impl State for SqliteState<'_> {
         let pair = |p: Option<(Uuid, Uuid)>| (text(p.map(|p| p.0)), text(p.map(|p| p.1)));
         let (edge_parent, edge_child) = pair(skipped.edge);
         let (member_group, member_user) = pair(skipped.membership);
-        // From the tree down to its members by the members' key (CROSS JOIN keeps that
-        // order): a system group's tree is small, the members table is not.
-        let sql = "WITH RECURSIVE tree(id) AS (
-                SELECT ?1
-                UNION SELECT c.child_id FROM child_groups c JOIN tree t ON c.parent_id = t.id
-                WHERE c.child_id <> ?2 AND NOT (c.parent_id = ?3 AND c.child_id = ?4)
-            )
-            SELECT EXISTS (
-                SELECT 1 FROM tree t CROSS JOIN members m ON m.group_id = t.id
-                WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6)
-            )";
         // Only the system groups at or above what the removal touches can lose a member.
         let (seed, key) = match removal.reach() {
-            Reach::Everywhere => ("SELECT id FROM groups WHERE type = 'sys'", String::new()),
+            Reach::Everywhere => (EVERY_SYSTEM_GROUP, String::new()),
+            Reach::Group(group) if !self.may_be_in_system_group(group)? => return Ok(None),
             Reach::Group(group) => ("SELECT ?1", group.to_string()),
-            Reach::GroupsOf(user) => (
-                "SELECT group_id FROM members WHERE user_id = ?1",
-                user.to_string(),
-            ),
+            Reach::GroupsOf(user) => (GROUPS_OF_USER, user.to_string()),
         };
-        let reached = format!(
-            "WITH RECURSIVE up(id) AS (
-                {seed}
-                UNION SELECT c.parent_id FROM child_groups c JOIN up u ON c.child_id = u.id
-            )
-            SELECT g.id, g.name, g.type FROM up JOIN groups g ON g.id = up.id
-            WHERE g.type = 'sys' ORDER BY g.name_key"
-        );
+        let reached = system_groups_above(seed);
         let mut statement = self.0.prepare_cached(&reached)?;
         let system = if key.is_empty() {
             statement.query_map([], group_ref)?
@@ -247,7 +257,7 @@ impl State for SqliteState<'_> {
             statement.query_map([key], group_ref)?
         }
         .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut has_member = self.0.prepare_cached(sql)?;
+        let mut has_member = self.0.prepare_cached(KEEPS_A_MEMBER)?;
         for group in system {
             let kept: bool = has_member.query_row(
                 params![
@@ -270,6 +280,21 @@ impl State for SqliteState<'_> {
 }
 
 impl SqliteState<'_> {
+    /// Whether the group is a system group or has a parent: a lookup by key, which lets
+    /// almost every removal skip the walk up the tree.
+    fn may_be_in_system_group(&self, group: Uuid) -> anyhow::Result<bool> {
+        let found = self
+            .0
+            .prepare_cached(
+                "SELECT g.type = 'sys' OR EXISTS (SELECT 1 FROM child_groups c WHERE c.child_id = g.id)
+                 FROM groups g WHERE g.id = ?1",
+            )?
+            .query_row([group.to_string()], |row| row.get(0))
+            .optional()?;
+        // A group that is gone has nothing to lose; the walk would find nothing either.
+        Ok(found.unwrap_or(false))
+    }
+
     /// The rows of `sql` over `?1 = id`.
     fn refs<T>(
         &self,
@@ -282,5 +307,56 @@ impl SqliteState<'_> {
             .prepare_cached(sql)?
             .query_map([id.to_string()], row)?
             .collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table a hot statement may read only by key: scanning any of them would make
+    /// a removal's cost grow with the data set.
+    const LARGE: [&str; 4] = ["users", "groups", "members", "child_groups"];
+
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut statement = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("a statement to explain");
+        let width = statement.parameter_count();
+        let args = vec![""; width];
+        statement
+            .query_map(rusqlite::params_from_iter(args), |row| row.get(3))
+            .expect("a plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("plan rows")
+    }
+
+    #[test]
+    fn the_statements_of_every_removal_search_large_tables_by_key() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let conn =
+            crate::read_model::open_for_writing(&dir.path().join("read.db")).expect("a read model");
+        let statements = [
+            KEEPS_A_MEMBER.to_owned(),
+            system_groups_above("SELECT ?1"),
+            system_groups_above(GROUPS_OF_USER),
+        ];
+        for sql in statements {
+            let plan = plan(&conn, &sql);
+            // Aliases scanned in these statements are the small walks (up, tree), never
+            // a table; a table appears as `SCAN <table>` or `SCAN <alias>` of a table.
+            for line in &plan {
+                let scanned = line
+                    .strip_prefix("SCAN ")
+                    .map(|rest| rest.split(' ').next());
+                if let Some(Some(name)) = scanned {
+                    assert!(
+                        ["up", "u", "tree", "t", "CONSTANT"].contains(&name)
+                            && !LARGE.contains(&name),
+                        "{sql}\nscans {name}: {plan:#?}"
+                    );
+                }
+            }
+        }
     }
 }

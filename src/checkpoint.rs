@@ -1,0 +1,125 @@
+//! Checkpoints of a SQLite write-ahead log, mostly off the writer's thread.
+//!
+//! By default the connection that commits also copies the write-ahead log back into the
+//! database file every thousand pages, and syncs it, inside that commit: the one writer
+//! of the log and the one writer of the read model would each stall for it, and every
+//! request waiting on them with it. A [`Checkpointer`] copies the pages on a thread of its
+//! own, beside the writer (a passive checkpoint never blocks it).
+//!
+//! Under a steady load the copy never finds a moment when nobody uses the log, so the log
+//! would grow without end. Once it is long and copied, the writer restarts it from its
+//! beginning between two commits ([`Restarts::after_commit`]): the pages are in the
+//! database by then, so that only waits for the reads under way.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+/// How often the log is copied back. Each pass copies what the writer committed since.
+const INTERVAL: Duration = Duration::from_millis(100);
+
+/// A log longer than this (in pages) is restarted once it is copied.
+const RESTART_PAGES: i64 = 4096;
+
+/// A log left this long after a restart is cut back to it, so that a burst does not keep
+/// its disk space.
+const WAL_KEPT_BYTES: i64 = 64 << 20;
+
+/// A connection kept waiting for a lock (a copy, a read that holds up a restart) tries
+/// again this often, up to `BUSY_TRIES` times: SQLite's busy timeout sleeps up to 100 ms
+/// between tries, far longer than a copy pass or a read takes.
+const BUSY_STEP: Duration = Duration::from_millis(1);
+const BUSY_TRIES: i32 = 5_000;
+
+fn wait_a_little(tries: i32) -> bool {
+    thread::sleep(BUSY_STEP);
+    tries < BUSY_TRIES
+}
+
+pub struct Checkpointer {
+    restarts: Restarts,
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The writer's part: restarting the log when the checkpointer says it is due.
+#[derive(Clone)]
+pub struct Restarts {
+    due: Arc<AtomicBool>,
+}
+
+impl Checkpointer {
+    /// Turns automatic checkpoints off on `writer` and starts copying the log of the
+    /// database at `path` from a connection of its own, until dropped. The writer must
+    /// call [`Restarts::after_commit`] of [`Checkpointer::restarts`].
+    pub fn spawn(writer: &Connection, path: &Path, name: &str) -> anyhow::Result<Self> {
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
+        writer.busy_handler(Some(wait_a_little))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening {} to checkpoint it", path.display()))?;
+        conn.busy_handler(Some(wait_a_little))?;
+        let restarts = Restarts {
+            due: Arc::new(AtomicBool::new(false)),
+        };
+        let due = restarts.due.clone();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let name = name.to_owned();
+        let thread = thread::Builder::new()
+            .name(format!("{name}-checkpoint"))
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+                    match copy(&conn) {
+                        Ok(long) => due.store(long, Ordering::Relaxed),
+                        Err(error) => {
+                            tracing::warn!(error = %error, file = name, "checkpoint failed; retrying")
+                        }
+                    }
+                }
+            })
+            .context("starting a checkpointer")?;
+        Ok(Self {
+            restarts,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn restarts(&self) -> Restarts {
+        self.restarts.clone()
+    }
+}
+
+/// Copies what it can without waiting; whether the log is long and all copied.
+fn copy(conn: &Connection) -> rusqlite::Result<bool> {
+    let (pages, copied): (i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get(1)?, row.get(2)?))
+        })?;
+    Ok(pages > RESTART_PAGES && copied == pages)
+}
+
+impl Restarts {
+    /// Restarts the log if it is due; to be called by the writer outside a transaction.
+    pub fn after_commit(&self, writer: &Connection) -> rusqlite::Result<()> {
+        if self.due.swap(false, Ordering::Relaxed) {
+            writer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
