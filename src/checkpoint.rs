@@ -27,6 +27,9 @@ const INTERVAL: Duration = Duration::from_millis(100);
 /// A log longer than this (in pages) is restarted once it is copied.
 const RESTART_PAGES: i64 = 4096;
 
+/// Passes made back to back before a restart, each shorter than the one before.
+const CATCH_UP_PASSES: usize = 3;
+
 /// A log left this long after a restart is cut back to it, so that a burst does not keep
 /// its disk space.
 const WAL_KEPT_BYTES: i64 = 64 << 20;
@@ -96,13 +99,25 @@ impl Checkpointer {
     }
 }
 
-/// Copies what it can without waiting; whether the log is long and all copied.
+/// Copies what it can without waiting; whether the log is long and all copied. A long
+/// log is copied again at once, a few times, so that the restart finds next to nothing
+/// left to copy: each pass copies what the writer committed during the one before.
 fn copy(conn: &Connection) -> rusqlite::Result<bool> {
-    let (pages, copied): (i64, i64) =
+    let passive = || -> rusqlite::Result<(i64, i64)> {
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             Ok((row.get(1)?, row.get(2)?))
-        })?;
-    Ok(pages > RESTART_PAGES && copied == pages)
+        })
+    };
+    let (pages, _) = passive()?;
+    if pages <= RESTART_PAGES {
+        return Ok(false);
+    }
+    let mut copied_all = false;
+    for _ in 0..CATCH_UP_PASSES {
+        let (pages, copied) = passive()?;
+        copied_all = copied == pages;
+    }
+    Ok(copied_all)
 }
 
 impl Restarts {
