@@ -474,11 +474,11 @@ def verdicts(res):
         out.append((what, "met" if ok else "MISSED", numbers))
 
     check("embedded, 500 req/s: p99 <= 15 ms", e["fixed"]["p99"] <= 15, f"p99 {f(e['fixed']['p99'])} ms")
-    for name in backends(res):
-        s = res[name]["sat"]
-        check(f"{name}, saturation: >= 3,000 removals/s with p99 <= 50 ms",
-              s["ok_per_s"] >= 3000 and s["p99"] <= 50,
-              f"{f(s['ok_per_s'])} removals/s, p99 {f(s['p99'])} ms")
+    # The saturation target is the embedded log's; Kafka's saturation is in the results.
+    s = e["sat"]
+    check("embedded, saturation: >= 3,000 removals/s with p99 <= 50 ms",
+          s["ok_per_s"] >= 3000 and s["p99"] <= 50,
+          f"{f(s['ok_per_s'])} removals/s, p99 {f(s['p99'])} ms")
     k = res.get("kafka", {})
     for run, rate, baseline in (("fixed", RATE, "roundtrip"), ("low", LOW_RATE, "roundtrip_low")):
         if run in k and baseline in res:
