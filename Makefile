@@ -54,7 +54,7 @@ run-kafka:
 
 ## Benchmarks, not part of `make test`: DELETE of a membership on both backends, with its
 ## baselines (GET /health, synced SQLite inserts, a raw Kafka round trip, a rebuild of
-## 1,000,000 events), into docs/benchmarks.md. About 15 minutes; BENCH_SCALE=0.05 for a
+## 1,000,000 events), into docs/benchmarks.md. About 10 minutes; BENCH_SCALE=0.05 for a
 ## quick run (see bench/bench.py for the other settings).
 bench: tansu oha
 	$(CARGO) build --release --bin membershipd
