@@ -34,15 +34,28 @@ const CATCH_UP_PASSES: usize = 3;
 /// its disk space.
 const WAL_KEPT_BYTES: i64 = 64 << 20;
 
-/// A connection kept waiting for a lock (a copy, a read that holds up a restart) tries
-/// again this often, up to `BUSY_TRIES` times: SQLite's busy timeout sleeps up to 100 ms
-/// between tries, far longer than a copy pass or a read takes.
+/// A connection kept waiting for a lock (a copy pass, a restart) tries again this often,
+/// up to `BUSY_TRIES` times: SQLite's busy timeout sleeps up to 100 ms between tries, far
+/// longer than a copy pass or a read takes.
 const BUSY_STEP: Duration = Duration::from_millis(1);
 const BUSY_TRIES: i32 = 5_000;
+
+/// A restart waits this many steps at most for the reads under way, then gives up until
+/// it is due again: a long read must not hold the writer, and every request behind it.
+const RESTART_TRIES: i32 = 20;
+
+/// Long passes in a row after which a restart is due even though a read kept some pages
+/// from being copied: the restart copies them, so that the log cannot grow without end.
+const LONG_PASSES_MAX: u32 = 10;
 
 fn wait_a_little(tries: i32) -> bool {
     thread::sleep(BUSY_STEP);
     tries < BUSY_TRIES
+}
+
+fn wait_for_a_restart(tries: i32) -> bool {
+    thread::sleep(BUSY_STEP);
+    tries < RESTART_TRIES
 }
 
 pub struct Checkpointer {
@@ -68,6 +81,9 @@ impl Checkpointer {
         let conn = Connection::open(path)
             .with_context(|| format!("opening {} to checkpoint it", path.display()))?;
         conn.busy_handler(Some(wait_a_little))?;
+        // The database file is synced before the log's pages are taken as copied: what a
+        // writer made durable in the log stays durable once the log starts over.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         let restarts = Restarts {
             due: Arc::new(AtomicBool::new(false)),
         };
@@ -77,9 +93,17 @@ impl Checkpointer {
         let thread = thread::Builder::new()
             .name(format!("{name}-checkpoint"))
             .spawn(move || {
+                let mut long_passes = 0;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
                     match copy(&conn) {
-                        Ok(long) => due.store(long, Ordering::Relaxed),
+                        Ok(Copied::Short) => long_passes = 0,
+                        Ok(Copied::Long { all }) => {
+                            long_passes += 1;
+                            if all || long_passes >= LONG_PASSES_MAX {
+                                due.store(true, Ordering::Relaxed);
+                                long_passes = 0;
+                            }
+                        }
                         Err(error) => {
                             tracing::warn!(error = %error, file = name, "checkpoint failed; retrying")
                         }
@@ -99,34 +123,56 @@ impl Checkpointer {
     }
 }
 
-/// Copies what it can without waiting; whether the log is long and all copied. A long
-/// log is copied again at once, a few times, so that the restart finds next to nothing
-/// left to copy: each pass copies what the writer committed during the one before.
-fn copy(conn: &Connection) -> rusqlite::Result<bool> {
-    let passive = || -> rusqlite::Result<(i64, i64)> {
+enum Copied {
+    Short,
+    /// Past `RESTART_PAGES`; `all` if every page was copied.
+    Long {
+        all: bool,
+    },
+}
+
+/// Copies what it can without waiting. A long log is copied again at once, a few times,
+/// so that the restart finds next to nothing left to copy: each pass copies what the
+/// writer committed during the one before.
+fn copy(conn: &Connection) -> rusqlite::Result<Copied> {
+    // (busy, pages in the log, pages copied); a pass that found the copy under way
+    // elsewhere (another process's checkpointer) copied nothing: `busy` is 1.
+    let passive = || -> rusqlite::Result<(bool, i64, i64)> {
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            Ok((row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
     };
-    let (pages, _) = passive()?;
+    let (_, pages, _) = passive()?;
     if pages <= RESTART_PAGES {
-        return Ok(false);
+        return Ok(Copied::Short);
     }
-    let mut copied_all = false;
+    let mut all = false;
     for _ in 0..CATCH_UP_PASSES {
-        let (pages, copied) = passive()?;
-        copied_all = copied == pages;
+        let (busy, pages, copied) = passive()?;
+        all = !busy && pages > 0 && copied == pages;
     }
-    Ok(copied_all)
+    Ok(Copied::Long { all })
 }
 
 impl Restarts {
     /// Restarts the log if it is due; to be called by the writer outside a transaction.
+    /// A restart that cannot start at once (a long read) is left for the next time it is
+    /// due; only an error of the database is returned.
     pub fn after_commit(&self, writer: &Connection) -> rusqlite::Result<()> {
-        if self.due.swap(false, Ordering::Relaxed) {
-            writer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        if !self.due.swap(false, Ordering::Relaxed) {
+            return Ok(());
         }
-        Ok(())
+        writer.busy_handler(Some(wait_for_a_restart))?;
+        let restarted = writer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+        writer.busy_handler(Some(wait_a_little))?;
+        match restarted {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 

@@ -183,7 +183,10 @@ fn follow(
         }
         let decided = apply_batch(conn, &batch.entries)?;
         outcomes.publish(decided);
-        restarts.after_commit(conn)?;
+        if let Err(error) = restarts.after_commit(conn) {
+            // The batch is committed and answered; the next restart is tried when due.
+            tracing::warn!(error = %error, "restarting the read model's write-ahead log failed");
+        }
         *pause = poll;
     }
     Ok(())
@@ -215,13 +218,15 @@ pub(crate) fn apply_batch(
         // An entry this version cannot read is not skipped: skipping would make this read
         // model silently differ from one built by a version that can. The projector stops
         // there (retrying, loudly) until an operator deploys a version that reads it.
-        let event: Event = serde_json::from_slice(&entry.payload).with_context(|| {
+        let unreadable = || {
             format!(
                 "the log entry at {:?} is not an event this version can read",
                 entry.position
             )
-        })?;
-        if let Some(outcome) = apply_once(&tx, &event, &entry.payload)? {
+        };
+        let payload = std::str::from_utf8(&entry.payload).with_context(unreadable)?;
+        let event: Event = serde_json::from_str(payload).with_context(unreadable)?;
+        if let Some(outcome) = apply_once(&tx, &event, payload)? {
             decided.push((event.id, outcome));
         }
     }
@@ -240,7 +245,7 @@ pub(crate) fn apply_batch(
 
 /// Applies an event unless it was applied before (a redelivery), recording its outcome.
 /// `payload` is the event as the log holds it, which its groups' history keeps.
-fn apply_once(tx: &Transaction, event: &Event, payload: &[u8]) -> anyhow::Result<Option<Outcome>> {
+fn apply_once(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Result<Option<Outcome>> {
     let id = event.id.to_string();
     let seen: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM outcomes WHERE event_id = ?1)")?
@@ -314,7 +319,7 @@ fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
 }
 
 /// A change to a group counts in its version and joins its history.
-fn record_change(tx: &Transaction, event: &Event, payload: &[u8]) -> anyhow::Result<()> {
+fn record_change(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Result<()> {
     let Some(group) = event.data.changed_group() else {
         return Ok(());
     };
@@ -327,11 +332,7 @@ fn record_change(tx: &Transaction, event: &Event, payload: &[u8]) -> anyhow::Res
     tx.prepare_cached(bump)?
         .execute(params![group, event.correlation_id.to_string()])?;
     tx.prepare_cached("INSERT INTO history (group_id, event_id, event) VALUES (?1, ?2, ?3)")?
-        .execute(params![
-            group,
-            event.id.to_string(),
-            std::str::from_utf8(payload)?
-        ])?;
+        .execute(params![group, event.id.to_string(), payload])?;
     Ok(())
 }
 

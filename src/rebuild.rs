@@ -72,9 +72,11 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
     })
     .await
     .context("the rebuild panicked")??;
-    // Back to what the service expects of a read model, durably, before it is compared.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Back to what the service expects of a read model, and on disk (nothing was synced
+    // while it was built) before anyone is told to move it over the live one.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    sync_to_disk(&path)?;
     let elapsed = started.elapsed();
     let difference = if live.exists() {
         Some(compare(&conn, &live)?)
@@ -87,6 +89,20 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
         elapsed,
         difference,
     })
+}
+
+/// Syncs the file and the directory that names it.
+fn sync_to_disk(path: &Path) -> anyhow::Result<()> {
+    let sync = |p: &Path| {
+        std::fs::File::open(p)
+            .and_then(|file| file.sync_all())
+            .with_context(|| format!("syncing {}", p.display()))
+    };
+    sync(path)?;
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => sync(dir),
+        None => sync(Path::new(".")),
+    }
 }
 
 /// Whether two paths name one file, as far as can be told without either existing.

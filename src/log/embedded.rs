@@ -37,7 +37,8 @@ const SCHEMA: &str = "
 
 const WRITE_RETRY_MIN: Duration = Duration::from_millis(50);
 const WRITE_RETRY_MAX: Duration = Duration::from_secs(2);
-/// How long one write waits for a lock held by another process before it is retried.
+/// How long opening the log waits for a lock held by another process. Once the writer
+/// runs, its checkpointer's busy handler takes over (about 5 s, in 1 ms steps).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
@@ -236,7 +237,9 @@ struct EmbeddedReader {
     last: [i64; 2],
 }
 
-const READER_MAP_BYTES: i64 = 1 << 40;
+/// SQLite caps the map at about 2 GiB; later entries are read as usual. The service only
+/// ever appends to the log, which a map needs (a file cut short under it would fault).
+const READER_MAP_BYTES: i64 = 1 << 31;
 
 const STREAMS: [Stream; 2] = [Stream::Events, Stream::Credentials];
 

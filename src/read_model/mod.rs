@@ -100,7 +100,9 @@ const SCHEMA: &str = "
 
 /// The version of [`SCHEMA`]. A read model of another version is dropped and rebuilt from
 /// the log: it is derived, so that loses nothing.
-const SCHEMA_VERSION: i64 = 3;
+///
+/// 4: history keeps each event as the log holds it.
+const SCHEMA_VERSION: i64 = 4;
 
 /// Every table [`SCHEMA`] makes, for dropping them.
 const TABLES: [&str; 9] = [
