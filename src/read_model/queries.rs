@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::state::{GROUPS_OF_USER, group_type, system_groups_above, uuid};
+use super::state::{IS_ADMINISTRATOR, IS_DIRECT_ADMINISTRATOR, group_type, uuid};
 use crate::domain::{Actor, Custom, DomainError, GroupType, Outcome, Profile, Username};
 
 /// A user as the API shows it. Credentials never leave the read model.
@@ -129,19 +129,11 @@ fn page<T>(
 /// stays small however many groups there are.
 pub fn is_administrator(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
     let user = user.to_string();
-    let direct: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM members m CROSS JOIN groups g ON g.id = m.group_id
-                            WHERE m.user_id = ?1 AND g.type = 'sys')",
-        )?
-        .query_row([&user], |row| row.get(0))?;
-    if direct {
-        return Ok(true);
-    }
-    let sql = format!("SELECT EXISTS ({})", system_groups_above(GROUPS_OF_USER));
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([&user], |row| row.get(0))?)
+    let is = |sql: &str| -> rusqlite::Result<bool> {
+        conn.prepare_cached(sql)?
+            .query_row([&user], |row| row.get(0))
+    };
+    Ok(is(IS_DIRECT_ADMINISTRATOR)? || is(&IS_ADMINISTRATOR)?)
 }
 
 /// The user as an actor of events, if it still exists.

@@ -1,5 +1,7 @@
 //! The domain's [`State`] answered from the read model, for handlers and projector alike.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -31,12 +33,34 @@ pub(super) const KEEPS_A_MEMBER: &str = "WITH RECURSIVE tree(id) AS (
         WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6)
     )";
 
-const EVERY_SYSTEM_GROUP: &str = "SELECT id FROM groups WHERE type = 'sys'";
-pub(super) const GROUPS_OF_USER: &str = "SELECT group_id FROM members WHERE user_id = ?1";
+const GROUPS_OF_USER: &str = "SELECT group_id FROM members WHERE user_id = ?1";
+
+/// The walks of [`system_groups_above`] that requests and events run, made once.
+static ABOVE_EVERY_SYSTEM_GROUP: LazyLock<String> =
+    LazyLock::new(|| system_groups_above("SELECT id FROM groups WHERE type = 'sys'"));
+static ABOVE_GROUP: LazyLock<String> = LazyLock::new(|| system_groups_above("SELECT ?1"));
+static ABOVE_GROUPS_OF_USER: LazyLock<String> =
+    LazyLock::new(|| system_groups_above(GROUPS_OF_USER));
+
+/// Whether user `?1` is in System Administrators, through child groups or directly.
+pub(super) static IS_ADMINISTRATOR: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT EXISTS ({})", *ABOVE_GROUPS_OF_USER));
+
+/// Whether user `?1` is a direct member of a system group: the common case of
+/// [`IS_ADMINISTRATOR`], by key.
+pub(super) const IS_DIRECT_ADMINISTRATOR: &str =
+    "SELECT EXISTS (SELECT 1 FROM members m CROSS JOIN groups g ON g.id = m.group_id
+                    WHERE m.user_id = ?1 AND g.type = 'sys')";
+
+/// Whether group `?1` is a system group or has a parent: otherwise no system group is at
+/// or above it.
+const MAY_BE_IN_SYSTEM_GROUP: &str =
+    "SELECT g.type = 'sys' OR EXISTS (SELECT 1 FROM child_groups c WHERE c.child_id = g.id)
+     FROM groups g WHERE g.id = ?1";
 
 /// The system groups among the groups `seed` selects and their ancestors, walked upwards
 /// (CROSS JOIN keeps that order, so the walk never starts from the whole groups table).
-pub(super) fn system_groups_above(seed: &str) -> String {
+fn system_groups_above(seed: &str) -> String {
     format!(
         "WITH RECURSIVE up(id) AS (
             {seed}
@@ -243,14 +267,13 @@ impl State for SqliteState<'_> {
         let (edge_parent, edge_child) = pair(skipped.edge);
         let (member_group, member_user) = pair(skipped.membership);
         // Only the system groups at or above what the removal touches can lose a member.
-        let (seed, key) = match removal.reach() {
-            Reach::Everywhere => (EVERY_SYSTEM_GROUP, String::new()),
+        let (reached, key): (&str, _) = match removal.reach() {
+            Reach::Everywhere => (&*ABOVE_EVERY_SYSTEM_GROUP, String::new()),
             Reach::Group(group) if !self.may_be_in_system_group(group)? => return Ok(None),
-            Reach::Group(group) => ("SELECT ?1", group.to_string()),
-            Reach::GroupsOf(user) => (GROUPS_OF_USER, user.to_string()),
+            Reach::Group(group) => (&*ABOVE_GROUP, group.to_string()),
+            Reach::GroupsOf(user) => (&*ABOVE_GROUPS_OF_USER, user.to_string()),
         };
-        let reached = system_groups_above(seed);
-        let mut statement = self.0.prepare_cached(&reached)?;
+        let mut statement = self.0.prepare_cached(reached)?;
         let system = if key.is_empty() {
             statement.query_map([], group_ref)?
         } else {
@@ -285,10 +308,7 @@ impl SqliteState<'_> {
     fn may_be_in_system_group(&self, group: Uuid) -> anyhow::Result<bool> {
         let found = self
             .0
-            .prepare_cached(
-                "SELECT g.type = 'sys' OR EXISTS (SELECT 1 FROM child_groups c WHERE c.child_id = g.id)
-                 FROM groups g WHERE g.id = ?1",
-            )?
+            .prepare_cached(MAY_BE_IN_SYSTEM_GROUP)?
             .query_row([group.to_string()], |row| row.get(0))
             .optional()?;
         // A group that is gone has nothing to lose; the walk would find nothing either.
@@ -337,12 +357,15 @@ mod tests {
         let conn =
             crate::read_model::open_for_writing(&dir.path().join("read.db")).expect("a read model");
         let statements = [
-            KEEPS_A_MEMBER.to_owned(),
-            system_groups_above("SELECT ?1"),
-            system_groups_above(GROUPS_OF_USER),
+            KEEPS_A_MEMBER,
+            &ABOVE_GROUP,
+            &ABOVE_GROUPS_OF_USER,
+            &IS_ADMINISTRATOR,
+            IS_DIRECT_ADMINISTRATOR,
+            MAY_BE_IN_SYSTEM_GROUP,
         ];
         for sql in statements {
-            let plan = plan(&conn, &sql);
+            let plan = plan(&conn, sql);
             // Aliases scanned in these statements are the small walks (up, tree), never
             // a table; a table appears as `SCAN <table>` or `SCAN <alias>` of a table.
             for line in &plan {
