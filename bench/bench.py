@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -58,6 +59,9 @@ OUT = Path(os.environ.get("BENCH_OUT", ROOT / "docs" / "benchmarks.md"))
 SVG = OUT.with_name(OUT.stem + "-latency.svg")
 MEMBERSHIPD = ROOT / "target" / "release" / "membershipd"
 COMMANDS = []  # every measuring command, as run
+# The bootstrap client's secret for this run, which the seeder (benches/baselines.rs) reads
+# from the same variable.
+os.environ.setdefault("MEMBERSHIP_ADMIN_CLIENT_SECRET", secrets.token_hex(32))
 
 
 def tool(env, name):

@@ -144,12 +144,15 @@ async fn seed(url: &str, groups: usize, users: usize, bulk: usize) -> anyhow::Re
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()?;
+    // bench/bench.py gives the service and this seeder the same secret.
+    let secret = std::env::var("MEMBERSHIP_ADMIN_CLIENT_SECRET")
+        .map_err(|_| anyhow::anyhow!("MEMBERSHIP_ADMIN_CLIENT_SECRET is not set"))?;
     let token: Value = client
         .post(format!("{url}/authenticate/connect/token"))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", "membership-admin"),
-            ("client_secret", "dev-only-secret-change-me"),
+            ("client_secret", secret.as_str()),
         ])
         .send()
         .await?

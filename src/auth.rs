@@ -1,12 +1,15 @@
 //! Secrets and tokens: argon2 for passwords and client secrets, HS256 JWTs for bearer
 //! tokens. Nothing here logs a secret or stores one in the clear.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use blake2::{Blake2s256, Digest};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -46,39 +49,115 @@ pub enum HashError {
 
 /// Runs argon2 off the executor, a bounded number at a time: each run takes a core for
 /// tens of milliseconds and about 19 MiB, so unbounded, a burst of logins could exhaust
-/// memory and starve the read model of blocking threads. Past the bound: `Busy`.
+/// memory and starve the read model of blocking threads.
+///
+/// Requests wait in a bounded queue, and fairly: one address holds at most half of the
+/// hashers at once, so a flood from one address leaves the rest to everyone else, and it
+/// may have only so many requests waiting, so it cannot fill the queue either. Past a
+/// bound: `Busy`.
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    running: Arc<Semaphore>,
+    /// Hashers one address may hold at once.
+    share: usize,
+    /// Requests running or waiting, at most, and from one address.
+    admitted_max: usize,
+    per_address_max: usize,
+    admitted: Arc<Mutex<Admitted>>,
+}
+
+#[derive(Default)]
+struct Admitted {
+    total: usize,
+    lanes: HashMap<IpAddr, Lane>,
+}
+
+struct Lane {
+    requests: usize,
+    share: Arc<Semaphore>,
+}
+
+/// A request's place in the queue, given back when its hashing is over.
+struct Ticket {
+    admitted: Arc<Mutex<Admitted>>,
+    address: IpAddr,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        admitted.total -= 1;
+        if let Some(lane) = admitted.lanes.get_mut(&self.address) {
+            lane.requests -= 1;
+            if lane.requests == 0 {
+                admitted.lanes.remove(&self.address);
+            }
+        }
+    }
 }
 
 impl Hasher {
-    pub fn new(hashers_max: usize) -> Self {
+    pub fn new(hashers_max: usize, queue_max: usize, per_address_max: usize) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(hashers_max)),
+            running: Arc::new(Semaphore::new(hashers_max)),
+            share: hashers_max.div_ceil(2),
+            admitted_max: hashers_max + queue_max,
+            per_address_max,
+            admitted: Arc::default(),
         }
     }
 
-    pub async fn hash(&self, secret: String) -> Result<String, HashError> {
-        self.run(move || hash_secret(&secret))
+    /// Hashes `secret` for a request from `address`.
+    pub async fn hash(&self, address: IpAddr, secret: String) -> Result<String, HashError> {
+        self.run(address, move || hash_secret(&secret))
             .await?
             .map_err(Into::into)
     }
 
-    pub async fn verify(&self, secret: String, hash: String) -> Result<bool, HashError> {
-        self.run(move || verify_secret(&secret, &hash)).await
+    pub async fn verify(
+        &self,
+        address: IpAddr,
+        secret: String,
+        hash: String,
+    ) -> Result<bool, HashError> {
+        self.run(address, move || verify_secret(&secret, &hash))
+            .await
+    }
+
+    fn admit(&self, address: IpAddr) -> Result<(Ticket, Arc<Semaphore>), HashError> {
+        let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        if admitted.total >= self.admitted_max {
+            return Err(HashError::Busy);
+        }
+        let share = self.share;
+        let lane = admitted.lanes.entry(address).or_insert_with(|| Lane {
+            requests: 0,
+            share: Arc::new(Semaphore::new(share)),
+        });
+        if lane.requests >= self.per_address_max {
+            return Err(HashError::Busy);
+        }
+        lane.requests += 1;
+        let share = lane.share.clone();
+        admitted.total += 1;
+        let ticket = Ticket {
+            admitted: self.admitted.clone(),
+            address,
+        };
+        Ok((ticket, share))
     }
 
     async fn run<T: Send + 'static>(
         &self,
+        address: IpAddr,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| HashError::Busy)?;
+        let (ticket, share) = self.admit(address)?;
+        let closed = |_| HashError::Failed(anyhow::anyhow!("the hashers were closed"));
+        // The address's share first, so that its waiting requests never hold a hasher.
+        let own = share.acquire_owned().await.map_err(closed)?;
+        let hasher = self.running.clone().acquire_owned().await.map_err(closed)?;
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _held = (ticket, own, hasher);
             work()
         })
         .await
@@ -86,45 +165,114 @@ impl Hasher {
     }
 }
 
+/// What a token was issued on: a user's password at a version (how many times it has been
+/// set), or the bootstrap client's secret (a keyed digest of it). A token whose credential
+/// has changed since is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Password(u64),
+    Client(u64),
+}
+
+impl Credential {
+    fn encode(self) -> String {
+        match self {
+            Self::Password(version) => format!("p:{version}"),
+            Self::Client(digest) => format!("c:{digest:016x}"),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        match text.split_once(':')? {
+            ("p", version) => version.parse().ok().map(Self::Password),
+            ("c", digest) => u64::from_str_radix(digest, 16).ok().map(Self::Client),
+            _ => None,
+        }
+    }
+}
+
+/// A bearer token that verified: whom it names, on what credential, and its own id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bearer {
+    pub user: Uuid,
+    pub credential: Credential,
+    pub token_id: Uuid,
+    /// When it expires, in seconds since the Unix epoch.
+    pub expires_s: u64,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: Uuid,
     iss: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
     iat: u64,
     exp: u64,
+    jti: Uuid,
+    /// The credential the token was issued on, see [`Credential`].
+    cred: String,
 }
 
-/// Issues and checks bearer tokens. A token names a user; what the user may do is looked
-/// up on every request, so a removal from System Administrators takes effect at once.
+/// Issues and checks bearer tokens. A token names a user; what the user may do, and
+/// whether the token still stands (its credential unchanged, the user neither suspended
+/// nor deleted, the token not revoked), is looked up on every request.
 pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    audience: Option<String>,
+    /// Keys [`Tokens::client_digest`], so that a token shows nothing of the client secret.
+    key: Secret,
     pub ttl_s: u64,
 }
 
 impl Tokens {
-    pub fn new(secret: &Secret, ttl_s: u64) -> Self {
+    pub fn new(secret: &Secret, ttl_s: u64, audience: Option<String>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let mut required = vec!["exp", "iss", "sub", "iat", "jti"];
+        match &audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
         // The issuer is this service, so there is no clock skew to allow for.
         validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
+            audience,
+            key: secret.clone(),
             ttl_s,
         }
     }
 
-    pub fn issue(&self, user: Uuid) -> anyhow::Result<String> {
+    /// The bootstrap client's credential version: a digest of its secret keyed with the
+    /// signing key. A new secret gives a new digest, and the old tokens stop.
+    pub fn client_digest(&self, client_secret: &Secret) -> u64 {
+        let mut digest = Blake2s256::new();
+        digest.update(self.key.expose().as_bytes());
+        digest.update(b"\0membership client secret\0");
+        digest.update(client_secret.expose().as_bytes());
+        let bytes: [u8; 8] = digest.finalize()[..8].try_into().expect("8 bytes");
+        u64::from_be_bytes(bytes)
+    }
+
+    pub fn issue(&self, user: Uuid, credential: Credential) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let claims = Claims {
             sub: user,
             iss: ISSUER.into(),
+            aud: self.audience.clone(),
             iat: now,
             exp: now + self.ttl_s,
+            jti: Uuid::new_v4(),
+            cred: credential.encode(),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -133,11 +281,18 @@ impl Tokens {
         )?)
     }
 
-    /// The user a token was issued to, if it is well formed, ours, and not expired.
-    pub fn verify(&self, token: &str) -> Option<Uuid> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims.sub)
+    /// The token's claims, if it is well formed, ours, and not expired. Whether it still
+    /// stands is the read model's to say.
+    pub fn verify(&self, token: &str) -> Option<Bearer> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        Some(Bearer {
+            user: claims.sub,
+            credential: Credential::decode(&claims.cred)?,
+            token_id: claims.jti,
+            expires_s: claims.exp,
+        })
     }
 }
 
@@ -146,20 +301,51 @@ mod tests {
     use super::*;
 
     fn tokens(secret: &str) -> Tokens {
-        Tokens::new(&Secret::new(secret), 60)
+        Tokens::new(&Secret::new(secret), 60, None)
     }
 
     #[test]
-    fn a_token_names_the_user_it_was_issued_to() {
+    fn a_token_names_the_user_and_credential_it_was_issued_on() {
         let user = Uuid::new_v4();
         let tokens = tokens("a-secret-of-at-least-thirty-two-bytes!");
-        assert_eq!(tokens.verify(&tokens.issue(user).unwrap()), Some(user));
+        for credential in [Credential::Password(3), Credential::Client(u64::MAX)] {
+            let bearer = tokens
+                .verify(&tokens.issue(user, credential).unwrap())
+                .unwrap();
+            assert_eq!((bearer.user, bearer.credential), (user, credential));
+        }
+        let one = tokens.verify(&tokens.issue(user, Credential::Password(1)).unwrap());
+        let two = tokens.verify(&tokens.issue(user, Credential::Password(1)).unwrap());
+        assert_ne!(one.unwrap().token_id, two.unwrap().token_id);
+    }
+
+    #[test]
+    fn an_audience_once_configured_is_required() {
+        let secret = Secret::new("a-secret-of-at-least-thirty-two-bytes!");
+        let plain = Tokens::new(&secret, 60, None);
+        let audience = Tokens::new(&secret, 60, Some("https://membership.test".into()));
+        let user = Uuid::new_v4();
+        let token = audience.issue(user, Credential::Password(1)).unwrap();
+        assert!(audience.verify(&token).is_some());
+        let without = plain.issue(user, Credential::Password(1)).unwrap();
+        assert!(audience.verify(&without).is_none());
+    }
+
+    #[test]
+    fn the_client_digest_changes_with_the_secret() {
+        let tokens = tokens("a-secret-of-at-least-thirty-two-bytes!");
+        let one = tokens.client_digest(&Secret::new("one client secret"));
+        assert_eq!(one, tokens.client_digest(&Secret::new("one client secret")));
+        assert_ne!(
+            one,
+            tokens.client_digest(&Secret::new("another client secret"))
+        );
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let token = tokens("one-secret-of-at-least-thirty-two-bytes")
-            .issue(Uuid::new_v4())
+            .issue(Uuid::new_v4(), Credential::Password(1))
             .unwrap();
         assert_eq!(
             tokens("another-secret-of-at-least-32-bytes!!").verify(&token),

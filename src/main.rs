@@ -57,19 +57,14 @@ async fn rebuild(into: Option<std::path::PathBuf>) -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let app = Application::build(&settings).await?;
-    let (development_client, development_token) = settings.development_secrets();
-    if development_client || development_token {
+    // Only the secret generated into the data dir is ever printed, never one an operator
+    // set: whoever reads this output could read that file too.
+    if let Some(secret) = app.stored_client_secret() {
         println!(
-            "WARNING: development credentials in use; set MEMBERSHIP_ADMIN_CLIENT_SECRET and \
-             MEMBERSHIP_TOKEN_SECRET before serving anyone"
-        );
-    }
-    // Only the committed development secret is ever printed, never one an operator set.
-    if development_client {
-        println!(
-            "development client: client_id={} client_secret={}",
+            "bootstrap client: client_id={} client_secret={} (kept in {})",
             settings.admin.client_id,
-            settings.admin.client_secret.expose()
+            secret.expose(),
+            membership::secrets::path(&settings.data.dir).display()
         );
     }
     // Printed last, once requests are accepted: scripts wait for this line.

@@ -442,9 +442,30 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         EventData::PasswordSet(e) => {
             tx.prepare_cached(
                 "INSERT INTO passwords (user_id, hash) VALUES (?1, ?2)
-                 ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash",
+                 ON CONFLICT (user_id) DO UPDATE
+                 SET hash = excluded.hash, version = passwords.version + 1",
             )?
             .execute(params![e.user_id.to_string(), e.password_hash])?;
+        }
+        EventData::UserSuspended(e) | EventData::UserReinstated(e) => {
+            let suspended = matches!(event.data, EventData::UserSuspended(_));
+            tx.prepare_cached("UPDATE users SET suspended = ?2, modified = ?3 WHERE id = ?1")?
+                .execute(params![e.user_id.to_string(), suspended, time])?;
+        }
+        EventData::TokenRevoked(e) => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO revoked_tokens (token_id, user_id, expires_s)
+                 VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                e.token_id.to_string(),
+                e.user_id.to_string(),
+                e.expires.unix_timestamp()
+            ])?;
+            // Revocations of tokens that have expired by this event's time are kept no
+            // longer: by event time, so that every instance forgets them alike.
+            tx.prepare_cached("DELETE FROM revoked_tokens WHERE expires_s < ?1")?
+                .execute([event.time.unix_timestamp()])?;
         }
     }
     Ok(())

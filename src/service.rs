@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{Hasher, Tokens};
+use crate::auth::{Bearer, Hasher, Tokens};
 use crate::domain::{
     self, Actor, Command, Event, IDEMPOTENCY_KEY_TTL, Idempotency, Metadata, Outcome, State,
     UserIdentifier,
@@ -17,7 +17,8 @@ use crate::domain::{
 use crate::http::ApiError;
 use crate::log::{EventLog, LogError};
 use crate::projector::Outcomes;
-use crate::read_model::{self, ReadModel, ReadersBusy, SqliteState};
+use crate::read_model::{self, ClientCredential, ReadModel, ReadersBusy, SqliteState};
+use crate::throttle::LoginThrottle;
 
 pub struct Service {
     pub log: Arc<dyn EventLog>,
@@ -25,6 +26,7 @@ pub struct Service {
     pub outcomes: Arc<Outcomes>,
     pub tokens: Tokens,
     pub hasher: Hasher,
+    pub logins: LoginThrottle,
     pub admin: AdminClient,
     pub wait_timeout: Duration,
     pub page_size_max: u64,
@@ -32,18 +34,19 @@ pub struct Service {
 
 /// The bootstrap API client, whose tokens act as its service account.
 pub struct AdminClient {
-    pub client_id: String,
-    /// argon2 hash of the configured secret; the secret itself is not kept.
+    /// Its id, and the digest of its secret that its tokens carry.
+    pub credential: ClientCredential,
+    /// argon2 hash of the secret; the secret itself is not kept.
     pub secret_hash: String,
 }
 
 /// Who a command is run for: a caller to authorize, or the service itself at start-up.
 pub enum Principal {
     /// A caller who must be in System Administrators.
-    Caller(Uuid),
+    Caller(Bearer),
     /// A caller who must be in System Administrators, or be this user.
     CallerOrUser {
-        caller: Uuid,
+        caller: Bearer,
         user: UserIdentifier,
     },
     Service(Actor),
@@ -51,14 +54,35 @@ pub enum Principal {
 
 impl Service {
     /// Runs `query` for an administrator, in one snapshot of the read model.
-    pub async fn query<T, F>(&self, caller: Uuid, query: F) -> Result<T, ApiError>
+    pub async fn query<T, F>(&self, caller: Bearer, query: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
     {
+        let client = self.admin.credential.clone();
         self.read(move |conn| {
-            authorize(conn, caller)?;
+            authorize(conn, &caller, &client)?;
             query(conn)
+        })
+        .await
+    }
+
+    /// Runs `query` for the caller, if it is `user` or an administrator (see
+    /// [`authorize_self_or_admin`]), in one snapshot of the read model.
+    pub async fn query_self_or_admin<T, F>(
+        &self,
+        caller: Bearer,
+        user: UserIdentifier,
+        query: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &UserIdentifier) -> Result<T, ApiError> + Send + 'static,
+    {
+        let client = self.admin.credential.clone();
+        self.read(move |conn| {
+            authorize_self_or_admin(conn, &caller, &client, &user)?;
+            query(conn, &user)
         })
         .await
     }
@@ -94,12 +118,13 @@ impl Service {
             idempotency,
         } = write;
         let key = idempotency.clone();
+        let client = self.admin.credential.clone();
         let decision = self
             .read(move |conn| {
                 let actor = match principal {
-                    Principal::Caller(caller) => authorize(conn, caller)?,
+                    Principal::Caller(caller) => authorize(conn, &caller, &client)?,
                     Principal::CallerOrUser { caller, user } => {
-                        authorize_self_or_admin(conn, caller, &user)?
+                        authorize_self_or_admin(conn, &caller, &client, &user)?
                     }
                     Principal::Service(actor) => actor,
                 };
@@ -114,6 +139,7 @@ impl Service {
                     None => None,
                 };
                 let decided = domain::decide(&state, command)?;
+                check_own_status(&actor, &decided)?;
                 Ok(Decision::Append(actor, decided, expected))
             })
             .await?;
@@ -360,29 +386,62 @@ fn judge(outcomes: &[(Uuid, Outcome)]) -> Result<(), ApiError> {
     }
 }
 
-/// The caller as an actor, if it is `user` or in System Administrators. A caller who is
-/// neither learns nothing about `user`.
+/// Nobody suspends or reinstates itself: an administrator who could would lock itself
+/// out by mistake, and a suspended user cannot call anything.
+fn check_own_status(actor: &Actor, decided: &[domain::EventData]) -> Result<(), ApiError> {
+    let own = decided.iter().any(|event| match event {
+        domain::EventData::UserSuspended(e) | domain::EventData::UserReinstated(e) => {
+            e.user_id == actor.user_id
+        }
+        _ => false,
+    });
+    if own {
+        return Err(domain::DomainError::OwnStatus.into());
+    }
+    Ok(())
+}
+
+/// The caller as an actor, if its token still stands (401 otherwise), and it is `user` or
+/// in System Administrators. A caller who is neither learns nothing about `user`.
 pub fn authorize_self_or_admin(
     conn: &Connection,
-    caller: Uuid,
+    caller: &Bearer,
+    client: &ClientCredential,
     user: &UserIdentifier,
 ) -> Result<Actor, ApiError> {
-    if read_model::is_administrator(conn, caller)? {
-        return read_model::actor(conn, caller)?.ok_or(ApiError::Forbidden);
+    let actor = authenticate(conn, caller, client)?;
+    if read_model::is_administrator(conn, caller.user)? {
+        return Ok(actor);
     }
     match SqliteState(conn).user(user)? {
-        Some(found) if found.id == caller => {
-            read_model::actor(conn, caller)?.ok_or(ApiError::Forbidden)
-        }
+        Some(found) if found.id == caller.user => Ok(actor),
         _ => Err(ApiError::Forbidden),
     }
 }
 
-/// The caller as an actor, if it is in System Administrators (directly or through child
-/// groups). Looked up on every request, so a removal takes effect at once.
-fn authorize(conn: &Connection, caller: Uuid) -> Result<Actor, ApiError> {
-    if !read_model::is_administrator(conn, caller)? {
+/// The caller as an actor, if its token still stands (401 otherwise) and it is in System
+/// Administrators (directly or through child groups). Both are looked up on every
+/// request, so a removal, a suspension or a revocation takes effect at once.
+fn authorize(
+    conn: &Connection,
+    caller: &Bearer,
+    client: &ClientCredential,
+) -> Result<Actor, ApiError> {
+    let actor = authenticate(conn, caller, client)?;
+    if !read_model::is_administrator(conn, caller.user)? {
         return Err(ApiError::Forbidden);
     }
-    read_model::actor(conn, caller)?.ok_or(ApiError::Forbidden)
+    Ok(actor)
+}
+
+/// The caller as an actor, if its token still stands: see [`read_model::token_stands`].
+fn authenticate(
+    conn: &Connection,
+    caller: &Bearer,
+    client: &ClientCredential,
+) -> Result<Actor, ApiError> {
+    if !read_model::token_stands(conn, caller, client)? {
+        return Err(ApiError::Unauthorized);
+    }
+    read_model::actor(conn, caller.user)?.ok_or(ApiError::Unauthorized)
 }

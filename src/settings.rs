@@ -43,7 +43,22 @@ pub struct Settings {
     pub log: LogSettings,
     pub projector: ProjectorSettings,
     pub requests: RequestSettings,
+    pub logins: LoginSettings,
     pub kafka: KafkaSettings,
+}
+
+/// How many failed token requests are allowed before the next answer is 429.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Failures per (client id or username, source address) in a window.
+    pub failures_per_name_max: u32,
+    /// Failures per source address (an IPv6 address counts by its /64) in a window.
+    pub failures_per_address_max: u32,
+    /// The window: a count drains at `max` per `window_s`.
+    pub window_s: u64,
+    /// Counters kept at most per table; the one idle longest is forgotten first.
+    pub counters_max: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,14 +95,21 @@ pub struct DataSettings {
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub client_id: String,
-    pub client_secret: Secret,
+    /// Unset: generated on the first start and kept in the data dir (see `secrets`).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
-    pub secret: Secret,
+    /// The HS256 signing key. Unset: generated like the client secret.
+    #[serde(default)]
+    pub secret: Option<Secret>,
     pub ttl_s: u64,
+    /// Put in every token as `aud`, and required of every token, when set.
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,11 +133,16 @@ pub struct RequestSettings {
     pub wait_timeout_ms: u64,
     pub readers_max: usize,
     pub hashers_max: usize,
+    /// Hashing requests waiting for a hasher, at most; more answer 503.
+    pub hash_queue_max: usize,
+    /// Hashing requests from one address, running or waiting, at most; more answer 503.
+    pub hash_queue_per_address_max: usize,
     pub page_size_max: u64,
 }
 
-/// The shortest token-signing secret accepted: 256 bits, as HS256 wants.
-const TOKEN_SECRET_MIN_BYTES: usize = 32;
+/// The shortest secret accepted, for the client and for signing tokens: 256 bits, as
+/// HS256 wants.
+pub const SECRET_MIN_BYTES: usize = 32;
 
 impl Settings {
     pub fn load() -> anyhow::Result<Self> {
@@ -143,10 +170,34 @@ impl Settings {
             self.admin.client_id = id;
         }
         if let Some(secret) = var("MEMBERSHIP_ADMIN_CLIENT_SECRET") {
-            self.admin.client_secret = Secret::new(secret);
+            self.admin.client_secret = Some(Secret::new(secret));
         }
         if let Some(secret) = var("MEMBERSHIP_TOKEN_SECRET") {
-            self.token.secret = Secret::new(secret);
+            self.token.secret = Some(Secret::new(secret));
+        }
+        if let Some(audience) = var("MEMBERSHIP_TOKEN_AUDIENCE") {
+            self.token.audience = Some(audience).filter(|a| !a.is_empty());
+        }
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            var(name)
+                .map(|value| {
+                    value
+                        .parse()
+                        .with_context(|| format!("{name}={value} is not a whole number"))
+                })
+                .transpose()
+        };
+        if let Some(n) = number("MEMBERSHIP_LOGINS_FAILURES_PER_NAME_MAX")? {
+            self.logins.failures_per_name_max = n.try_into()?;
+        }
+        if let Some(n) = number("MEMBERSHIP_LOGINS_FAILURES_PER_ADDRESS_MAX")? {
+            self.logins.failures_per_address_max = n.try_into()?;
+        }
+        if let Some(n) = number("MEMBERSHIP_LOGINS_WINDOW_S")? {
+            self.logins.window_s = n;
+        }
+        if let Some(n) = number("MEMBERSHIP_TOKEN_TTL_S")? {
+            self.token.ttl_s = n;
         }
         if let Some(brokers) = var("MEMBERSHIP_KAFKA_BROKERS") {
             self.kafka.brokers = brokers;
@@ -176,11 +227,20 @@ impl Settings {
         {
             bail!("the admin client id must be 1 to 100 characters, without '@' or spaces");
         }
-        if self.admin.client_secret.expose().is_empty() {
-            bail!("the admin client secret must not be empty");
-        }
-        if self.token.secret.expose().len() < TOKEN_SECRET_MIN_BYTES {
-            bail!("the token secret must be at least {TOKEN_SECRET_MIN_BYTES} bytes long");
+        let secrets = [
+            (
+                "admin.client_secret (MEMBERSHIP_ADMIN_CLIENT_SECRET)",
+                &self.admin.client_secret,
+            ),
+            ("token.secret (MEMBERSHIP_TOKEN_SECRET)", &self.token.secret),
+        ];
+        for (name, secret) in secrets {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose().len() < SECRET_MIN_BYTES)
+            {
+                bail!("{name} must be at least {SECRET_MIN_BYTES} bytes long");
+            }
         }
         let positive = [
             ("http.body_max_bytes", self.http.body_max_bytes as u64),
@@ -197,6 +257,24 @@ impl Settings {
             ("requests.wait_timeout_ms", self.requests.wait_timeout_ms),
             ("requests.readers_max", self.requests.readers_max as u64),
             ("requests.hashers_max", self.requests.hashers_max as u64),
+            (
+                "requests.hash_queue_max",
+                self.requests.hash_queue_max as u64,
+            ),
+            (
+                "requests.hash_queue_per_address_max",
+                self.requests.hash_queue_per_address_max as u64,
+            ),
+            (
+                "logins.failures_per_name_max",
+                self.logins.failures_per_name_max.into(),
+            ),
+            (
+                "logins.failures_per_address_max",
+                self.logins.failures_per_address_max.into(),
+            ),
+            ("logins.window_s", self.logins.window_s),
+            ("logins.counters_max", self.logins.counters_max as u64),
             ("requests.page_size_max", self.requests.page_size_max),
             (
                 "kafka.replication_factor",
@@ -211,15 +289,6 @@ impl Settings {
             }
         }
         Ok(())
-    }
-
-    /// Which secrets are still the committed development values: (client, token).
-    pub fn development_secrets(&self) -> (bool, bool) {
-        let defaults: Settings = toml::from_str(DEFAULTS).expect("the built-in defaults parse");
-        (
-            self.admin.client_secret.expose() == defaults.admin.client_secret.expose(),
-            self.token.secret.expose() == defaults.token.secret.expose(),
-        )
     }
 
     /// Where the log is kept: Kafka when brokers are set, else the embedded file.
@@ -264,15 +333,29 @@ mod tests {
     }
 
     #[test]
-    fn a_short_token_secret_is_refused() {
+    fn the_committed_defaults_hold_no_secret() {
+        let settings = defaults();
+        assert!(settings.admin.client_secret.is_none());
+        assert!(settings.token.secret.is_none());
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_by_its_setting_name() {
         let mut settings = defaults();
-        settings.token.secret = Secret::new("short");
-        assert!(settings.check().is_err());
+        settings.token.secret = Some(Secret::new("short"));
+        let error = settings.check().unwrap_err().to_string();
+        assert!(error.contains("MEMBERSHIP_TOKEN_SECRET"), "{error}");
+        let mut settings = defaults();
+        settings.admin.client_secret = Some(Secret::new("x".repeat(SECRET_MIN_BYTES - 1)));
+        let error = settings.check().unwrap_err().to_string();
+        assert!(error.contains("MEMBERSHIP_ADMIN_CLIENT_SECRET"), "{error}");
     }
 
     #[test]
     fn secrets_do_not_show_in_debug_output() {
-        let shown = format!("{:?}", defaults());
-        assert!(!shown.contains("dev-only-secret"), "{shown}");
+        let mut settings = defaults();
+        settings.token.secret = Some(Secret::new("a-token-secret-of-at-least-32-bytes"));
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("a-token-secret"), "{shown}");
     }
 }

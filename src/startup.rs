@@ -6,18 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, bail};
 
 use crate::auth::{self, Hasher, Tokens};
-use crate::bootstrap;
 use crate::http;
 use crate::log::{EmbeddedLog, EmbeddedLogSettings, EventLog, KafkaLog};
 use crate::projector::{Outcomes, Projector, ProjectorSettings};
+use crate::read_model::ClientCredential;
 use crate::read_model::ReadModel;
 use crate::service::{AdminClient, Service};
+use crate::settings::Secret;
 use crate::settings::Settings;
+use crate::throttle::LoginThrottle;
+use crate::{bootstrap, files, secrets};
 
 /// The configured backend: Kafka when brokers are set, else the embedded file.
 pub async fn open_log(settings: &Settings) -> anyhow::Result<Arc<dyn EventLog>> {
@@ -58,12 +62,15 @@ pub struct Application {
     server: Server,
     addr: SocketAddr,
     projector: Projector,
+    /// The bootstrap client's secret, when it is the one generated into the data dir.
+    stored_client_secret: Option<Secret>,
 }
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data.dir)
-            .with_context(|| format!("creating the data dir {}", settings.data.dir.display()))?;
+        files::private_dir(&settings.data.dir)
+            .with_context(|| format!("preparing the data dir {}", settings.data.dir.display()))?;
+        let secrets = secrets::resolve(settings)?;
         let log = open_log(settings).await?;
         let outcomes = Arc::new(Outcomes::default());
         let projector = Projector::spawn(
@@ -75,8 +82,14 @@ impl Application {
                 poll_ms: settings.projector.poll_ms,
             },
         )?;
-        let secret = settings.admin.client_secret.clone();
+        let secret = secrets.client_secret.clone();
         let secret_hash = web::block(move || auth::hash_secret(secret.expose())).await??;
+        let tokens = Tokens::new(
+            &secrets.token_secret,
+            settings.token.ttl_s,
+            settings.token.audience.clone(),
+        );
+        let requests = &settings.requests;
         let service = web::Data::new(Service {
             log,
             read_model: ReadModel::new(
@@ -85,12 +98,20 @@ impl Application {
                 Duration::from_millis(settings.requests.wait_timeout_ms),
             ),
             outcomes,
-            tokens: Tokens::new(&settings.token.secret, settings.token.ttl_s),
-            hasher: Hasher::new(settings.requests.hashers_max),
             admin: AdminClient {
-                client_id: settings.admin.client_id.clone(),
+                credential: ClientCredential {
+                    client_id: settings.admin.client_id.clone(),
+                    digest: tokens.client_digest(&secrets.client_secret),
+                },
                 secret_hash,
             },
+            tokens,
+            hasher: Hasher::new(
+                requests.hashers_max,
+                requests.hash_queue_max,
+                requests.hash_queue_per_address_max,
+            ),
+            logins: LoginThrottle::new(&settings.logins),
             wait_timeout: Duration::from_millis(settings.requests.wait_timeout_ms),
             page_size_max: settings.requests.page_size_max,
         });
@@ -114,6 +135,7 @@ impl Application {
             App::new()
                 .app_data(service.clone())
                 .wrap(from_fn(http::log_and_render_errors))
+                .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
                 .configure(routes.clone())
         })
         .workers(settings.http.workers)
@@ -124,11 +146,20 @@ impl Application {
             server,
             addr,
             projector,
+            stored_client_secret: secrets
+                .client_secret_stored
+                .then_some(secrets.client_secret),
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bootstrap client's secret, if it is the one the data dir keeps (generated on
+    /// the first start); `None` when it was configured.
+    pub fn stored_client_secret(&self) -> Option<&Secret> {
+        self.stored_client_secret.as_ref()
     }
 
     /// Serves until a signal stops the server, then stops the projector.

@@ -190,7 +190,11 @@ fn summary(data: &EventData) -> String {
             n.child_group_name.as_str(),
             n.group_name.as_str()
         ),
+        EventData::UserSuspended(e) | EventData::UserReinstated(e) => {
+            format!("{} <{}>", e.username, e.email)
+        }
         EventData::PasswordSet(e) => format!("for the user {}", e.user_id),
+        EventData::TokenRevoked(e) => format!("token {} of the user {}", e.token_id, e.user_id),
     }
 }
 

@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use super::event::{
     Event, EventData, ExpectedVersion, GroupDeleted, GroupDetails, GroupType, Idempotency,
-    Membership, Nesting, PasswordSet, Profile, UserCreated, UserDeleted, UserUpdated,
+    Membership, Nesting, PasswordSet, Profile, TokenRevoked, UserCreated, UserDeleted, UserStatus,
+    UserUpdated,
 };
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 use super::state::{GroupRef, Removal, State, UserRef};
@@ -61,6 +62,10 @@ pub enum DomainError {
     VersionMismatch,
     #[error("an earlier request with the same idempotency key got there first")]
     DuplicateRequest,
+    #[error("the user already has that status")]
+    StatusUnchanged,
+    #[error("a user cannot suspend or reinstate itself")]
+    OwnStatus,
 }
 
 /// How long an idempotency key stands for its first request. A retry within it gets the
@@ -93,6 +98,8 @@ impl DomainError {
             "TooManyLinks" => Self::TooManyLinks,
             "VersionMismatch" => Self::VersionMismatch,
             "DuplicateRequest" => Self::DuplicateRequest,
+            "StatusUnchanged" => Self::StatusUnchanged,
+            "OwnStatus" => Self::OwnStatus,
             _ => return None,
         })
     }
@@ -102,7 +109,10 @@ impl DomainError {
     pub fn is_already_so(&self) -> bool {
         matches!(
             self,
-            Self::AlreadyMember | Self::UserNotInGroup { .. } | Self::GroupNotChild
+            Self::AlreadyMember
+                | Self::UserNotInGroup { .. }
+                | Self::GroupNotChild
+                | Self::StatusUnchanged
         )
     }
 
@@ -126,6 +136,8 @@ impl DomainError {
             Self::TooManyLinks => "TooManyLinks",
             Self::VersionMismatch => "VersionMismatch",
             Self::DuplicateRequest => "DuplicateRequest",
+            Self::StatusUnchanged => "StatusUnchanged",
+            Self::OwnStatus => "OwnStatus",
         }
     }
 }
@@ -167,11 +179,14 @@ pub enum Command {
         group_id: Uuid,
         group: NewGroup,
     },
+    /// Replaces the user's details, and suspends or reinstates it when `suspended` says
+    /// so; what already holds makes no event.
     UpdateUser {
         user: UserIdentifier,
         username: Username,
         email: Email,
         profile: Profile,
+        suspended: Option<bool>,
     },
     /// Removes the user from its groups, then deletes it.
     DeleteUser {
@@ -217,6 +232,12 @@ pub enum Command {
         group: GroupIdentifier,
         child: GroupIdentifier,
     },
+    /// Stops one bearer token of `user`; nothing if it is stopped already.
+    RevokeToken {
+        user: Uuid,
+        token_id: Uuid,
+        expires: time::OffsetDateTime,
+    },
 }
 
 impl Command {
@@ -235,7 +256,8 @@ impl Command {
             | Self::CreateGroup { .. }
             | Self::UpdateUser { .. }
             | Self::DeleteUser { .. }
-            | Self::SetPassword { .. } => None,
+            | Self::SetPassword { .. }
+            | Self::RevokeToken { .. } => None,
         }
     }
 }
@@ -331,16 +353,40 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             username,
             email,
             profile,
+            suspended,
         } => {
             let user = state.require_user(&user)?;
-            let updated = UserUpdated {
+            let current = state
+                .user_details(user.id)?
+                .ok_or(DomainError::UserNotFound)?;
+            let mut events = Vec::new();
+            // A status event names the user as it is after the update.
+            let status = UserStatus {
                 user_id: user.id,
-                username,
-                email,
-                profile,
+                username: username.clone(),
+                email: email.clone(),
             };
-            check_user_updatable(state, &updated)?;
-            Ok(vec![EventData::UserUpdated(updated)])
+            if (&username, &email, &profile)
+                != (&current.username, &current.email, &current.profile)
+            {
+                let updated = UserUpdated {
+                    user_id: user.id,
+                    username,
+                    email,
+                    profile,
+                };
+                check_user_updatable(state, &updated)?;
+                events.push(EventData::UserUpdated(updated));
+            }
+            if let Some(suspended) = suspended.filter(|s| *s != current.suspended) {
+                if suspended {
+                    check_suspendable(state, user.id)?;
+                    events.push(EventData::UserSuspended(status));
+                } else {
+                    events.push(EventData::UserReinstated(status));
+                }
+            }
+            Ok(events)
         }
         Command::DeleteUser { user } => {
             let user = state.require_user(&user)?;
@@ -387,6 +433,9 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
                 },
                 custom: details.custom,
             };
+            if state.group_details(group.id)?.as_ref() == Some(&updated) {
+                return Ok(vec![]);
+            }
             check_group_updatable(state, &updated)?;
             Ok(vec![EventData::GroupUpdated(updated)])
         }
@@ -489,6 +538,20 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             check_unnestable(state, &group, child.id)?;
             Ok(vec![EventData::ChildGroupRemoved(nesting(group, child))])
         }
+        Command::RevokeToken {
+            user,
+            token_id,
+            expires,
+        } => {
+            if state.is_token_revoked(token_id)? {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventData::TokenRevoked(TokenRevoked {
+                user_id: user,
+                token_id,
+                expires,
+            })])
+        }
     }
 }
 
@@ -545,8 +608,21 @@ pub fn apply(state: &impl State, event: &EventData) -> anyhow::Result<Outcome> {
             Some(group) => check_unnestable(state, &group, n.child_group_id),
             None => Err(DomainError::GroupNotFound.into()),
         },
-        // A password is keyed by user id and replaces any earlier one: nothing can conflict.
-        EventData::PasswordSet(_) => Ok(()),
+        EventData::UserSuspended(e) => state
+            .user_details(e.user_id)?
+            .ok_or_else(|| DomainError::UserNotFound.into())
+            .and_then(|user| match user.suspended {
+                true => Err(DomainError::StatusUnchanged.into()),
+                false => check_suspendable(state, e.user_id),
+            }),
+        EventData::UserReinstated(e) => match state.user_details(e.user_id)? {
+            Some(user) if user.suspended => Ok(()),
+            Some(_) => Err(DomainError::StatusUnchanged.into()),
+            None => Err(DomainError::UserNotFound.into()),
+        },
+        // A password is keyed by user id and replaces any earlier one, and a revocation
+        // only adds to the revoked: nothing can conflict.
+        EventData::PasswordSet(_) | EventData::TokenRevoked(_) => Ok(()),
     };
     match checked {
         Ok(()) => Ok(Outcome::Applied),
@@ -653,6 +729,15 @@ fn check_unnestable(state: &impl State, group: &GroupRef, child: Uuid) -> Result
         child,
     };
     if state.left_empty(&removal)?.is_some() {
+        return Err(DomainError::LastAdministrator.into());
+    }
+    Ok(())
+}
+
+/// A suspended user no longer counts for System Administrators, so the last one who
+/// does cannot be suspended.
+fn check_suspendable(state: &impl State, user: Uuid) -> Result<(), Refusal> {
+    if state.left_empty(&Removal::User(user))?.is_some() {
         return Err(DomainError::LastAdministrator.into());
     }
     Ok(())

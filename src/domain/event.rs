@@ -124,8 +124,13 @@ pub enum EventData {
     MemberRemoved(Membership),
     ChildGroupAdded(Nesting),
     ChildGroupRemoved(Nesting),
+    /// The user may no longer log in, and its tokens stop; it keeps its memberships.
+    UserSuspended(UserStatus),
+    UserReinstated(UserStatus),
     /// Lives on the credentials stream only; see [`EventData::is_secret`].
     PasswordSet(PasswordSet),
+    /// One bearer token stops before it expires. On the credentials stream.
+    TokenRevoked(TokenRevoked),
 }
 
 impl EventData {
@@ -141,7 +146,10 @@ impl EventData {
             Self::MemberRemoved(_) => "MemberRemoved",
             Self::ChildGroupAdded(_) => "ChildGroupAdded",
             Self::ChildGroupRemoved(_) => "ChildGroupRemoved",
+            Self::UserSuspended(_) => "UserSuspended",
+            Self::UserReinstated(_) => "UserReinstated",
             Self::PasswordSet(_) => "PasswordSet",
+            Self::TokenRevoked(_) => "TokenRevoked",
         }
     }
 
@@ -154,13 +162,16 @@ impl EventData {
             Self::GroupDeleted(e) => e.group_id,
             Self::MemberAdded(e) | Self::MemberRemoved(e) => e.group_id,
             Self::ChildGroupAdded(e) | Self::ChildGroupRemoved(e) => e.group_id,
+            Self::UserSuspended(e) | Self::UserReinstated(e) => e.user_id,
             Self::PasswordSet(e) => e.user_id,
+            Self::TokenRevoked(e) => e.user_id,
         }
     }
 
-    /// Secret events travel on a stream of their own that event consumers are not given.
+    /// Credential events (secrets, and what stops a token) travel on a stream of their
+    /// own that event consumers are not given.
     pub fn is_secret(&self) -> bool {
-        matches!(self, Self::PasswordSet(_))
+        matches!(self, Self::PasswordSet(_) | Self::TokenRevoked(_))
     }
 
     /// The group whose own history and version this event changes, if any: the group an
@@ -275,4 +286,24 @@ pub struct PasswordSet {
     pub user_id: Uuid,
     /// An argon2 PHC string; never the password itself.
     pub password_hash: String,
+}
+
+/// A user suspended or reinstated, with its names as they were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserStatus {
+    pub user_id: Uuid,
+    pub username: Username,
+    pub email: Email,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRevoked {
+    pub user_id: Uuid,
+    /// The token's `jti`; never the token itself.
+    pub token_id: Uuid,
+    /// When the token would have expired: past it, the revocation need not be kept.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
 }

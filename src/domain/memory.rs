@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::decide::{Outcome, apply};
 use super::event::{EventData, GroupDetails, GroupType, UserCreated};
 use super::ids::{GroupIdentifier, UserIdentifier};
-use super::state::{GroupRef, KeyUse, Reach, Removal, State, UserRef};
+use super::state::{GroupRef, KeyUse, Reach, Removal, State, UserDetails, UserRef};
 
 #[derive(Debug, Default)]
 pub struct MemoryState {
@@ -18,6 +18,8 @@ pub struct MemoryState {
     children: BTreeSet<(Uuid, Uuid)>,
     versions: BTreeMap<Uuid, u64>,
     last_changes: BTreeMap<Uuid, Uuid>,
+    suspended: BTreeSet<Uuid>,
+    revoked: BTreeSet<Uuid>,
 }
 
 impl MemoryState {
@@ -58,6 +60,16 @@ impl MemoryState {
                 }
                 EventData::UserDeleted(e) => {
                     self.users.remove(&e.user_id);
+                    self.suspended.remove(&e.user_id);
+                }
+                EventData::UserSuspended(e) => {
+                    self.suspended.insert(e.user_id);
+                }
+                EventData::UserReinstated(e) => {
+                    self.suspended.remove(&e.user_id);
+                }
+                EventData::TokenRevoked(e) => {
+                    self.revoked.insert(e.token_id);
                 }
                 EventData::GroupCreated(e) | EventData::GroupUpdated(e) => {
                     self.groups.insert(e.group_id, e.clone());
@@ -134,6 +146,23 @@ impl MemoryState {
 }
 
 impl State for MemoryState {
+    fn user_details(&self, user: Uuid) -> anyhow::Result<Option<UserDetails>> {
+        Ok(self.users.get(&user).map(|u| UserDetails {
+            username: u.username.clone(),
+            email: u.email.clone(),
+            profile: u.profile.clone(),
+            suspended: self.suspended.contains(&user),
+        }))
+    }
+
+    fn group_details(&self, group: Uuid) -> anyhow::Result<Option<GroupDetails>> {
+        Ok(self.groups.get(&group).cloned())
+    }
+
+    fn is_token_revoked(&self, token: Uuid) -> anyhow::Result<bool> {
+        Ok(self.revoked.contains(&token))
+    }
+
     fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>> {
         let found = self.groups.values().find(|g| match id {
             GroupIdentifier::Id(id) => g.group_id == *id,
@@ -252,6 +281,7 @@ impl State for MemoryState {
                 tree.insert(sys.id);
                 !self.members.iter().any(|&(g, u)| {
                     tree.contains(&g)
+                        && !self.suspended.contains(&u)
                         && Some(u) != skipped.user
                         && Some((g, u)) != skipped.membership
                 })

@@ -16,13 +16,14 @@ pub use decide::{
 };
 pub use event::{
     Actor, Custom, Event, EventData, GroupDeleted, GroupDetails, GroupType, Idempotency,
-    Membership, Metadata, Nesting, PasswordSet, Profile, UserCreated, UserDeleted, UserUpdated,
+    Membership, Metadata, Nesting, PasswordSet, Profile, TokenRevoked, UserCreated, UserDeleted,
+    UserStatus, UserUpdated,
 };
 pub use ids::{
     Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, NAME_MAX_CHARS,
     UserIdentifier, Username,
 };
-pub use state::{GroupRef, KeyUse, Reach, Removal, State, UserRef};
+pub use state::{GroupRef, KeyUse, Reach, Removal, State, UserDetails, UserRef};
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::decide::{DomainError, Refusal};
-use super::event::GroupType;
+use super::event::{GroupDetails, GroupType, Profile};
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +22,20 @@ pub struct UserRef {
     pub email: Email,
 }
 
+/// A user's details as stored: what an update compares itself with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserDetails {
+    pub username: Username,
+    pub email: Email,
+    pub profile: Profile,
+    pub suspended: bool,
+}
+
 /// Read-only questions about the state. Errors are the store's, never a decision.
 pub trait State {
+    fn user_details(&self, user: Uuid) -> anyhow::Result<Option<UserDetails>>;
+    fn group_details(&self, group: Uuid) -> anyhow::Result<Option<GroupDetails>>;
+    fn is_token_revoked(&self, token: Uuid) -> anyhow::Result<bool>;
     fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>>;
     fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>>;
     fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool>;
@@ -57,8 +69,8 @@ pub trait State {
     /// The groups `group` is a direct child of, by name.
     fn parents_of(&self, group: Uuid) -> anyhow::Result<Vec<GroupRef>>;
     /// The first system group (by name) at or above what `removal` touches (see
-    /// [`Removal::reach`]) that would have no member left, directly or through child
-    /// groups, after it.
+    /// [`Removal::reach`]) that would have no member left who is not suspended, directly
+    /// or through child groups, after it.
     fn left_empty(&self, removal: &Removal) -> anyhow::Result<Option<GroupRef>>;
 }
 
@@ -79,7 +91,7 @@ pub enum Removal {
         group: Uuid,
         user: Uuid,
     },
-    /// The user leaves every group.
+    /// The user leaves every group, or is suspended.
     User(Uuid),
     Child {
         parent: Uuid,

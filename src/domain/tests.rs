@@ -551,6 +551,7 @@ fn updating_a_user_to_another_users_name_is_refused_but_its_own_is_fine() {
         username: Username::parse(username).unwrap(),
         email: Email::parse(email).unwrap(),
         profile: Profile::default(),
+        suspended: None,
     };
     let taken = decide(&state, update("MSinger", "tyler@fightclub.com"));
     assert_eq!(refusal(taken), DomainError::UsernameTaken);

@@ -300,7 +300,9 @@ impl ResponseError for ApiError {
                 | DomainError::UsersNotFound { .. }
                 | DomainError::GroupsNotFound { .. },
             ) => StatusCode::NOT_FOUND,
-            Self::Domain(DomainError::SystemGroup) => StatusCode::FORBIDDEN,
+            Self::Domain(DomainError::SystemGroup | DomainError::OwnStatus) => {
+                StatusCode::FORBIDDEN
+            }
             Self::Domain(_)
             | Self::ConcurrentModification { .. }
             | Self::ExistingPasswordInvalid => StatusCode::CONFLICT,
@@ -317,25 +319,79 @@ impl ResponseError for ApiError {
     }
 }
 
-/// An OAuth token-endpoint error (RFC 6749 section 5.2): a body of its own kind.
+/// An OAuth error (RFC 6749 section 5.2, RFC 7009): a body of its own kind, with a
+/// description where the code alone would not say what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct OAuthError(pub &'static str);
+#[error("{code}")]
+pub struct OAuthError {
+    pub code: &'static str,
+    pub description: Option<String>,
+    /// Set for a 429: retry after this many seconds.
+    pub retry_after_s: Option<u64>,
+}
+
+impl OAuthError {
+    pub fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            description: None,
+            retry_after_s: None,
+        }
+    }
+
+    pub fn described(code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            description: Some(description.into()),
+            ..Self::new(code)
+        }
+    }
+
+    /// Too many failed logins: 429, before any secret is checked.
+    pub fn slow_down(retry_after_s: u64) -> Self {
+        Self {
+            retry_after_s: Some(retry_after_s),
+            ..Self::described(
+                "slow_down",
+                format!("Too many failed attempts; retry in {retry_after_s} s."),
+            )
+        }
+    }
+}
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
-        match self.0 {
+        match self.code {
+            _ if self.retry_after_s.is_some() => StatusCode::TOO_MANY_REQUESTS,
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            "invalid_token" => StatusCode::UNAUTHORIZED,
+            "access_denied" => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
-        let mut response = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+        let status = self.status_code();
+        let mut response = HttpResponse::build(status);
+        response
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        match (status, self.retry_after_s) {
+            (_, Some(retry_after_s)) => {
+                response.insert_header((header::RETRY_AFTER, retry_after_s));
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, None) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+            }
+            (StatusCode::UNAUTHORIZED, None) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
         }
-        response.json(json!({ "error": self.0 }))
+        let mut body = json!({ "error": self.code });
+        if let Some(description) = &self.description {
+            body["error_description"] = json!(description);
+        }
+        response.json(body)
     }
 }

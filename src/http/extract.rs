@@ -13,6 +13,7 @@ use percent_encoding::percent_decode_str;
 use uuid::Uuid;
 
 use super::error::{ApiError, OAuthError};
+use crate::auth::Bearer;
 use crate::domain::{GroupIdentifier, Idempotency, InvalidName, UserIdentifier};
 use crate::service::{IfMatch, Service};
 
@@ -150,7 +151,7 @@ async fn idempotency(req: &mut ServiceRequest) -> Result<Idempotency, ApiError> 
     })
 }
 
-fn log_id(req: &HttpRequest) -> LogId {
+pub(super) fn log_id(req: &HttpRequest) -> LogId {
     req.extensions()
         .get::<LogId>()
         .copied()
@@ -216,10 +217,11 @@ pub async fn log_and_render_errors(
     Ok(res)
 }
 
-/// The user a valid bearer token was issued to. What that user may do is checked later,
-/// against the read model.
+/// A bearer token that verified: well formed, signed here, not expired. Whether it still
+/// stands (not revoked, its user neither suspended nor deleted, its credential unchanged)
+/// and what its user may do are checked by the service, against the read model.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller(pub Uuid);
+pub struct Caller(pub Bearer);
 
 impl FromRequest for Caller {
     type Error = ApiError;
@@ -338,7 +340,7 @@ pub fn user_param_or_current(
     caller: Caller,
 ) -> Result<UserIdentifier, ApiError> {
     if req.match_info().get("user") == Some(CURRENT_USER) {
-        return Ok(UserIdentifier::Id(caller.0));
+        return Ok(UserIdentifier::Id(caller.0.user));
     }
     user_param(req)
 }

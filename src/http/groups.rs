@@ -126,18 +126,33 @@ pub async fn update(
     body: web::Json<NewGroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (details, keep_type) = body.into_inner().parse_update()?;
+    let group = group_param(&req)?;
     let command = Command::UpdateGroup {
-        group: group_param(&req)?,
+        group: group.clone(),
         details,
         keep_type,
     };
-    // The group the update (or, for a retry, the first request) was about.
-    let group_id = service
-        .execute_for(caller, write, command)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("a group update that changed no group"))?;
-    let view = load(&service, group_id).await?;
+    // The group the update (or, for a retry, the first request) was about; an update
+    // that changed nothing appended nothing, and the group is where the request named it.
+    let view = match service.execute_for(caller, write, command).await? {
+        Some(group_id) => load(&service, group_id).await?,
+        None => find(&service, caller, group).await?,
+    };
     Ok(HttpResponse::Ok().insert_header(etag(&view)).json(view))
+}
+
+/// The group by id or name, for an administrator.
+async fn find(
+    service: &Service,
+    caller: Caller,
+    group: GroupIdentifier,
+) -> Result<GroupView, ApiError> {
+    service
+        .query(caller.0, move |conn| {
+            let found = SqliteState(conn).require_group(&group)?;
+            GroupView::load(conn, found.id)?.ok_or_else(|| DomainError::GroupNotFound.into())
+        })
+        .await
 }
 
 /// `DELETE .../groups/{groupIdentifier}`: removes every member, child group and parent
@@ -202,13 +217,7 @@ pub async fn get(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_param(&req)?;
-    let view = service
-        .query(caller.0, move |conn| {
-            let found = SqliteState(conn).require_group(&group)?;
-            GroupView::load(conn, found.id)?.ok_or_else(|| DomainError::GroupNotFound.into())
-        })
-        .await?;
+    let view = find(&service, caller, group_param(&req)?).await?;
     Ok(HttpResponse::Ok().insert_header(etag(&view)).json(view))
 }
 

@@ -40,6 +40,10 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
             .service(web::resource("/health").route(web::get().to(health)))
             .service(
                 web::resource("/authenticate/connect/token").route(web::post().to(token::issue)),
+            )
+            .service(
+                web::resource("/authenticate/connect/revocation")
+                    .route(web::post().to(token::revoke)),
             );
         // Identifier segments may be empty (`[^/]*`), so that an empty identifier is a
         // 400 rather than an unknown route; collections take an optional trailing slash,
@@ -153,7 +157,7 @@ fn json_config(body_max_bytes: usize) -> web::JsonConfig {
 }
 
 fn form_error(_: UrlencodedError, _: &actix_web::HttpRequest) -> actix_web::Error {
-    OAuthError("invalid_request").into()
+    OAuthError::new("invalid_request").into()
 }
 
 fn query_error(error: QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {

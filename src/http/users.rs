@@ -11,13 +11,14 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::extract::{Caller, Write, groups_param, user_param, user_param_or_current};
+use super::token::peer;
 use super::{ApiError, ListQuery};
 use crate::auth::HashError;
 use crate::domain::{
     Command, Custom, DomainError, Email, NewUser, Profile, State, UserIdentifier, Username,
 };
 use crate::read_model::{self, Groups, SqliteState, UserView, Users};
-use crate::service::{Principal, Service, authorize_self_or_admin};
+use crate::service::{Principal, Service};
 
 /// Longest free-text field (names, timezone, language), in characters.
 const TEXT_MAX_CHARS: usize = 256;
@@ -45,6 +46,45 @@ pub struct NewUserBody {
     language: Option<String>,
     custom: Option<Map<String, Value>>,
     credentials: Option<CredentialsBody>,
+    status: Option<Value>,
+}
+
+/// What a body asks of a user besides its details.
+struct Asked {
+    password: Option<String>,
+    /// `status.suspended`, when the body sets it.
+    suspended: Option<bool>,
+}
+
+/// `status` as a body may send it: `suspended` true or false; `locked` and
+/// `passwordResetRequired` only as shown (false), since accounts are suspended, never
+/// locked; other fields are left alone.
+fn suspended(status: Option<Value>) -> Result<Option<bool>, ApiError> {
+    let fields = match status {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(fields)) => fields,
+        Some(_) => return Err(ApiError::unprocessable("status", "must be an object")),
+    };
+    for (name, value) in &fields {
+        match (name.as_str(), value) {
+            ("suspended", Value::Bool(_) | Value::Null)
+            | ("locked" | "passwordResetRequired", Value::Bool(false) | Value::Null) => {}
+            ("suspended", _) => {
+                return Err(ApiError::unprocessable(
+                    "status.suspended",
+                    "must be true or false",
+                ));
+            }
+            ("locked" | "passwordResetRequired", _) => {
+                return Err(ApiError::unprocessable(
+                    format!("status.{name}"),
+                    "can only be false: an account is suspended, never locked",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(fields.get("suspended").and_then(Value::as_bool))
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,9 +152,13 @@ fn check_password(field: &str, password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Hashes off the executor, bounded by `hashers_max`.
-async fn hash(service: &Service, password: String) -> Result<String, ApiError> {
-    service.hasher.hash(password).await.map_err(hash_error)
+/// Hashes off the executor, bounded by `hashers_max` and fairly among addresses.
+async fn hash(service: &Service, req: &HttpRequest, password: String) -> Result<String, ApiError> {
+    service
+        .hasher
+        .hash(peer(req), password)
+        .await
+        .map_err(hash_error)
 }
 
 fn hash_error(error: HashError) -> ApiError {
@@ -125,7 +169,7 @@ fn hash_error(error: HashError) -> ApiError {
 }
 
 impl NewUserBody {
-    fn parse(self) -> Result<(NewUser, Option<String>), ApiError> {
+    fn parse(self) -> Result<(NewUser, Asked), ApiError> {
         let username = Username::parse(self.username.unwrap_or_default())
             .map_err(|e| ApiError::unprocessable("username", e))?;
         let email = Email::parse(self.email.unwrap_or_default())
@@ -147,7 +191,14 @@ impl NewUserBody {
             profile,
             client_id: None,
         };
-        Ok((user, password))
+        let suspended = suspended(self.status)?;
+        Ok((
+            user,
+            Asked {
+                password,
+                suspended,
+            },
+        ))
     }
 }
 
@@ -156,14 +207,21 @@ pub async fn create(
     service: web::Data<Service>,
     caller: Caller,
     write: Write,
+    req: HttpRequest,
     body: web::Json<NewUserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user, password) = body.into_inner().parse()?;
-    let password_hash = match password {
+    let (user, asked) = body.into_inner().parse()?;
+    if asked.suspended == Some(true) {
+        return Err(ApiError::unprocessable(
+            "status.suspended",
+            "must be false: a user is created active, and suspended with PUT or PATCH",
+        ));
+    }
+    let password_hash = match asked.password {
         Some(password) => {
             // Hashing is deliberately slow: refuse non-administrators before paying for it.
             service.query(caller.0, |_| Ok(())).await?;
-            Some(hash(&service, password).await?)
+            Some(hash(&service, &req, password).await?)
         }
         None => None,
     };
@@ -218,7 +276,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     // A retry is answered before the user is looked up: the first request may have
     // renamed it.
-    if let Some(first) = service.replay(caller.0, &write).await? {
+    if let Some(first) = service.replay(caller.0.user, &write).await? {
         let user_id = first.ok_or_else(|| anyhow::anyhow!("a user update of no user"))?;
         return Ok(HttpResponse::Ok().json(load(&service, user_id).await?));
     }
@@ -267,8 +325,8 @@ async fn replace(
     user: UserIdentifier,
     body: NewUserBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (details, password) = body.parse()?;
-    if password.is_some() {
+    let (details, asked) = body.parse()?;
+    if asked.password.is_some() {
         return Err(ApiError::unprocessable(
             "credentials.password",
             "must be absent: a password changes through POST .../credentials/password",
@@ -279,16 +337,18 @@ async fn replace(
         username: details.username,
         email: details.email,
         profile: details.profile,
+        suspended: asked.suspended,
     };
     let principal = Principal::CallerOrUser {
         caller: caller.0,
-        user,
+        user: user.clone(),
     };
-    // The user the update (or, for a retry, the first request) was about.
-    let user_id = service
-        .execute(principal, write, command)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("a user update that changed no user"))?;
+    // The user the update (or, for a retry, the first request) was about; an update that
+    // changed nothing appended nothing, and the user is where the request named it.
+    let user_id = match service.execute(principal, write, command).await? {
+        Some(user_id) => user_id,
+        None => authorized_user(service, caller, user).await?,
+    };
     Ok(HttpResponse::Ok().json(load(service, user_id).await?))
 }
 
@@ -300,9 +360,8 @@ async fn authorized_user(
     user: UserIdentifier,
 ) -> Result<Uuid, ApiError> {
     service
-        .read(move |conn| {
-            authorize_self_or_admin(conn, caller.0, &user)?;
-            Ok(SqliteState(conn).require_user(&user)?.id)
+        .query_self_or_admin(caller.0, user, |conn, user| {
+            Ok(SqliteState(conn).require_user(user)?.id)
         })
         .await
 }
@@ -352,7 +411,7 @@ pub async fn set_password(
     let user_id = authorized_user(&service, caller, user).await?;
     let (stored, is_admin) = service
         .read(move |conn| {
-            let is_admin = read_model::is_administrator(conn, caller.0)?;
+            let is_admin = read_model::is_administrator(conn, caller.0.user)?;
             Ok((read_model::password_of(conn, user_id)?, is_admin))
         })
         .await?;
@@ -361,7 +420,7 @@ pub async fn set_password(
     let existing_ok = match (existing, stored) {
         (Some(existing), Some(stored)) => service
             .hasher
-            .verify(existing, stored)
+            .verify(peer(&req), existing, stored)
             .await
             .map_err(hash_error)?,
         (Some(_), None) => false,
@@ -372,7 +431,7 @@ pub async fn set_password(
     }
     let command = Command::SetPassword {
         user: UserIdentifier::Id(user_id),
-        password_hash: hash(&service, new).await?,
+        password_hash: hash(&service, &req, new).await?,
     };
     let principal = Principal::CallerOrUser {
         caller: caller.0,

@@ -97,6 +97,7 @@ impl Head {
 
 impl EmbeddedLog {
     pub fn open(settings: &EmbeddedLogSettings) -> anyhow::Result<Self> {
+        crate::files::private_file(&settings.path)?;
         let conn = Connection::open(&settings.path)
             .with_context(|| format!("opening the log at {}", settings.path.display()))?;
         // FULL: a commit is on disk before the writer answers, so before any 2xx.

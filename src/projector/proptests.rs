@@ -138,6 +138,7 @@ enum Op {
         username: usize,
         email: usize,
         firstname: Option<u8>,
+        suspended: Option<bool>,
     },
     DeleteUser {
         user: UserSpec,
@@ -218,6 +219,7 @@ impl Op {
                 username: name,
                 email: address,
                 firstname,
+                suspended,
             } => Command::UpdateUser {
                 user: user.identifier(),
                 username: username(name),
@@ -226,6 +228,7 @@ impl Op {
                     firstname: firstname.map(|n| format!("First {n}")),
                     ..Profile::default()
                 },
+                suspended,
             },
             Self::DeleteUser { user } => Command::DeleteUser {
                 user: user.identifier(),
@@ -401,13 +404,17 @@ fn op() -> impl Strategy<Value = Op> {
             0..USERNAMES.len(),
             0..EMAILS.len(),
             proptest::option::of(0..3u8),
+            proptest::option::of(proptest::bool::ANY),
         )
-            .prop_map(|(user, username, email, firstname)| Op::UpdateUser {
-                user,
-                username,
-                email,
-                firstname,
-            }),
+            .prop_map(
+                |(user, username, email, firstname, suspended)| Op::UpdateUser {
+                    user,
+                    username,
+                    email,
+                    firstname,
+                    suspended,
+                }
+            ),
         1 => user_spec().prop_map(|user| Op::DeleteUser { user }),
         1 => (
             group_spec(),
@@ -503,6 +510,7 @@ fn contested() -> impl Strategy<Value = Vec<Op>> {
                 username,
                 email,
                 firstname: None,
+                suspended: None,
             };
             vec![update(a), update(b)]
         }),

@@ -16,9 +16,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 pub use queries::{
-    GroupView, Groups, HistoryItem, KeyUseOutcomes, Listed, Sort, UserView, Users, actor,
-    is_administrator, key_use_outcomes, list_groups, list_history, list_users, password_hash,
-    password_of, service_account,
+    ClientCredential, GroupView, Groups, HistoryItem, KeyUseOutcomes, Listed, Login, Sort,
+    UserView, Users, actor, is_administrator, key_use_outcomes, list_groups, list_history,
+    list_users, password_hash, password_of, service_account, token_stands,
 };
 pub use state::SqliteState;
 
@@ -31,6 +31,7 @@ const SCHEMA: &str = "
         email_key TEXT NOT NULL UNIQUE,
         client_id TEXT,
         profile TEXT NOT NULL,
+        suspended INTEGER NOT NULL DEFAULT 0,
         created TEXT NOT NULL,
         modified TEXT NOT NULL
     );
@@ -60,10 +61,20 @@ const SCHEMA: &str = "
         PRIMARY KEY (parent_id, child_id)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS child_groups_by_child ON child_groups (child_id, parent_id);
+    -- A user's password, and how many times it has been set: tokens issued on an earlier
+    -- version stop.
     CREATE TABLE IF NOT EXISTS passwords (
         user_id TEXT PRIMARY KEY,
-        hash TEXT NOT NULL
+        hash TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 1
     ) WITHOUT ROWID;
+    -- Tokens revoked before they expire (seconds since the Unix epoch).
+    CREATE TABLE IF NOT EXISTS revoked_tokens (
+        token_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        expires_s INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_s);
     -- The changes to each group, in log order: its events as they were written.
     CREATE TABLE IF NOT EXISTS history (
         seq INTEGER PRIMARY KEY,
@@ -102,10 +113,11 @@ const SCHEMA: &str = "
 /// the log: it is derived, so that loses nothing.
 ///
 /// 4: history keeps each event as the log holds it.
-const SCHEMA_VERSION: i64 = 4;
+/// 5: suspension, password versions and revoked tokens.
+const SCHEMA_VERSION: i64 = 5;
 
 /// Every table [`SCHEMA`] makes, for dropping them.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "users",
     "groups",
     "members",
@@ -115,6 +127,7 @@ const TABLES: [&str; 9] = [
     "outcomes",
     "positions",
     "idempotency",
+    "revoked_tokens",
 ];
 
 /// Prepared statements kept per connection. A request or an event runs a dozen distinct
@@ -129,6 +142,7 @@ const WRITER_CACHE_BYTES: i64 = 256 << 20;
 
 /// Opens (creating if needed) the read model for its one writer, the projector.
 pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
+    crate::files::private_file(path)?;
     let conn = Connection::open(path)
         .with_context(|| format!("opening the read model at {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -236,10 +250,11 @@ impl ReadModel {
 /// mean equal read models. Positions are left out, since two read models that applied the
 /// same events may have read them from different places (a backup, another instance).
 pub fn dump(conn: &Connection) -> anyhow::Result<String> {
-    const DUMPED: [(&str, &str); 8] = [
+    const DUMPED: [(&str, &str); 9] = [
         (
             "users",
-            "SELECT id, username, email, client_id, profile, created, modified FROM users",
+            "SELECT id, username, email, client_id, profile, suspended, created, modified
+             FROM users",
         ),
         (
             "groups",
@@ -251,7 +266,11 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
             "child_groups",
             "SELECT parent_id, child_id FROM child_groups",
         ),
-        ("passwords", "SELECT user_id, hash FROM passwords"),
+        ("passwords", "SELECT user_id, hash, version FROM passwords"),
+        (
+            "revoked_tokens",
+            "SELECT token_id, user_id, expires_s FROM revoked_tokens",
+        ),
         (
             "history",
             "SELECT seq, group_id, event_id, event FROM history",

@@ -1,11 +1,12 @@
 //! The questions the HTTP API asks, answered as views shaped like the API's models.
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::state::{IS_ADMINISTRATOR, IS_DIRECT_ADMINISTRATOR, group_type, uuid};
+use crate::auth::{Bearer, Credential};
 use crate::domain::{Actor, Custom, DomainError, GroupType, Outcome, Profile, Username};
 
 /// A user as the API shows it. Credentials never leave the read model.
@@ -38,7 +39,8 @@ pub struct GroupView {
     pub version: u64,
 }
 
-const USER_COLUMNS: &str = "u.id, u.username, u.email, u.profile, u.created, u.modified";
+const USER_COLUMNS: &str =
+    "u.id, u.username, u.email, u.profile, u.created, u.modified, u.suspended";
 
 fn user_view(row: &Row) -> rusqlite::Result<UserView> {
     let profile: String = row.get(3)?;
@@ -51,7 +53,12 @@ fn user_view(row: &Row) -> rusqlite::Result<UserView> {
         email: row.get(2)?,
         profile,
         credentials: json!({ "provider": { "type": "contensis", "name": "contensis" } }),
-        status: json!({ "suspended": false, "locked": false, "passwordResetRequired": false }),
+        // Accounts are suspended, never locked: failed logins are throttled by address.
+        status: json!({
+            "suspended": row.get::<_, bool>(6)?,
+            "locked": false,
+            "passwordResetRequired": false,
+        }),
         created: row.get(4)?,
         modified: row.get(5)?,
     })
@@ -160,15 +167,83 @@ pub fn service_account(conn: &Connection, client_id: &str) -> anyhow::Result<Opt
         .map_err(Into::into)
 }
 
-/// The user and password hash for a login by username or email (case-insensitive).
-pub fn password_hash(conn: &Connection, login_key: &str) -> anyhow::Result<Option<(Uuid, String)>> {
+/// What a password login needs to know of a user.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: Uuid,
+    pub hash: String,
+    /// How many times the password has been set: the tokens' credential version.
+    pub version: u64,
+    pub suspended: bool,
+}
+
+/// The user and password for a login by username or email (case-insensitive).
+pub fn password_hash(conn: &Connection, login_key: &str) -> anyhow::Result<Option<Login>> {
     conn.prepare_cached(
-        "SELECT u.id, p.hash FROM users u JOIN passwords p ON p.user_id = u.id
+        "SELECT u.id, p.hash, p.version, u.suspended FROM users u
+         JOIN passwords p ON p.user_id = u.id
          WHERE u.username_key = ?1 OR u.email_key = ?1",
     )?
-    .query_row([login_key], |row| Ok((uuid(row, 0)?, row.get(1)?)))
+    .query_row([login_key], |row| {
+        Ok(Login {
+            user: uuid(row, 0)?,
+            hash: row.get(1)?,
+            version: row.get(2)?,
+            suspended: row.get(3)?,
+        })
+    })
     .optional()
     .map_err(Into::into)
+}
+
+/// The bootstrap client as its tokens are checked: its id, and the digest of its secret.
+#[derive(Debug, Clone)]
+pub struct ClientCredential {
+    pub client_id: String,
+    pub digest: u64,
+}
+
+/// Whether a verified token still stands: its user exists and is not suspended, the token
+/// is not revoked, and its credential is unchanged. For a password, a version above the
+/// stored one is a token another instance issued after a change this one has yet to read.
+pub fn token_stands(
+    conn: &Connection,
+    bearer: &Bearer,
+    client: &ClientCredential,
+) -> anyhow::Result<bool> {
+    let found = conn
+        .prepare_cached(
+            "SELECT u.suspended, u.client_id IS ?3,
+                    (SELECT version FROM passwords WHERE user_id = u.id),
+                    EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = ?2)
+             FROM users u WHERE u.id = ?1",
+        )?
+        .query_row(
+            params![
+                bearer.user.to_string(),
+                bearer.token_id.to_string(),
+                client.client_id
+            ],
+            |row| {
+                Ok((
+                    row.get::<_, bool>(0)?,
+                    row.get::<_, bool>(1)?,
+                    row.get::<_, Option<u64>>(2)?,
+                    row.get::<_, bool>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((suspended, is_client, password_version, revoked)) = found else {
+        return Ok(false);
+    };
+    if suspended || revoked {
+        return Ok(false);
+    }
+    Ok(match bearer.credential {
+        Credential::Client(digest) => is_client && digest == client.digest,
+        Credential::Password(version) => password_version.is_some_and(|stored| version >= stored),
+    })
 }
 
 /// The password hash of a user, if it has a password.

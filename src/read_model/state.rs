@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{
-    Email, GroupIdentifier, GroupName, GroupRef, GroupType, KeyUse, Reach, Removal, State,
-    UserIdentifier, UserRef, Username,
+    Email, GroupDetails, GroupIdentifier, GroupName, GroupRef, GroupType, KeyUse, Reach, Removal,
+    State, UserDetails, UserIdentifier, UserRef, Username,
 };
 
 pub struct SqliteState<'c>(pub &'c Connection);
@@ -19,7 +19,7 @@ const BELOW: &str = "WITH RECURSIVE below(id) AS (
         UNION SELECT c.child_id FROM child_groups c JOIN below b ON c.parent_id = b.id
     )";
 
-/// Whether the tree of group `?1` keeps a member once the removal's parts are skipped: `?2`
+/// Whether the tree of group `?1` keeps a member who is not suspended once the removal's parts are skipped: `?2`
 /// a group left out, `?3`/`?4` an edge, `?5`/`?6` a membership, `?7` a user. From the tree
 /// down to its members by the members' key (CROSS JOIN keeps that order): a system group's
 /// tree is small, the members table is not.
@@ -30,7 +30,8 @@ pub(super) const KEEPS_A_MEMBER: &str = "WITH RECURSIVE tree(id) AS (
     )
     SELECT EXISTS (
         SELECT 1 FROM tree t CROSS JOIN members m ON m.group_id = t.id
-        WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6)
+        CROSS JOIN users u ON u.id = m.user_id
+        WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6) AND NOT u.suspended
     )";
 
 const GROUPS_OF_USER: &str = "SELECT group_id FROM members WHERE user_id = ?1";
@@ -110,7 +111,50 @@ fn user_ref(row: &Row) -> rusqlite::Result<UserRef> {
     })
 }
 
+/// A JSON column, written by the projector from a typed value.
+fn json<T: serde::de::DeserializeOwned>(row: &Row, index: usize) -> rusqlite::Result<T> {
+    parsed(index, serde_json::from_str(&row.get::<_, String>(index)?))
+}
+
 impl State for SqliteState<'_> {
+    fn user_details(&self, user: Uuid) -> anyhow::Result<Option<UserDetails>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT username, email, profile, suspended FROM users WHERE id = ?1")?
+            .query_row([user.to_string()], |row| {
+                Ok(UserDetails {
+                    username: parsed(0, Username::parse(row.get::<_, String>(0)?))?,
+                    email: parsed(1, Email::parse(row.get::<_, String>(1)?))?,
+                    profile: json(row, 2)?,
+                    suspended: row.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn group_details(&self, group: Uuid) -> anyhow::Result<Option<GroupDetails>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT id, name, description, type, custom FROM groups WHERE id = ?1")?
+            .query_row([group.to_string()], |row| {
+                Ok(GroupDetails {
+                    group_id: uuid(row, 0)?,
+                    name: parsed(1, GroupName::parse(row.get::<_, String>(1)?))?,
+                    description: row.get(2)?,
+                    group_type: group_type(&row.get::<_, String>(3)?)?,
+                    custom: json(row, 4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn is_token_revoked(&self, token: Uuid) -> anyhow::Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = ?1)")?
+            .query_row([token.to_string()], |row| row.get(0))?)
+    }
+
     fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>> {
         let (sql, key) = match id {
             GroupIdentifier::Id(id) => ("id = ?1", id.to_string()),
