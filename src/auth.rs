@@ -197,6 +197,9 @@ pub struct Bearer {
     pub user: Uuid,
     pub credential: Credential,
     pub token_id: Uuid,
+    /// How many times its user had been suspended when it was issued: a later suspension
+    /// stops it for good, even once the user is reinstated.
+    pub suspensions: u64,
     /// When it expires, in seconds since the Unix epoch.
     pub expires_s: u64,
 }
@@ -212,6 +215,8 @@ struct Claims {
     jti: Uuid,
     /// The credential the token was issued on, see [`Credential`].
     cred: String,
+    /// See [`Bearer::suspensions`].
+    sus: u64,
 }
 
 /// Issues and checks bearer tokens. A token names a user; what the user may do, and
@@ -263,7 +268,12 @@ impl Tokens {
         u64::from_be_bytes(bytes)
     }
 
-    pub fn issue(&self, user: Uuid, credential: Credential) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        user: Uuid,
+        credential: Credential,
+        suspensions: u64,
+    ) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let claims = Claims {
             sub: user,
@@ -273,6 +283,7 @@ impl Tokens {
             exp: now + self.ttl_s,
             jti: Uuid::new_v4(),
             cred: credential.encode(),
+            sus: suspensions,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -291,6 +302,7 @@ impl Tokens {
             user: claims.sub,
             credential: Credential::decode(&claims.cred)?,
             token_id: claims.jti,
+            suspensions: claims.sus,
             expires_s: claims.exp,
         })
     }
@@ -310,12 +322,12 @@ mod tests {
         let tokens = tokens("a-secret-of-at-least-thirty-two-bytes!");
         for credential in [Credential::Password(3), Credential::Client(u64::MAX)] {
             let bearer = tokens
-                .verify(&tokens.issue(user, credential).unwrap())
+                .verify(&tokens.issue(user, credential, 0).unwrap())
                 .unwrap();
             assert_eq!((bearer.user, bearer.credential), (user, credential));
         }
-        let one = tokens.verify(&tokens.issue(user, Credential::Password(1)).unwrap());
-        let two = tokens.verify(&tokens.issue(user, Credential::Password(1)).unwrap());
+        let one = tokens.verify(&tokens.issue(user, Credential::Password(1), 0).unwrap());
+        let two = tokens.verify(&tokens.issue(user, Credential::Password(1), 0).unwrap());
         assert_ne!(one.unwrap().token_id, two.unwrap().token_id);
     }
 
@@ -325,9 +337,9 @@ mod tests {
         let plain = Tokens::new(&secret, 60, None);
         let audience = Tokens::new(&secret, 60, Some("https://membership.test".into()));
         let user = Uuid::new_v4();
-        let token = audience.issue(user, Credential::Password(1)).unwrap();
+        let token = audience.issue(user, Credential::Password(1), 0).unwrap();
         assert!(audience.verify(&token).is_some());
-        let without = plain.issue(user, Credential::Password(1)).unwrap();
+        let without = plain.issue(user, Credential::Password(1), 0).unwrap();
         assert!(audience.verify(&without).is_none());
     }
 
@@ -345,7 +357,7 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let token = tokens("one-secret-of-at-least-thirty-two-bytes")
-            .issue(Uuid::new_v4(), Credential::Password(1))
+            .issue(Uuid::new_v4(), Credential::Password(1), 0)
             .unwrap();
         assert_eq!(
             tokens("another-secret-of-at-least-32-bytes!!").verify(&token),

@@ -447,10 +447,16 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
             )?
             .execute(params![e.user_id.to_string(), e.password_hash])?;
         }
-        EventData::UserSuspended(e) | EventData::UserReinstated(e) => {
-            let suspended = matches!(event.data, EventData::UserSuspended(_));
-            tx.prepare_cached("UPDATE users SET suspended = ?2, modified = ?3 WHERE id = ?1")?
-                .execute(params![e.user_id.to_string(), suspended, time])?;
+        EventData::UserSuspended(e) => {
+            tx.prepare_cached(
+                "UPDATE users SET suspended = 1, suspensions = suspensions + 1, modified = ?2
+                 WHERE id = ?1",
+            )?
+            .execute(params![e.user_id.to_string(), time])?;
+        }
+        EventData::UserReinstated(e) => {
+            tx.prepare_cached("UPDATE users SET suspended = 0, modified = ?2 WHERE id = ?1")?
+                .execute(params![e.user_id.to_string(), time])?;
         }
         EventData::TokenRevoked(e) => {
             tx.prepare_cached(

@@ -603,3 +603,127 @@ fn a_deletion_ends_at_most_so_many_links_at_once() {
         Err(Refusal::Domain(DomainError::TooManyLinks))
     ));
 }
+
+/// Tyler and Marla both administer, in the soap company's world.
+fn two_administrators() -> Vec<EventData> {
+    let mut events = soap_company();
+    events.push(group_created(
+        ADMINS,
+        "System Administrators",
+        GroupType::Sys,
+    ));
+    events.push(added(ADMINS, "System Administrators", TYLER, "tdurden"));
+    events.push(added(ADMINS, "System Administrators", MARLA, "msinger"));
+    events
+}
+
+fn set_suspended(user: &str, suspended: Option<bool>) -> Command {
+    Command::UpdateUser {
+        user: UserIdentifier::parse(user).unwrap(),
+        username: Username::parse(user).unwrap(),
+        email: Email::parse(format!("{user}@fightclub.com")).unwrap(),
+        profile: Profile::default(),
+        suspended,
+    }
+}
+
+fn fold(state: &mut MemoryState, events: Vec<EventData>) {
+    for event in events {
+        assert_eq!(state.fold(&event), Outcome::Applied, "{event:?}");
+    }
+}
+
+#[test]
+fn an_update_equal_to_what_is_stored_makes_no_event() {
+    let state = MemoryState::given(soap_company());
+    assert_eq!(
+        decide(&state, set_suspended("tdurden", None)).unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        decide(&state, set_suspended("tdurden", Some(false))).unwrap(),
+        vec![]
+    );
+    let group = Command::UpdateGroup {
+        group: GroupIdentifier::parse("Paper Street Soap Company").unwrap(),
+        details: NewGroup {
+            name: GroupName::parse("Paper Street Soap Company").unwrap(),
+            description: None,
+            group_type: GroupType::Contensis,
+            custom: Custom::new(),
+        },
+        keep_type: true,
+    };
+    assert_eq!(decide(&state, group).unwrap(), vec![]);
+}
+
+#[test]
+fn a_suspension_is_one_event_and_a_second_one_none() {
+    let mut state = MemoryState::given(two_administrators());
+    let events = decide(&state, set_suspended("msinger", Some(true))).unwrap();
+    assert!(matches!(events.as_slice(), [EventData::UserSuspended(s)] if s.user_id == id(MARLA)));
+    fold(&mut state, events);
+    assert_eq!(
+        decide(&state, set_suspended("msinger", Some(true))).unwrap(),
+        vec![]
+    );
+    // Marla keeps her groups.
+    assert!(state.is_direct_member(id(ADMINS), id(MARLA)).unwrap());
+    let events = decide(&state, set_suspended("msinger", Some(false))).unwrap();
+    assert!(matches!(events.as_slice(), [EventData::UserReinstated(_)]));
+}
+
+#[test]
+fn the_last_administrator_who_is_not_suspended_stays() {
+    let mut state = MemoryState::given(two_administrators());
+    let events = decide(&state, set_suspended("msinger", Some(true))).unwrap();
+    fold(&mut state, events);
+    // Marla, suspended, no longer counts: Tyler is the last one.
+    assert_eq!(
+        refusal(decide(&state, set_suspended("tdurden", Some(true)))),
+        DomainError::LastAdministrator
+    );
+    assert_eq!(
+        refusal(decide(&state, remove("System Administrators", "tdurden"))),
+        DomainError::LastAdministrator
+    );
+}
+
+#[test]
+fn a_suspension_that_lost_a_race_is_rejected_when_applied() {
+    let mut state = MemoryState::given(two_administrators());
+    let tyler = decide(&state, set_suspended("tdurden", Some(true))).unwrap();
+    let marla = decide(&state, set_suspended("msinger", Some(true))).unwrap();
+    fold(&mut state, tyler);
+    assert_eq!(
+        apply(&state, &marla[0]).unwrap(),
+        Outcome::Rejected(DomainError::LastAdministrator)
+    );
+    let again = EventData::UserSuspended(UserStatus {
+        user_id: id(TYLER),
+        username: Username::parse("tdurden").unwrap(),
+        email: Email::parse("tdurden@fightclub.com").unwrap(),
+    });
+    assert_eq!(
+        apply(&state, &again).unwrap(),
+        Outcome::Rejected(DomainError::StatusUnchanged)
+    );
+}
+
+#[test]
+fn a_token_is_revoked_once() {
+    let mut state = MemoryState::given(soap_company());
+    let revoke = || Command::RevokeToken {
+        user: id(TYLER),
+        token_id: id(99),
+        expires: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    let events = decide(&state, revoke()).unwrap();
+    assert!(matches!(events.as_slice(), [EventData::TokenRevoked(t)] if t.token_id == id(99)));
+    assert!(
+        events[0].is_secret(),
+        "revocations travel on the credentials stream"
+    );
+    fold(&mut state, events);
+    assert_eq!(decide(&state, revoke()).unwrap(), vec![]);
+}

@@ -19,8 +19,8 @@ use uuid::Uuid;
 use super::OAuthError;
 use super::extract::{Caller, log_id};
 use crate::auth::{Credential, HashError};
-use crate::domain::{Command, State, UserIdentifier};
-use crate::read_model::{self, SqliteState};
+use crate::domain::{Command, UserIdentifier};
+use crate::read_model;
 use crate::service::{Principal, Service, Write};
 use crate::throttle::RetryAfter;
 
@@ -47,16 +47,19 @@ pub async fn issue(
 ) -> Result<HttpResponse, OAuthError> {
     let form = form.into_inner();
     let address = peer(&req);
-    let (user, credential) = match form.grant_type.as_deref() {
+    let (user, credential, suspensions) = match form.grant_type.as_deref() {
         Some("client_credentials") => client_credentials(&service, address, form).await?,
         Some("password" | "contensis_classic") => password(&service, address, form).await?,
         Some(_) => return Err(OAuthError::new("unsupported_grant_type")),
         None => return Err(OAuthError::new("invalid_request")),
     };
-    let token = service.tokens.issue(user, credential).map_err(|error| {
-        tracing::error!(error = format!("{error:#}"), "issuing a token failed");
-        OAuthError::new("server_error")
-    })?;
+    let token = service
+        .tokens
+        .issue(user, credential, suspensions)
+        .map_err(|error| {
+            tracing::error!(error = format!("{error:#}"), "issuing a token failed");
+            OAuthError::new("server_error")
+        })?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -94,7 +97,7 @@ async fn client_credentials(
     service: &Service,
     address: IpAddr,
     form: TokenForm,
-) -> Result<(Uuid, Credential), OAuthError> {
+) -> Result<(Uuid, Credential, u64), OAuthError> {
     let (Some(client_id), Some(secret)) = (form.client_id, form.client_secret) else {
         return Err(OAuthError::new("invalid_request"));
     };
@@ -111,18 +114,23 @@ async fn client_credentials(
         if !(known && secret_ok) {
             return Err(OAuthError::new("invalid_client"));
         }
-        let account = service
+        let (account, status) = service
             .read(move |conn| {
                 let Some(account) = read_model::service_account(conn, &client_id)? else {
                     return Ok(None);
                 };
-                let details = SqliteState(conn).user_details(account)?;
-                Ok(details.filter(|d| !d.suspended).map(|_| account))
+                let status = read_model::account_status(conn, account)?;
+                Ok(status.map(|status| (account, status)))
             })
             .await
             .map_err(|_| OAuthError::new("server_error"))?
+            .filter(|(_, status)| !status.suspended)
             .ok_or(OAuthError::new("invalid_client"))?;
-        Ok((account, Credential::Client(client.digest)))
+        Ok((
+            account,
+            Credential::Client(client.digest),
+            status.suspensions,
+        ))
     })
     .await
 }
@@ -131,7 +139,7 @@ async fn password(
     service: &Service,
     address: IpAddr,
     form: TokenForm,
-) -> Result<(Uuid, Credential), OAuthError> {
+) -> Result<(Uuid, Credential, u64), OAuthError> {
     let (Some(login), Some(password)) = (form.username, form.password) else {
         return Err(OAuthError::new("invalid_request"));
     };
@@ -149,9 +157,11 @@ async fn password(
         let password_ok = verify(service, address, password, hash).await?;
         // A suspended user is told no more than a wrong password would tell it.
         match found {
-            Some(login) if password_ok && !login.suspended => {
-                Ok((login.user, Credential::Password(login.version)))
-            }
+            Some(login) if password_ok && !login.status.suspended => Ok((
+                login.user,
+                Credential::Password(login.version),
+                login.status.suspensions,
+            )),
             _ => Err(OAuthError::new("invalid_grant")),
         }
     })

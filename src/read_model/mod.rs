@@ -16,9 +16,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 pub use queries::{
-    ClientCredential, GroupView, Groups, HistoryItem, KeyUseOutcomes, Listed, Login, Sort,
-    UserView, Users, actor, is_administrator, key_use_outcomes, list_groups, list_history,
-    list_users, password_hash, password_of, service_account, token_stands,
+    AccountStatus, ClientCredential, GroupView, Groups, HistoryItem, KeyUseOutcomes, Listed, Login,
+    Sort, UserView, Users, account_status, actor, is_administrator, key_use_outcomes, list_groups,
+    list_history, list_users, password_hash, password_of, service_account, token_stands,
 };
 pub use state::SqliteState;
 
@@ -32,6 +32,9 @@ const SCHEMA: &str = "
         client_id TEXT,
         profile TEXT NOT NULL,
         suspended INTEGER NOT NULL DEFAULT 0,
+        -- How many times the user has been suspended: tokens issued before the last
+        -- suspension stop for good, even once it is reinstated.
+        suspensions INTEGER NOT NULL DEFAULT 0,
         created TEXT NOT NULL,
         modified TEXT NOT NULL
     );
@@ -253,7 +256,8 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
     const DUMPED: [(&str, &str); 9] = [
         (
             "users",
-            "SELECT id, username, email, client_id, profile, suspended, created, modified
+            "SELECT id, username, email, client_id, profile, suspended, suspensions, created,
+                    modified
              FROM users",
         ),
         (

@@ -174,13 +174,33 @@ pub struct Login {
     pub hash: String,
     /// How many times the password has been set: the tokens' credential version.
     pub version: u64,
+    pub status: AccountStatus,
+}
+
+/// Whether a user may have a token now, and what its tokens carry of that.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountStatus {
     pub suspended: bool,
+    /// How many times it has been suspended (see [`crate::auth::Bearer::suspensions`]).
+    pub suspensions: u64,
+}
+
+pub fn account_status(conn: &Connection, user: Uuid) -> anyhow::Result<Option<AccountStatus>> {
+    conn.prepare_cached("SELECT suspended, suspensions FROM users WHERE id = ?1")?
+        .query_row([user.to_string()], |row| {
+            Ok(AccountStatus {
+                suspended: row.get(0)?,
+                suspensions: row.get(1)?,
+            })
+        })
+        .optional()
+        .map_err(Into::into)
 }
 
 /// The user and password for a login by username or email (case-insensitive).
 pub fn password_hash(conn: &Connection, login_key: &str) -> anyhow::Result<Option<Login>> {
     conn.prepare_cached(
-        "SELECT u.id, p.hash, p.version, u.suspended FROM users u
+        "SELECT u.id, p.hash, p.version, u.suspended, u.suspensions FROM users u
          JOIN passwords p ON p.user_id = u.id
          WHERE u.username_key = ?1 OR u.email_key = ?1",
     )?
@@ -189,7 +209,10 @@ pub fn password_hash(conn: &Connection, login_key: &str) -> anyhow::Result<Optio
             user: uuid(row, 0)?,
             hash: row.get(1)?,
             version: row.get(2)?,
-            suspended: row.get(3)?,
+            status: AccountStatus {
+                suspended: row.get(3)?,
+                suspensions: row.get(4)?,
+            },
         })
     })
     .optional()
@@ -203,9 +226,10 @@ pub struct ClientCredential {
     pub digest: u64,
 }
 
-/// Whether a verified token still stands: its user exists and is not suspended, the token
-/// is not revoked, and its credential is unchanged. For a password, a version above the
-/// stored one is a token another instance issued after a change this one has yet to read.
+/// Whether a verified token still stands: its user exists, is not suspended and was not
+/// suspended since the token was issued, the token is not revoked, and its credential is
+/// unchanged. Counts above the stored ones are of a token another instance issued after a
+/// change this one has yet to read.
 pub fn token_stands(
     conn: &Connection,
     bearer: &Bearer,
@@ -213,7 +237,7 @@ pub fn token_stands(
 ) -> anyhow::Result<bool> {
     let found = conn
         .prepare_cached(
-            "SELECT u.suspended, u.client_id IS ?3,
+            "SELECT u.suspended OR u.suspensions > ?4, u.client_id IS ?3,
                     (SELECT version FROM passwords WHERE user_id = u.id),
                     EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = ?2)
              FROM users u WHERE u.id = ?1",
@@ -222,7 +246,8 @@ pub fn token_stands(
             params![
                 bearer.user.to_string(),
                 bearer.token_id.to_string(),
-                client.client_id
+                client.client_id,
+                bearer.suspensions
             ],
             |row| {
                 Ok((

@@ -138,7 +138,13 @@ pub struct TestApp {
     env: Vec<(String, String)>,
     root: tempfile::TempDir,
     child: Option<Child>,
+    /// What the process printed on stdout before `listening on`, at its latest start.
+    pub startup_output: Vec<String>,
 }
+
+/// A value for `spawn_with` and `spawn_on` that leaves the variable unset, e.g. the
+/// secrets the harness otherwise configures.
+pub const UNSET: &str = "\u{0}unset";
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
@@ -183,6 +189,11 @@ impl TestApp {
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string())),
         );
+        let unset: Vec<String> = (env.iter())
+            .filter(|(_, value)| value == UNSET)
+            .map(|(name, _)| name.clone())
+            .collect();
+        env.retain(|(name, _)| !unset.contains(name));
         let var = |name: &str| {
             env.iter()
                 .rev()
@@ -204,10 +215,53 @@ impl TestApp {
             env,
             root,
             child: None,
+            startup_output: Vec::new(),
         };
         app.start().await;
-        app.admin_token = app.client_token(CLIENT_ID, CLIENT_SECRET).await;
+        let secret = app.client_secret();
+        app.admin_token = app.client_token(CLIENT_ID, &secret).await;
         app
+    }
+
+    /// The bootstrap client's secret: the configured one, or else the one the service
+    /// generated and printed at start.
+    pub fn client_secret(&self) -> String {
+        if let Some((_, secret)) = self
+            .env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "MEMBERSHIP_ADMIN_CLIENT_SECRET")
+        {
+            return secret.clone();
+        }
+        let printed = self
+            .startup_output
+            .iter()
+            .find_map(|line| line.strip_prefix("bootstrap client: "))
+            .unwrap_or_else(|| panic!("no secret printed in {:?}", self.startup_output));
+        let secret = printed
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("client_secret="))
+            .unwrap_or_else(|| panic!("no client_secret in {printed:?}"));
+        secret.to_owned()
+    }
+
+    /// Sets (or with [`UNSET`], removes) a variable for the next start.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(n, _)| n != name);
+        if value != UNSET {
+            self.env.push((name.into(), value.into()));
+        }
+    }
+
+    /// A client whose connections come from `address` (another loopback address, such as
+    /// 127.0.0.2, is another source as far as the service can tell).
+    pub fn client_from(address: std::net::IpAddr) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .local_address(address)
+            .build()
+            .expect("building an HTTP client")
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -246,11 +300,13 @@ impl TestApp {
         assert!(self.child.is_none(), "the service is already running");
         let env = self.env.clone();
         let stderr_path = self.stderr_path();
-        let (child, address) = tokio::task::spawn_blocking(move || launch(&env, &stderr_path))
-            .await
-            .expect("the launcher panicked");
+        let (child, address, output) =
+            tokio::task::spawn_blocking(move || launch(&env, &stderr_path))
+                .await
+                .expect("the launcher panicked");
         self.child = Some(child);
         self.address = address;
+        self.startup_output = output;
         // A new process: no connection kept alive from the last one may be reused (the
         // new one can get the same port, and the old connections are dead).
         self.client = http_client();
@@ -588,8 +644,9 @@ fn http_client() -> reqwest::Client {
         .expect("building the HTTP client")
 }
 
-/// Spawns the binary and reads its stdout until the `listening on` line, within a deadline.
-fn launch(env: &[(String, String)], stderr_path: &Path) -> (Child, String) {
+/// Spawns the binary and reads its stdout until the `listening on` line, within a deadline;
+/// with the lines before it.
+fn launch(env: &[(String, String)], stderr_path: &Path) -> (Child, String, Vec<String>) {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -613,17 +670,22 @@ fn launch(env: &[(String, String)], stderr_path: &Path) -> (Child, String) {
     let (lines, listening) = mpsc::channel();
     // Reads stdout to its end, so that the child never blocks on a full pipe.
     std::thread::spawn(move || {
+        let mut before = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(address) = line.strip_prefix("listening on ") {
-                let _ = lines.send(address.trim().to_owned());
+            match line.strip_prefix("listening on ") {
+                Some(address) => {
+                    let printed = std::mem::take(&mut before);
+                    let _ = lines.send((address.trim().to_owned(), printed));
+                }
+                None => before.push(line),
             }
         }
     });
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
         match listening.recv_timeout(Duration::from_millis(100)) {
-            Ok(address) => return (child, address),
+            Ok((address, printed)) => return (child, address, printed),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = child.kill();
@@ -1061,7 +1123,7 @@ pub fn uuid_field(value: &Value, field: &str) -> Uuid {
 pub fn sign_token(secret: &str, sub: Uuid, iat: u64, exp: u64) -> String {
     let claims = json!({
         "sub": sub, "iss": "membershipd", "iat": iat, "exp": exp,
-        "jti": Uuid::new_v4(), "cred": "p:1",
+        "jti": Uuid::new_v4(), "cred": "p:1", "sus": 0,
     });
     sign_claims(secret, &claims)
 }

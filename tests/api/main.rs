@@ -17,5 +17,6 @@ mod official_client;
 mod prefixes;
 mod rebuild;
 mod resources;
+mod security;
 mod seed_examples;
 mod users_and_groups;
