@@ -13,7 +13,7 @@ use crate::helpers::{
     SEED_USERNAME, TestApp, backends, encode, join_all, schema_for,
 };
 
-const EVENT_TYPES: [&str; 11] = [
+const EVENT_TYPES: [&str; 14] = [
     "UserCreated",
     "UserUpdated",
     "UserDeleted",
@@ -25,6 +25,9 @@ const EVENT_TYPES: [&str; 11] = [
     "ChildGroupAdded",
     "ChildGroupRemoved",
     "PasswordSet",
+    "UserSuspended",
+    "UserReinstated",
+    "TokenRevoked",
 ];
 
 /// Every kind of event, including a lost race and a user with a profile and a password.
@@ -91,6 +94,26 @@ async fn write_every_kind_of_event(app: &TestApp) {
     .await
     .assert_status(200);
     app.add_member("Space%20Monkeys", "marla.singer").await;
+    let marla_token = app.token_for("marla.singer", "tourist-of-groups").await;
+    let revoked = app
+        .client
+        .post(app.url("/authenticate/connect/revocation"))
+        .bearer_auth(&marla_token)
+        .form(&[("token", marla_token.as_str())])
+        .send()
+        .await
+        .expect("revoking a token");
+    assert_eq!(revoked.status(), 200);
+    for suspended in [true, false] {
+        app.request_json(
+            Method::PATCH,
+            &format!("{PREFIX}/users/marla.singer"),
+            Some(&app.admin_token),
+            &json!({ "status": { "suspended": suspended } }),
+        )
+        .await
+        .assert_status(200);
+    }
     for path in ["users/marla.singer", "groups/Space%20Monkeys"] {
         app.request(
             Method::DELETE,
@@ -179,6 +202,11 @@ async fn password_hashes_are_only_in_the_credentials_table(backend: Backend) {
     let leaks: Vec<_> = events.iter().filter(|e| is_secret(e)).collect();
     assert!(leaks.is_empty(), "hashes in the events table: {leaks:#?}");
     assert!(events.iter().all(|e| e.event_type != "PasswordSet"));
+    assert!(events.iter().all(|e| e.event_type != "TokenRevoked"));
+    let (revoked, credentials): (Vec<&LoggedEvent>, Vec<&LoggedEvent>) =
+        (credentials.iter()).partition(|e| e.event_type == "TokenRevoked");
+    assert_eq!(revoked.len(), 1, "the one revocation");
+    assert!(revoked.iter().all(|e| !is_secret(e)), "{revoked:#?}");
     assert_eq!(
         credentials.len(),
         2,
