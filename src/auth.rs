@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::settings::Secret;
+use crate::throttle::address_key;
 
 const ISSUER: &str = "membershipd";
 
@@ -51,10 +52,10 @@ pub enum HashError {
 /// tens of milliseconds and about 19 MiB, so unbounded, a burst of logins could exhaust
 /// memory and starve the read model of blocking threads.
 ///
-/// Requests wait in a bounded queue, and fairly: one address holds at most half of the
-/// hashers at once, so a flood from one address leaves the rest to everyone else, and it
-/// may have only so many requests waiting, so it cannot fill the queue either. Past a
-/// bound: `Busy`.
+/// Requests wait in a bounded queue, and fairly: one address (an IPv6 address by its /64,
+/// as the login counts go) holds at most half of the hashers at once, so a flood from one
+/// address leaves the rest to everyone else, and it may have only so many requests
+/// waiting, so it cannot fill the queue either. Past a bound: `Busy`.
 pub struct Hasher {
     running: Arc<Semaphore>,
     /// Hashers one address may hold at once.
@@ -99,7 +100,9 @@ impl Hasher {
     pub fn new(hashers_max: usize, queue_max: usize, per_address_max: usize) -> Self {
         Self {
             running: Arc::new(Semaphore::new(hashers_max)),
-            share: hashers_max.div_ceil(2),
+            // Half, so that another address always finds a hasher (with one hasher, none
+            // can be kept for anyone).
+            share: (hashers_max / 2).max(1),
             admitted_max: hashers_max + queue_max,
             per_address_max,
             admitted: Arc::default(),
@@ -124,6 +127,7 @@ impl Hasher {
     }
 
     fn admit(&self, address: IpAddr) -> Result<(Ticket, Arc<Semaphore>), HashError> {
+        let address = address_key(address);
         let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
         if admitted.total >= self.admitted_max {
             return Err(HashError::Busy);

@@ -57,15 +57,23 @@ async fn rebuild(into: Option<std::path::PathBuf>) -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let app = Application::build(&settings).await?;
-    // Only the secret generated into the data dir is ever printed, never one an operator
-    // set: whoever reads this output could read that file too.
-    if let Some(secret) = app.stored_client_secret() {
-        println!(
+    // Only a secret generated into the data dir is printed, never one an operator set,
+    // and only by the start that made it: output tends to end up in logs that more people
+    // read than the data dir's owner.
+    let kept = membership::secrets::path(&settings.data.dir);
+    match app.stored_client_secret() {
+        Some((secret, true)) => println!(
             "bootstrap client: client_id={} client_secret={} (kept in {})",
             settings.admin.client_id,
             secret.expose(),
-            membership::secrets::path(&settings.data.dir).display()
-        );
+            kept.display()
+        ),
+        Some((_, false)) => println!(
+            "bootstrap client: client_id={} (its secret is in {})",
+            settings.admin.client_id,
+            kept.display()
+        ),
+        None => {}
     }
     // Printed last, once requests are accepted: scripts wait for this line.
     println!("listening on http://{}", app.addr());

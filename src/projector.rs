@@ -336,6 +336,9 @@ fn record_change(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// How long after a revoked token's expiry its revocation is still kept, in event time.
+const REVOCATION_MARGIN_S: i64 = 24 * 3600;
+
 fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
     let time = event
         .time
@@ -468,10 +471,11 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
                 e.user_id.to_string(),
                 e.expires.unix_timestamp()
             ])?;
-            // Revocations of tokens that have expired by this event's time are kept no
-            // longer: by event time, so that every instance forgets them alike.
+            // Revocations of tokens that expired well before this event's time are kept no
+            // longer: by event time, so that every instance forgets them alike, and with a
+            // margin for an instance whose clock is behind the one that wrote the event.
             tx.prepare_cached("DELETE FROM revoked_tokens WHERE expires_s < ?1")?
-                .execute([event.time.unix_timestamp()])?;
+                .execute([event.time.unix_timestamp() - REVOCATION_MARGIN_S])?;
         }
     }
     Ok(())

@@ -138,8 +138,8 @@ impl Service {
                     Some(if_match) => check_if_match(&state, if_match, &command)?,
                     None => None,
                 };
+                check_own_status(&state, &actor, &command)?;
                 let decided = domain::decide(&state, command)?;
-                check_own_status(&actor, &decided)?;
                 Ok(Decision::Append(actor, decided, expected))
             })
             .await?;
@@ -280,14 +280,18 @@ impl Service {
     /// decide, so that a retry is recognised before anything it changed is looked up.
     pub async fn replay(
         &self,
-        caller: Uuid,
+        caller: Bearer,
         write: &Write,
     ) -> Result<Option<Option<Uuid>>, ApiError> {
         let Some(key) = write.idempotency.clone() else {
             return Ok(None);
         };
+        let client = self.admin.credential.clone();
         let first = self
-            .read(move |conn| first_use(conn, caller, &key, Expiry::Check))
+            .read(move |conn| {
+                authenticate(conn, &caller, &client)?;
+                first_use(conn, caller.user, &key, Expiry::Check)
+            })
             .await?;
         first.map(FirstUse::answer).transpose()
     }
@@ -387,15 +391,24 @@ fn judge(outcomes: &[(Uuid, Outcome)]) -> Result<(), ApiError> {
 }
 
 /// Nobody suspends or reinstates itself: an administrator who could would lock itself
-/// out by mistake, and a suspended user cannot call anything.
-fn check_own_status(actor: &Actor, decided: &[domain::EventData]) -> Result<(), ApiError> {
-    let own = decided.iter().any(|event| match event {
-        domain::EventData::UserSuspended(e) | domain::EventData::UserReinstated(e) => {
-            e.user_id == actor.user_id
-        }
-        _ => false,
-    });
-    if own {
+/// out by mistake, and a suspended user cannot call anything. Checked before anything
+/// else is decided, so that the answer is this one whatever else the update would meet.
+fn check_own_status(state: &SqliteState, actor: &Actor, command: &Command) -> Result<(), ApiError> {
+    let Command::UpdateUser {
+        user,
+        suspended: Some(suspended),
+        ..
+    } = command
+    else {
+        return Ok(());
+    };
+    let Some(found) = state.user(user)?.filter(|found| found.id == actor.user_id) else {
+        return Ok(());
+    };
+    let changes = state
+        .user_details(found.id)?
+        .is_some_and(|current| current.suspended != *suspended);
+    if changes {
         return Err(domain::DomainError::OwnStatus.into());
     }
     Ok(())

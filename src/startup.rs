@@ -62,8 +62,9 @@ pub struct Application {
     server: Server,
     addr: SocketAddr,
     projector: Projector,
-    /// The bootstrap client's secret, when it is the one generated into the data dir.
-    stored_client_secret: Option<Secret>,
+    /// The bootstrap client's secret, when it is the one generated into the data dir, and
+    /// whether this start generated it.
+    stored_client_secret: Option<(Secret, bool)>,
 }
 
 impl Application {
@@ -148,7 +149,7 @@ impl Application {
             projector,
             stored_client_secret: secrets
                 .client_secret_stored
-                .then_some(secrets.client_secret),
+                .then_some((secrets.client_secret, secrets.generated)),
         })
     }
 
@@ -157,9 +158,11 @@ impl Application {
     }
 
     /// The bootstrap client's secret, if it is the one the data dir keeps (generated on
-    /// the first start); `None` when it was configured.
-    pub fn stored_client_secret(&self) -> Option<&Secret> {
-        self.stored_client_secret.as_ref()
+    /// the first start), and whether this start generated it; `None` when configured.
+    pub fn stored_client_secret(&self) -> Option<(&Secret, bool)> {
+        self.stored_client_secret
+            .as_ref()
+            .map(|(secret, generated)| (secret, *generated))
     }
 
     /// Serves until a signal stops the server, then stops the projector.

@@ -1,7 +1,9 @@
 //! Failed logins, counted so that guessing is slow: per (client id or username, source
 //! address) and per source address. Each count drains at its budget per window; a request
-//! whose counts are full is refused before any hashing. A success clears its own (name,
-//! address) count, and one address's failures never refuse another address.
+//! whose counts are full is refused before any hashing. An attempt is counted when it
+//! starts, so that concurrent guesses share the budget, and given back if it succeeds
+//! (clearing its own (name, address) count) or could not be tried. One address's failures
+//! never refuse another address.
 //!
 //! Counters live in two tables of a fixed size: a spray of random names can only make the
 //! tables forget their idlest counters, never grow them.
@@ -60,24 +62,37 @@ impl LoginThrottle {
         }
     }
 
-    /// Whether a login as `name` from `address` may be tried now.
-    pub fn check(&self, name: &str, address: IpAddr) -> Result<(), RetryAfter> {
+    /// Starts a login as `name` from `address`: refused when either count is full, and
+    /// otherwise counted as a failure until [`Self::succeeded`] or [`Self::not_tried`]
+    /// says it was not one.
+    pub fn attempt(&self, name: &str, address: IpAddr) -> Result<(), RetryAfter> {
         let now = Instant::now();
         let address = address_key(address);
-        lock(&self.addresses).check(&address, now)?;
-        lock(&self.names).check(&(name_key(name), address), now)
+        let key = (name_key(name), address);
+        // Both tables at once (always in this order), so that concurrent attempts see
+        // each other's counts.
+        let mut addresses = lock(&self.addresses);
+        let mut names = lock(&self.names);
+        addresses.check(&address, now)?;
+        names.check(&key, now)?;
+        addresses.add(address, now);
+        names.add(key, now);
+        Ok(())
     }
 
-    pub fn failed(&self, name: &str, address: IpAddr) {
-        let now = Instant::now();
-        let address = address_key(address);
-        lock(&self.addresses).add(address, now);
-        lock(&self.names).add((name_key(name), address), now);
-    }
-
+    /// The attempt succeeded: its address gets it back, and its name starts afresh.
     pub fn succeeded(&self, name: &str, address: IpAddr) {
         let address = address_key(address);
+        lock(&self.addresses).give_back(&address, Instant::now());
         lock(&self.names).forget(&(name_key(name), address));
+    }
+
+    /// The attempt was not decided (the hashers were busy, or the service failed).
+    pub fn not_tried(&self, name: &str, address: IpAddr) {
+        let now = Instant::now();
+        let address = address_key(address);
+        lock(&self.addresses).give_back(&address, now);
+        lock(&self.names).give_back(&(name_key(name), address), now);
     }
 }
 
@@ -153,6 +168,13 @@ impl<K: Eq + Hash + Clone> Table<K> {
         self.counts.remove(key);
     }
 
+    fn give_back(&mut self, key: &K, now: Instant) {
+        if let Some(count) = self.counts.get_mut(key) {
+            count.level = (count.drained(now, self.per_second) - 1.0).max(0.0);
+            count.at = now;
+        }
+    }
+
     /// Makes room: every drained count goes, or else the one idle longest.
     fn evict(&mut self, now: Instant) {
         let per_second = self.per_second;
@@ -192,38 +214,49 @@ mod tests {
     fn a_name_is_refused_after_its_budget_from_that_address_only() {
         let throttle = LoginThrottle::new(&settings(3, 100, 100));
         for _ in 0..3 {
-            assert_eq!(throttle.check("Tdurden", ONE), Ok(()));
-            throttle.failed("tdurden", ONE);
+            assert_eq!(throttle.attempt("Tdurden", ONE), Ok(()));
         }
-        let RetryAfter(wait_s) = throttle.check("TDURDEN", ONE).unwrap_err();
+        let RetryAfter(wait_s) = throttle.attempt("TDURDEN", ONE).unwrap_err();
         assert!((1..=20).contains(&wait_s), "{wait_s}");
-        assert_eq!(throttle.check("tdurden", TWO), Ok(()));
+        assert_eq!(throttle.attempt("tdurden", TWO), Ok(()));
     }
 
     #[test]
     fn a_success_clears_its_own_count() {
         let throttle = LoginThrottle::new(&settings(2, 100, 100));
-        throttle.failed("tdurden", ONE);
-        throttle.failed("tdurden", ONE);
+        throttle.attempt("tdurden", ONE).unwrap();
+        throttle.attempt("tdurden", ONE).unwrap();
         throttle.succeeded("tdurden", ONE);
-        assert_eq!(throttle.check("tdurden", ONE), Ok(()));
+        assert_eq!(throttle.attempt("tdurden", ONE), Ok(()));
+    }
+
+    #[test]
+    fn an_attempt_not_tried_is_given_back() {
+        let throttle = LoginThrottle::new(&settings(1, 100, 100));
+        throttle.attempt("tdurden", ONE).unwrap();
+        assert!(
+            throttle.attempt("tdurden", ONE).is_err(),
+            "counted while it runs"
+        );
+        throttle.not_tried("tdurden", ONE);
+        assert_eq!(throttle.attempt("tdurden", ONE), Ok(()));
     }
 
     #[test]
     fn an_address_spraying_names_is_refused_for_every_name() {
         let throttle = LoginThrottle::new(&settings(10, 5, 100));
         for i in 0..5 {
-            throttle.failed(&format!("user{i}"), ONE);
+            throttle.attempt(&format!("user{i}"), ONE).unwrap();
         }
-        assert!(throttle.check("someone-else", ONE).is_err());
-        assert_eq!(throttle.check("someone-else", TWO), Ok(()));
+        assert!(throttle.attempt("someone-else", ONE).is_err());
+        assert_eq!(throttle.attempt("someone-else", TWO), Ok(()));
     }
 
     #[test]
     fn the_tables_stay_within_their_size() {
         let throttle = LoginThrottle::new(&settings(10, 1_000_000, 50));
         for i in 0..1_000 {
-            throttle.failed(&format!("sprayed{i}"), ONE);
+            throttle.attempt(&format!("sprayed{i}"), ONE).unwrap();
         }
         assert!(lock(&throttle.names).counts.len() <= 50);
     }

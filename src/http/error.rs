@@ -66,6 +66,8 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("The existing password is missing or wrong.")]
     ExistingPasswordInvalid,
+    #[error("Too many failed attempts; retry in {retry_after_s} s.")]
+    TooManyRequests { retry_after_s: u64 },
     #[error("{}", domain_message(.0))]
     Domain(DomainError),
     #[error("{}", concurrent_message(*.applied, *.events))]
@@ -181,6 +183,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "PayloadTooLarge",
             Self::NotMember => "NotMember",
             Self::ExistingPasswordInvalid => "ExistingPasswordInvalid",
+            Self::TooManyRequests { .. } => "TooManyRequests",
             Self::PreconditionFailed { .. } => "PreconditionFailed",
             Self::IdempotencyKeyReused => "IdempotencyKeyReused",
             Self::Domain(error) => error.code(),
@@ -253,6 +256,9 @@ impl ApiError {
             Self::Unavailable { .. } => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
             }
+            Self::TooManyRequests { retry_after_s } => {
+                response.insert_header((header::RETRY_AFTER, *retry_after_s));
+            }
             _ => {}
         }
         response.json(ErrorBody {
@@ -307,6 +313,7 @@ impl ResponseError for ApiError {
             | Self::ConcurrentModification { .. }
             | Self::ExistingPasswordInvalid => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -71,7 +71,8 @@ pub async fn issue(
 }
 
 /// Runs a login `attempt` as `name` from `address`: refused at once when either count is
-/// full, counted when it fails on a wrong secret, and its own count cleared on success.
+/// full, counted from the start (so that concurrent guesses share the budget), given back
+/// on success (clearing its own count) or when it could not be decided.
 async fn throttled<T>(
     service: &Service,
     name: &str,
@@ -80,15 +81,13 @@ async fn throttled<T>(
 ) -> Result<T, OAuthError> {
     service
         .logins
-        .check(name, address)
+        .attempt(name, address)
         .map_err(|RetryAfter(wait_s)| OAuthError::slow_down(wait_s))?;
     let result = attempt.await;
     match &result {
         Ok(_) => service.logins.succeeded(name, address),
-        Err(error) if matches!(error.code, "invalid_client" | "invalid_grant") => {
-            service.logins.failed(name, address)
-        }
-        Err(_) => {}
+        Err(error) if matches!(error.code, "invalid_client" | "invalid_grant") => {}
+        Err(_) => service.logins.not_tried(name, address),
     }
     result
 }
@@ -144,11 +143,19 @@ async fn password(
         return Err(OAuthError::new("invalid_request"));
     };
     let login_key = login.to_lowercase();
-    throttled(service, &login_key.clone(), address, async {
-        let found = service
-            .read(move |conn| Ok(read_model::password_hash(conn, &login_key)?))
-            .await
-            .map_err(|_| OAuthError::new("server_error"))?;
+    let found = service
+        .read({
+            let login_key = login_key.clone();
+            move |conn| Ok(read_model::password_hash(conn, &login_key)?)
+        })
+        .await
+        .map_err(|_| OAuthError::new("server_error"))?;
+    // A user is counted as one name, whether it is named by username or by email (and
+    // alike for a change of password, see `users::set_password`).
+    let name = found
+        .as_ref()
+        .map_or(login_key, |login| login.user.to_string());
+    throttled(service, &name, address, async {
         // An unknown login still costs one verification, so timing does not reveal users.
         let hash = found.as_ref().map_or_else(
             || service.admin.secret_hash.clone(),
@@ -194,16 +201,22 @@ pub struct RevocationForm {
 }
 
 /// `POST /authenticate/connect/revocation`: the caller (its bearer token in
-/// `Authorization`) revokes `token`, one of its own, which may be the one it calls with.
-/// 200 once the token answers 401 on this instance; 200 and nothing appended for a token
-/// revoked already. 400 for a token this service did not issue or that has expired, 403
-/// for another user's.
+/// `Authorization`, 401 unless it stands) revokes `token`, one of its own, which may be
+/// the one it calls with. 200 once the token answers 401 on this instance; 200 and nothing
+/// appended for a token revoked already. 400 for a token this service did not issue or
+/// that has expired, where RFC 7009 would answer 200: a caller who names a token that does
+/// not verify has made a mistake worth telling. 403 for another user's token.
 pub async fn revoke(
     service: web::Data<Service>,
     caller: Caller,
     req: HttpRequest,
     form: web::Form<RevocationForm>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let caller = caller.0;
+    // A caller whose own token no longer stands learns nothing about the one it names.
+    service
+        .query_self_or_admin(caller, UserIdentifier::Id(caller.user), |_, _| Ok(()))
+        .await?;
     let RevocationForm {
         token,
         token_type_hint,
@@ -224,7 +237,6 @@ pub async fn revoke(
             "The token is not one this service issued, or it has expired.",
         )
     })?;
-    let caller = caller.0;
     if revoked.user != caller.user {
         return Err(OAuthError::described(
             "access_denied",
@@ -249,5 +261,6 @@ pub async fn revoke(
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
         .finish())
 }

@@ -19,6 +19,7 @@ use crate::domain::{
 };
 use crate::read_model::{self, Groups, SqliteState, UserView, Users};
 use crate::service::{Principal, Service};
+use crate::throttle::RetryAfter;
 
 /// Longest free-text field (names, timezone, language), in characters.
 const TEXT_MAX_CHARS: usize = 256;
@@ -276,7 +277,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     // A retry is answered before the user is looked up: the first request may have
     // renamed it.
-    if let Some(first) = service.replay(caller.0.user, &write).await? {
+    if let Some(first) = service.replay(caller.0, &write).await? {
         let user_id = first.ok_or_else(|| anyhow::anyhow!("a user update of no user"))?;
         return Ok(HttpResponse::Ok().json(load(&service, user_id).await?));
     }
@@ -418,11 +419,9 @@ pub async fn set_password(
     let new = new.unwrap_or_default();
     check_password("new", &new)?;
     let existing_ok = match (existing, stored) {
-        (Some(existing), Some(stored)) => service
-            .hasher
-            .verify(peer(&req), existing, stored)
-            .await
-            .map_err(hash_error)?,
+        (Some(existing), Some(stored)) => {
+            verify_existing(&service, peer(&req), user_id, existing, stored).await?
+        }
         (Some(_), None) => false,
         (None, _) => is_admin,
     };
@@ -439,6 +438,29 @@ pub async fn set_password(
     };
     service.execute(principal, write, command).await?;
     Ok(HttpResponse::Ok().finish())
+}
+
+/// Checks a user's `existing` password, throttled like a login as that user: a stolen
+/// token must not make guessing the password any faster.
+async fn verify_existing(
+    service: &Service,
+    address: std::net::IpAddr,
+    user: Uuid,
+    existing: String,
+    stored: String,
+) -> Result<bool, ApiError> {
+    let name = user.to_string();
+    service
+        .logins
+        .attempt(&name, address)
+        .map_err(|RetryAfter(retry_after_s)| ApiError::TooManyRequests { retry_after_s })?;
+    let verified = service.hasher.verify(address, existing, stored).await;
+    match &verified {
+        Ok(true) => service.logins.succeeded(&name, address),
+        Ok(false) => {}
+        Err(_) => service.logins.not_tried(&name, address),
+    }
+    verified.map_err(hash_error)
 }
 
 /// `GET .../users/{userIdentifier}`: the user by id, username or email (`@current` for

@@ -30,8 +30,8 @@ pub(super) const KEEPS_A_MEMBER: &str = "WITH RECURSIVE tree(id) AS (
     )
     SELECT EXISTS (
         SELECT 1 FROM tree t CROSS JOIN members m ON m.group_id = t.id
-        CROSS JOIN users u ON u.id = m.user_id
-        WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6) AND NOT u.suspended
+        CROSS JOIN users usr ON usr.id = m.user_id
+        WHERE m.user_id <> ?7 AND NOT (m.group_id = ?5 AND m.user_id = ?6) AND NOT usr.suspended
     )";
 
 const GROUPS_OF_USER: &str = "SELECT group_id FROM members WHERE user_id = ?1";

@@ -234,16 +234,26 @@ impl TestApp {
         {
             return secret.clone();
         }
-        let printed = self
-            .startup_output
-            .iter()
-            .find_map(|line| line.strip_prefix("bootstrap client: "))
-            .unwrap_or_else(|| panic!("no secret printed in {:?}", self.startup_output));
+        if let Some(printed) = self.printed_client_secret() {
+            return printed;
+        }
+        let path = self.data_dir().join("secrets.json");
+        let stored: Value = serde_json::from_slice(&std::fs::read(&path).expect("secrets.json"))
+            .expect("secrets.json is JSON");
+        stored["adminClientSecret"]
+            .as_str()
+            .expect("adminClientSecret in secrets.json")
+            .to_owned()
+    }
+
+    /// The client secret on the `bootstrap client:` line of the latest start, if printed.
+    pub fn printed_client_secret(&self) -> Option<String> {
+        let printed = (self.startup_output.iter())
+            .find_map(|line| line.strip_prefix("bootstrap client: "))?;
         let secret = printed
             .split_whitespace()
-            .find_map(|field| field.strip_prefix("client_secret="))
-            .unwrap_or_else(|| panic!("no client_secret in {printed:?}"));
-        secret.to_owned()
+            .find_map(|field| field.strip_prefix("client_secret="))?;
+        Some(secret.to_owned())
     }
 
     /// Sets (or with [`UNSET`], removes) a variable for the next start.

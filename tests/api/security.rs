@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     ADMINISTRATORS, Answer, Backend, CLIENT_ID, PREFIX, SEED_PASSWORD, SEED_USERNAME, TOKEN_SECRET,
-    TestApp, UNSET, backends, claims_of, encode, now_s, sign_claims, sign_token,
+    TestApp, UNSET, backends, claims_of, encode, eventually_or_none, now_s, sign_claims,
+    sign_token,
 };
 
 /// What config/default.toml once held, and what anyone who read the README knew.
@@ -24,6 +25,8 @@ const COMMITTED_CLIENT_SECRET: &str = "dev-only-secret-change-me";
 const COMMITTED_TOKEN_SECRET: &str = "dev-only-token-secret-change-me-0123456789";
 
 const SECOND: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// Concurrent connections of the flood: more than `hashers_max + hash_queue_max` (4 + 64).
+const FLOOD_CONNECTIONS: usize = 100;
 const REVOCATION: &str = "/authenticate/connect/revocation";
 
 fn mode(path: &Path) -> u32 {
@@ -133,39 +136,47 @@ async fn the_committed_defaults_admit_nobody_and_a_first_start_makes_its_own_sec
         ("MEMBERSHIP_TOKEN_SECRET", UNSET),
     ];
     let mut app = TestApp::spawn_on(backend, &unset).await;
-    let secret = app.client_secret();
+    let secret = app
+        .printed_client_secret()
+        .expect("the first start prints the secret");
     assert_eq!(secret.len(), 64, "256 bits as hex: {secret}");
-    assert!(
-        app.startup_output
-            .iter()
-            .any(|line| line.contains("secrets.json")),
-        "{:?}",
-        app.startup_output
-    );
+    assert_eq!(app.client_secret(), secret, "as kept in secrets.json");
     let secrets = app.data_dir().join("secrets.json");
     assert_eq!(mode(&secrets), 0o600);
+    let seed = app.seed().await;
+    let user_token = app.token_for(SEED_USERNAME, SEED_PASSWORD).await;
     let before = app.log_len();
 
     let committed = client_grant(&app.client, &app, COMMITTED_CLIENT_SECRET).await;
     assert_eq!(committed.oauth_error(), "invalid_client");
-    let admin = app.log_events()[0].payload["data"]["userId"].clone();
-    let admin = admin.as_str().expect("the service account's id");
-    let now = now_s();
-    let forged = sign_token(
-        COMMITTED_TOKEN_SECRET,
-        admin.parse().unwrap(),
-        now,
-        now + 600,
-    );
+    // A token like the user's own (its first password, never suspended), signed with the
+    // key the committed configuration had.
+    let mut claims = claims_of(&user_token);
+    assert_eq!(claims["sub"], seed.user_id.to_string());
+    claims["jti"] = json!(uuid::Uuid::new_v4());
+    let forged = sign_claims(COMMITTED_TOKEN_SECRET, &claims);
     assert_unauthorized(&current_user(&app, &forged).await);
+    current_user(&app, &user_token).await.assert_status(200);
     app.assert_nothing_appended(before);
 
-    // The generated secrets are kept: a restart takes the same client secret and the old
-    // token still verifies.
+    // The generated secrets are kept: a restart takes the same client secret, prints it
+    // no more, and the old tokens still verify.
     let token = app.admin_token.clone();
     app.restart().await;
+    assert_eq!(
+        app.printed_client_secret(),
+        None,
+        "{:?}",
+        app.startup_output
+    );
+    assert!(
+        (app.startup_output.iter()).any(|line| line.contains("secrets.json")),
+        "{:?}",
+        app.startup_output
+    );
     assert_eq!(app.client_secret(), secret);
     current_user(&app, &token).await.assert_status(200);
+    current_user(&app, &user_token).await.assert_status(200);
     client_grant(&app.client, &app, &secret)
         .await
         .access_token();
@@ -176,13 +187,24 @@ async fn the_committed_defaults_admit_nobody_and_a_first_start_makes_its_own_sec
 async fn a_configured_secret_shorter_than_32_bytes_is_refused_at_start(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     for name in ["MEMBERSHIP_ADMIN_CLIENT_SECRET", "MEMBERSHIP_TOKEN_SECRET"] {
-        let output = app
+        let mut child = app
             .command(&["serve"])
             .env("MEMBERSHIP_HTTP_ADDR", "127.0.0.1:0")
             .env(name, "x".repeat(31))
-            .output()
+            .spawn()
             .expect("running membershipd serve");
+        // A service that started anyway would never exit: give it a bound, then stop it.
+        let exited = eventually_or_none(Duration::from_secs(20), || {
+            let exited = child.try_wait().expect("waiting for membershipd");
+            async move { exited }
+        })
+        .await;
+        if exited.is_none() {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().expect("its output");
         let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(exited.is_some(), "it served with a short {name}: {stderr}");
         assert!(!output.status.success(), "{stderr}");
         let error: Vec<&str> = stderr.lines().filter(|l| l.contains(name)).collect();
         assert_eq!(error.len(), 1, "{stderr}");
@@ -252,6 +274,37 @@ async fn failed_logins_past_the_budget_answer_429_before_any_hashing(backend: Ba
     }
     let refused = password_grant(&app, SEED_USERNAME, SEED_PASSWORD).await;
     assert_oauth(&refused, 429, "slow_down");
+    // By email it is the same user, and the same count.
+    let refused = password_grant(&app, crate::helpers::SEED_EMAIL, SEED_PASSWORD).await;
+    assert_oauth(&refused, 429, "slow_down");
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn guessing_the_existing_password_with_a_token_is_throttled_like_a_login(backend: Backend) {
+    let budget = [("MEMBERSHIP_LOGINS_FAILURES_PER_NAME_MAX", "3")];
+    let app = TestApp::spawn_on(backend, &budget).await;
+    let token = member(&app).await;
+    let path = format!("{PREFIX}/users/@current/credentials/password");
+    let guess = json!({ "existing": "a-wrong-guess", "new": "a-new-password" });
+    let before = app.log_len();
+    for _ in 0..3 {
+        app.post_json(&path, Some(&token), &guess)
+            .await
+            .assert_error(409, "ExistingPasswordInvalid");
+    }
+    let right = json!({ "existing": SEED_PASSWORD, "new": "a-new-password" });
+    let refused = app.post_json(&path, Some(&token), &right).await;
+    refused.assert_error(429, "TooManyRequests");
+    assert!(
+        refused.header("retry-after").is_some(),
+        "{:?}",
+        refused.headers
+    );
+    app.assert_nothing_appended(before);
+    // And a login as that user from the same address waits too.
+    let login = password_grant(&app, SEED_USERNAME, SEED_PASSWORD).await;
+    assert_oauth(&login, 429, "slow_down");
 }
 
 #[apply(backends)]
@@ -268,7 +321,9 @@ async fn a_flood_of_wrong_secrets_from_one_address_leaves_logins_from_another_al
     let app = Arc::new(TestApp::spawn_on(backend, &unlimited).await);
     let done = Arc::new(AtomicBool::new(false));
     let mut flood = tokio::task::JoinSet::new();
-    for _ in 0..16 {
+    // More connections than the whole hashing queue holds: without a share per address,
+    // the flood alone would fill it and the other address would be turned away.
+    for _ in 0..FLOOD_CONNECTIONS {
         let (app, done) = (app.clone(), done.clone());
         flood.spawn(async move {
             let mut answered = Vec::new();
@@ -279,6 +334,9 @@ async fn a_flood_of_wrong_secrets_from_one_address_leaves_logins_from_another_al
                 }
                 let wrong = client_grant(&app.client, &app, "not-the-secret").await;
                 answered.push(wrong.status.as_u16());
+                if wrong.status == 503 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
             answered
         });
@@ -302,7 +360,7 @@ async fn a_flood_of_wrong_secrets_from_one_address_leaves_logins_from_another_al
 
     assert_eq!(statuses, vec![200; 20], "logins from 127.0.0.2");
     assert!(
-        flooded.len() >= 16,
+        flooded.len() >= FLOOD_CONNECTIONS,
         "the flood sent {} requests",
         flooded.len()
     );
@@ -310,6 +368,7 @@ async fn a_flood_of_wrong_secrets_from_one_address_leaves_logins_from_another_al
         flooded.iter().all(|s| [400, 503].contains(s)),
         "the flood got {flooded:?}"
     );
+    assert!(flooded.contains(&503), "the flood was never held back");
 }
 
 #[apply(backends)]
