@@ -15,9 +15,8 @@ use crate::domain::{
     Actor, Command, Custom, Email, GroupIdentifier, GroupName, GroupType, NewGroup, NewUser,
     Profile, Removal, State, UserIdentifier, Username,
 };
-use crate::http::ApiError;
 use crate::read_model::{self, SqliteState};
-use crate::service::{Principal, Service, Write};
+use crate::service::{Principal, Service, ServiceError, Write};
 
 pub const SYSTEM_ADMINISTRATORS: &str = "System Administrators";
 
@@ -149,17 +148,14 @@ async fn run(service: &Service, actor: &Actor, command: Command) -> anyhow::Resu
             tracing::info!(client_id = %actor.username, "{step}");
             Ok(true)
         }
-        Err(ApiError::ConcurrentModification { .. }) => Ok(false),
+        Err(ServiceError::ConcurrentModification { .. }) => Ok(false),
         Err(error) => Err(explain(error)),
     }
 }
 
-fn explain(error: ApiError) -> anyhow::Error {
+fn explain(error: ServiceError) -> anyhow::Error {
     match error {
-        ApiError::Internal(error) => error.context("bootstrapping the administrators"),
-        other => anyhow::anyhow!(
-            "bootstrapping the administrators: {other} ({})",
-            other.code()
-        ),
+        ServiceError::Unexpected(error) => error.context("bootstrapping the administrators"),
+        other => anyhow::Error::new(other).context("bootstrapping the administrators"),
     }
 }

@@ -254,16 +254,12 @@ fn apply_once(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Result<
         return Ok(None);
     }
     let outcome = domain::apply_event(&SqliteState(tx), event)?;
-    let stored = match &outcome {
-        Outcome::Applied => {
-            write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
-            record_change(tx, event, payload)?;
-            "applied"
-        }
-        Outcome::Rejected(reason) => reason.code(),
-    };
+    if outcome == Outcome::Applied {
+        write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
+        record_change(tx, event, payload)?;
+    }
     tx.prepare_cached("INSERT INTO outcomes (event_id, outcome) VALUES (?1, ?2)")?
-        .execute(params![id, stored])?;
+        .execute(params![id, outcome.code()])?;
     if outcome != Outcome::Rejected(DomainError::DuplicateRequest) {
         record_key_use(tx, event)?;
     }

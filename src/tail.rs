@@ -141,7 +141,7 @@ const TIME: &[BorrowedFormatItem<'_>] =
 /// `2025-06-01T10:00:00.123Z  MemberRemoved      applied                      svc.ops  tdurden from "Paper Street Soap Company"  (event 0197…)`.
 fn line(event: &Event, outcome: Option<&Outcome>) -> anyhow::Result<String> {
     let outcome = match outcome {
-        Some(Outcome::Applied) => "applied".to_owned(),
+        Some(applied @ Outcome::Applied) => applied.code().to_owned(),
         Some(Outcome::Rejected(reason)) => format!("rejected: {}", reason.code()),
         None => "duplicate".to_owned(),
     };

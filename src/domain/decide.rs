@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use super::error::{DomainError, LINKS_PER_DELETION_MAX};
 use super::event::{
     Event, EventData, ExpectedVersion, GroupDeleted, GroupDetails, GroupType, Idempotency,
     Membership, Nesting, PasswordSet, Profile, TokenRevoked, UserCreated, UserDeleted, UserStatus,
@@ -12,135 +13,9 @@ use super::event::{
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 use super::state::{GroupRef, Removal, State, UserRef};
 
-/// Why a command is refused, or an event rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DomainError {
-    #[error("the group was not found")]
-    GroupNotFound,
-    #[error("the user was not found")]
-    UserNotFound,
-    #[error("some of the groups were not found")]
-    GroupsNotFound {
-        /// The identifiers that matched no group, as given.
-        missing: Vec<String>,
-    },
-    #[error("some of the users were not found")]
-    UsersNotFound {
-        /// The identifiers that matched no user, as given.
-        missing: Vec<String>,
-    },
-    #[error("the user is not a direct member of the group")]
-    UserNotInGroup {
-        /// Set when the user belongs to the group only through this child group.
-        inherited_through: Option<GroupName>,
-    },
-    #[error("the user is already a direct member of the group")]
-    AlreadyMember,
-    #[error("the group would end up inside itself")]
-    GroupCycle,
-    #[error("the group is not a direct child of the group")]
-    GroupNotChild,
-    #[error("the group would be left without a member")]
-    LastAdministrator,
-    #[error("the username is taken")]
-    UsernameTaken,
-    #[error("the email is taken")]
-    EmailTaken,
-    #[error("the group name is taken")]
-    GroupNameTaken,
-    #[error("the id is taken")]
-    IdTaken,
-    #[error("a system group cannot be renamed, retyped or deleted")]
-    SystemGroup,
-    #[error("the user or group still has memberships")]
-    MembershipsRemain,
-    #[error(
-        "the deletion would end more than {LINKS_PER_DELETION_MAX} memberships and nestings at once: remove some first"
-    )]
-    TooManyLinks,
-    #[error("the group changed since the version the request was made for")]
-    VersionMismatch,
-    #[error("an earlier request with the same idempotency key got there first")]
-    DuplicateRequest,
-    #[error("the user already has that status")]
-    StatusUnchanged,
-    #[error("a user cannot suspend or reinstate itself")]
-    OwnStatus,
-}
-
 /// How long an idempotency key stands for its first request. A retry within it gets the
 /// first answer; after it, the key is free for a new request.
 pub const IDEMPOTENCY_KEY_TTL: time::Duration = time::Duration::hours(24);
-
-/// The most memberships and nestings one deletion ends, each an event: enough for any
-/// group people manage by hand, and few enough to append and apply within a request.
-pub const LINKS_PER_DELETION_MAX: usize = 10_000;
-
-impl DomainError {
-    /// The error a stored outcome code names, with none of its details.
-    pub fn from_code(code: &str) -> Option<Self> {
-        Some(match code {
-            "GroupNotFound" => Self::GroupNotFound,
-            "UserNotFound" => Self::UserNotFound,
-            "UserNotInGroup" => Self::UserNotInGroup {
-                inherited_through: None,
-            },
-            "AlreadyMember" => Self::AlreadyMember,
-            "GroupCycle" => Self::GroupCycle,
-            "GroupNotChild" => Self::GroupNotChild,
-            "LastAdministrator" => Self::LastAdministrator,
-            "UsernameTaken" => Self::UsernameTaken,
-            "EmailTaken" => Self::EmailTaken,
-            "GroupNameTaken" => Self::GroupNameTaken,
-            "IdTaken" => Self::IdTaken,
-            "SystemGroup" => Self::SystemGroup,
-            "MembershipsRemain" => Self::MembershipsRemain,
-            "TooManyLinks" => Self::TooManyLinks,
-            "VersionMismatch" => Self::VersionMismatch,
-            "DuplicateRequest" => Self::DuplicateRequest,
-            "StatusUnchanged" => Self::StatusUnchanged,
-            "OwnStatus" => Self::OwnStatus,
-            _ => return None,
-        })
-    }
-
-    /// Whether an event rejected for this reason found the state it was to make: the
-    /// member or child group already there, or already gone.
-    pub fn is_already_so(&self) -> bool {
-        matches!(
-            self,
-            Self::AlreadyMember
-                | Self::UserNotInGroup { .. }
-                | Self::GroupNotChild
-                | Self::StatusUnchanged
-        )
-    }
-
-    /// A stable name for the error: the Error body's `data.code`, and the outcome stored
-    /// for a rejected event.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::GroupNotFound | Self::GroupsNotFound { .. } => "GroupNotFound",
-            Self::UserNotFound | Self::UsersNotFound { .. } => "UserNotFound",
-            Self::UserNotInGroup { .. } => "UserNotInGroup",
-            Self::AlreadyMember => "AlreadyMember",
-            Self::GroupCycle => "GroupCycle",
-            Self::GroupNotChild => "GroupNotChild",
-            Self::LastAdministrator => "LastAdministrator",
-            Self::UsernameTaken => "UsernameTaken",
-            Self::EmailTaken => "EmailTaken",
-            Self::GroupNameTaken => "GroupNameTaken",
-            Self::IdTaken => "IdTaken",
-            Self::SystemGroup => "SystemGroup",
-            Self::MembershipsRemain => "MembershipsRemain",
-            Self::TooManyLinks => "TooManyLinks",
-            Self::VersionMismatch => "VersionMismatch",
-            Self::DuplicateRequest => "DuplicateRequest",
-            Self::StatusUnchanged => "StatusUnchanged",
-            Self::OwnStatus => "OwnStatus",
-        }
-    }
-}
 
 /// A store failure or a refusal: the two ways a decision can fail.
 #[derive(Debug, thiserror::Error)]
@@ -279,12 +154,9 @@ pub fn key_events(events: &mut [Event], key: &str, fingerprint: &str) {
 /// Makes every one of `events` conditional on `group` being at `version` (see
 /// [`ExpectedVersion`]): so that the request lands whole or, if another change to the
 /// group got in first, not at all.
-pub fn expect_version(events: &mut [Event], group: Uuid, version: u64) {
+pub fn expect_version(events: &mut [Event], expected: ExpectedVersion) {
     for event in events {
-        event.expected_version = Some(ExpectedVersion {
-            group_id: group,
-            version,
-        });
+        event.expected_version = Some(expected);
     }
 }
 
@@ -561,6 +433,26 @@ pub enum Outcome {
     Applied,
     /// Its precondition no longer held when it was applied; it changes nothing.
     Rejected(DomainError),
+}
+
+impl Outcome {
+    const APPLIED: &str = "applied";
+
+    /// The outcome as the read model stores it: `applied`, or the rejection's code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Applied => Self::APPLIED,
+            Self::Rejected(reason) => reason.code(),
+        }
+    }
+
+    /// The outcome a stored code names, with none of a rejection's details.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            Self::APPLIED => Some(Self::Applied),
+            code => DomainError::from_code(code).map(Self::Rejected),
+        }
+    }
 }
 
 /// Decides whether `event` takes effect on `state`. The caller performs the effect.

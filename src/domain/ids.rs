@@ -278,3 +278,36 @@ mod tests {
         assert_eq!(a.as_str(), "T.Durden@FightClub.com");
     }
 }
+
+/// A password as a user chose it, within the policy: 8 characters to 1,024 bytes. Only
+/// its hash is ever kept; Debug shows nothing of it.
+#[derive(Clone)]
+pub struct Password(String);
+
+/// The policy a password breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be {PASSWORD_MIN_CHARS} characters to {PASSWORD_MAX_BYTES} bytes long")]
+pub struct InvalidPassword;
+
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+
+impl Password {
+    pub fn parse(text: impl Into<String>) -> Result<Self, InvalidPassword> {
+        let text = text.into();
+        if text.chars().count() < PASSWORD_MIN_CHARS || text.len() > PASSWORD_MAX_BYTES {
+            return Err(InvalidPassword);
+        }
+        Ok(Self(text))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}

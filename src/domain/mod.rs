@@ -4,6 +4,7 @@
 //! clock. Ids and time arrive as inputs, so every instance decides alike.
 
 mod decide;
+mod error;
 mod event;
 mod ids;
 #[cfg(test)]
@@ -11,17 +12,18 @@ pub(crate) mod memory;
 mod state;
 
 pub use decide::{
-    Command, DomainError, IDEMPOTENCY_KEY_TTL, LINKS_PER_DELETION_MAX, NewGroup, NewUser, Outcome,
-    Refusal, apply, apply_event, decide, expect_version, key_events,
+    Command, IDEMPOTENCY_KEY_TTL, NewGroup, NewUser, Outcome, Refusal, apply, apply_event, decide,
+    expect_version, key_events,
 };
+pub use error::{DomainError, LINKS_PER_DELETION_MAX};
 pub use event::{
-    Actor, Custom, Event, EventData, GroupDeleted, GroupDetails, GroupType, Idempotency,
-    Membership, Metadata, Nesting, PasswordSet, Profile, TokenRevoked, UserCreated, UserDeleted,
-    UserStatus, UserUpdated,
+    Actor, Custom, Event, EventData, ExpectedVersion, GroupDeleted, GroupDetails, GroupType,
+    Idempotency, Membership, Metadata, Nesting, PasswordSet, Profile, TokenRevoked, UserCreated,
+    UserDeleted, UserStatus, UserUpdated,
 };
 pub use ids::{
-    Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, NAME_MAX_CHARS,
-    UserIdentifier, Username,
+    Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, InvalidPassword,
+    NAME_MAX_CHARS, Password, UserIdentifier, Username,
 };
 pub use state::{GroupRef, KeyUse, Reach, Removal, State, UserDetails, UserRef};
 

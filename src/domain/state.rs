@@ -4,7 +4,8 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::decide::{DomainError, Refusal};
+use super::decide::Refusal;
+use super::error::DomainError;
 use super::event::{GroupDetails, GroupType, Profile};
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 

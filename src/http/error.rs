@@ -1,5 +1,7 @@
-//! One error type for the whole API, one table from error to status and `data.code`, and
-//! one place that renders the Contensis Error body.
+//! One error type for the whole API, one table from error to status and `data.code`
+//! ([`ApiError::status_and_code`], with [`domain_status`] for the domain's refusals, whose
+//! codes the domain's own table gives), one conversion from the service's errors, and one
+//! place that renders the Contensis Error body.
 
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
@@ -9,7 +11,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::domain::{DomainError, InvalidName, Refusal};
+use crate::domain::{DomainError, InvalidName};
+use crate::service::ServiceError;
 
 /// The Contensis Error model, fields in the documented order.
 #[derive(Serialize)]
@@ -128,14 +131,17 @@ fn domain_message(error: &DomainError) -> String {
         DomainError::GroupsNotFound { missing } => {
             format!("These groups were not found: {}.", missing.join(", "))
         }
-        other => {
-            let text = other.to_string();
-            let mut chars = text.chars();
-            match chars.next() {
-                Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
-                None => text,
-            }
-        }
+        other => sentence(other),
+    }
+}
+
+/// A short error message as a sentence: capitalised, with a full stop.
+pub(super) fn sentence(error: &impl std::fmt::Display) -> String {
+    let text = error.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => text,
     }
 }
 
@@ -145,11 +151,41 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Domain(error) => Self::Domain(error),
-            Refusal::Store(error) => Self::Internal(error),
+/// The service's errors as the Contensis API answers them: the one place they meet HTTP.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Unauthorized => Self::Unauthorized,
+            ServiceError::Forbidden => Self::Forbidden,
+            ServiceError::Refused(error) => Self::Domain(error),
+            ServiceError::InvalidRequest(message) => Self::BadRequest(message),
+            ServiceError::ExistingPasswordInvalid => Self::ExistingPasswordInvalid,
+            ServiceError::TooManyRequests { retry_after_s } => {
+                Self::TooManyRequests { retry_after_s }
+            }
+            ServiceError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            ServiceError::PreconditionFailed {
+                event_id,
+                version,
+                applied,
+            } => Self::PreconditionFailed {
+                event_id,
+                version,
+                applied,
+            },
+            ServiceError::ConcurrentModification {
+                event_id,
+                reason,
+                applied,
+                events,
+            } => Self::ConcurrentModification {
+                event_id,
+                reason,
+                applied,
+                events,
+            },
+            ServiceError::Unavailable { event_id } => Self::Unavailable { event_id },
+            ServiceError::Unexpected(error) => Self::Internal(error),
         }
     }
 }
@@ -169,28 +205,35 @@ impl ApiError {
         }
     }
 
+    /// The table: every error's status and the stable `data.code` of its Error body.
+    /// A domain refusal's code is the domain's (see `domain::DomainError`).
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::Unauthorized => (S::UNAUTHORIZED, "Unauthorized"),
+            Self::InvalidIdentifier { .. } => (S::BAD_REQUEST, "InvalidIdentifier"),
+            Self::BadRequest(_) => (S::BAD_REQUEST, "BadRequest"),
+            Self::Unprocessable { .. } => (S::UNPROCESSABLE_ENTITY, "ValidationFailed"),
+            Self::Forbidden => (S::FORBIDDEN, "Forbidden"),
+            Self::RouteNotFound => (S::NOT_FOUND, "NotFound"),
+            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+            Self::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            Self::NotMember => (S::NOT_FOUND, "NotMember"),
+            Self::ExistingPasswordInvalid => (S::CONFLICT, "ExistingPasswordInvalid"),
+            Self::TooManyRequests { .. } => (S::TOO_MANY_REQUESTS, "TooManyRequests"),
+            Self::PreconditionFailed { .. } => (S::PRECONDITION_FAILED, "PreconditionFailed"),
+            Self::IdempotencyKeyReused => (S::UNPROCESSABLE_ENTITY, "IdempotencyKeyReused"),
+            Self::Domain(error) => (domain_status(error), error.code()),
+            Self::ConcurrentModification { .. } => (S::CONFLICT, "ConcurrentModification"),
+            Self::Unavailable { .. } => (S::SERVICE_UNAVAILABLE, "Unavailable"),
+            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "ServerError"),
+        }
+    }
+
     /// The stable `data.code` of the Error body.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Unauthorized => "Unauthorized",
-            Self::InvalidIdentifier { .. } => "InvalidIdentifier",
-            Self::BadRequest(_) => "BadRequest",
-            Self::Unprocessable { .. } => "ValidationFailed",
-            Self::Forbidden => "Forbidden",
-            Self::RouteNotFound => "NotFound",
-            Self::MethodNotAllowed => "MethodNotAllowed",
-            Self::UnsupportedMediaType => "UnsupportedMediaType",
-            Self::PayloadTooLarge(_) => "PayloadTooLarge",
-            Self::NotMember => "NotMember",
-            Self::ExistingPasswordInvalid => "ExistingPasswordInvalid",
-            Self::TooManyRequests { .. } => "TooManyRequests",
-            Self::PreconditionFailed { .. } => "PreconditionFailed",
-            Self::IdempotencyKeyReused => "IdempotencyKeyReused",
-            Self::Domain(error) => error.code(),
-            Self::ConcurrentModification { .. } => "ConcurrentModification",
-            Self::Unavailable { .. } => "Unavailable",
-            Self::Internal(_) => "ServerError",
-        }
+        self.status_and_code().1
     }
 
     fn data(&self) -> Value {
@@ -289,40 +332,39 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::InvalidIdentifier { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unprocessable { .. } | Self::IdempotencyKeyReused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::RouteNotFound | Self::NotMember => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Domain(
-                DomainError::GroupNotFound
-                | DomainError::UserNotFound
-                | DomainError::UsersNotFound { .. }
-                | DomainError::GroupsNotFound { .. },
-            ) => StatusCode::NOT_FOUND,
-            Self::Domain(DomainError::SystemGroup | DomainError::OwnStatus) => {
-                StatusCode::FORBIDDEN
-            }
-            Self::Domain(_)
-            | Self::ConcurrentModification { .. }
-            | Self::ExistingPasswordInvalid => StatusCode::CONFLICT,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.status_and_code().0
     }
 
     /// actix calls this as soon as a handler fails; the middleware then renders the
     /// error again with the request's logId, which is the body the client gets.
     fn error_response(&self) -> HttpResponse<BoxBody> {
         self.render(Uuid::nil())
+    }
+}
+
+/// The status of each domain refusal on the Contensis API. No arm stands for several
+/// unnamed ones, so a new refusal has no status until it is given one here.
+fn domain_status(error: &DomainError) -> StatusCode {
+    use DomainError as E;
+    match error {
+        E::GroupNotFound | E::UserNotFound | E::GroupsNotFound { .. } | E::UsersNotFound { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        E::SystemGroup | E::OwnStatus => StatusCode::FORBIDDEN,
+        E::VersionMismatch => StatusCode::PRECONDITION_FAILED,
+        E::UserNotInGroup { .. }
+        | E::AlreadyMember
+        | E::GroupCycle
+        | E::GroupNotChild
+        | E::LastAdministrator
+        | E::UsernameTaken
+        | E::EmailTaken
+        | E::GroupNameTaken
+        | E::IdTaken
+        | E::MembershipsRemain
+        | E::TooManyLinks
+        | E::DuplicateRequest
+        | E::StatusUnchanged => StatusCode::CONFLICT,
     }
 }
 

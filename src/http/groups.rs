@@ -4,7 +4,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -13,9 +12,9 @@ use super::extract::{Caller, Write, child_group_param, group_param};
 use super::members::bulk_add;
 use super::users::{custom, text};
 use super::{ApiError, ListQuery, PageQuery, PagedList};
-use crate::domain::{Command, DomainError, GroupIdentifier, GroupName, GroupType, NewGroup, State};
-use crate::read_model::{self, GroupView, Groups, SqliteState};
-use crate::service::Service;
+use crate::domain::{Command, GroupIdentifier, GroupName, GroupType, NewGroup};
+use crate::read_model::GroupView;
+use crate::service::{GroupScope, Service};
 
 /// The Contensis group model as a client sends it. The documentation's own example
 /// capitalises `Description`, so both spellings are taken.
@@ -92,7 +91,7 @@ pub async fn create(
     let command = Command::CreateGroup { group_id, group };
     // A retry under the same idempotency key answers with what the first request made.
     let group_id = service
-        .execute_for(caller, write, command)
+        .execute_for(caller.0, write, command)
         .await?
         .unwrap_or(group_id);
     let view = load(&service, group_id).await?;
@@ -109,11 +108,7 @@ fn etag(view: &GroupView) -> (header::HeaderName, String) {
 
 /// The group as stored; gone if a deletion got in since it was written.
 async fn load(service: &Service, group_id: Uuid) -> Result<GroupView, ApiError> {
-    service
-        .read(move |conn| {
-            GroupView::load(conn, group_id)?.ok_or_else(|| DomainError::GroupNotFound.into())
-        })
-        .await
+    Ok(service.stored_group(group_id).await?)
 }
 
 /// `PUT .../groups/{groupIdentifier}`: replaces the group's details; 200 with the group.
@@ -134,7 +129,7 @@ pub async fn update(
     };
     // The group the update (or, for a retry, the first request) was about; an update
     // that changed nothing appended nothing, and the group is where the request named it.
-    let view = match service.execute_for(caller, write, command).await? {
+    let view = match service.execute_for(caller.0, write, command).await? {
         Some(group_id) => load(&service, group_id).await?,
         None => find(&service, caller, group).await?,
     };
@@ -147,12 +142,7 @@ async fn find(
     caller: Caller,
     group: GroupIdentifier,
 ) -> Result<GroupView, ApiError> {
-    service
-        .query(caller.0, move |conn| {
-            let found = SqliteState(conn).require_group(&group)?;
-            GroupView::load(conn, found.id)?.ok_or_else(|| DomainError::GroupNotFound.into())
-        })
-        .await
+    Ok(service.group(caller.0, group).await?)
 }
 
 /// `DELETE .../groups/{groupIdentifier}`: removes every member, child group and parent
@@ -167,7 +157,7 @@ pub async fn delete(
     let command = Command::DeleteGroup {
         group: group_param(&req)?,
     };
-    service.execute_for(caller, write, command).await?;
+    service.execute_for(caller.0, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -183,7 +173,7 @@ pub async fn add_child(
         group: group_param(&req)?,
         child: child_group_param(&req)?,
     };
-    service.execute_for(caller, write, command).await?;
+    service.execute_for(caller.0, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -228,8 +218,7 @@ pub async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let all = |_: &Connection| Ok(Groups::All);
-    query.groups(&service, caller, all).await
+    query.groups(&service, caller, GroupScope::All).await
 }
 
 /// `DELETE .../groups/{groupIdentifier}/groups/{childGroupIdentifier}`: 409
@@ -245,7 +234,7 @@ pub async fn remove_child(
         group: group_param(&req)?,
         child: child_group_param(&req)?,
     };
-    service.execute_for(caller, write, command).await?;
+    service.execute_for(caller.0, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -258,15 +247,10 @@ pub async fn list_children(
     query: web::Query<ListQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_param(&req)?;
-    let (inherited, include_self) = (query.include_inherited, query.include_self);
-    let scope = move |conn: &Connection| {
-        let group = SqliteState(conn).require_group(&group)?;
-        Ok(Groups::ChildrenOf {
-            group: group.id,
-            inherited,
-            include_self,
-        })
+    let scope = GroupScope::ChildrenOf {
+        group: group_param(&req)?,
+        inherited: query.include_inherited,
+        include_self: query.include_self,
     };
     query.groups(&service, caller, scope).await
 }
@@ -282,13 +266,6 @@ pub async fn history(
 ) -> Result<HttpResponse, ApiError> {
     let group = group_param(&req)?;
     let page = query.page(service.page_size_max)?;
-    let list = service
-        .query(caller.0, move |conn| {
-            let group = SqliteState(conn).require_group(&group)?;
-            let (total, items) =
-                read_model::list_history(conn, group.id, page.offset(), page.size)?;
-            Ok(PagedList::new(page, total, items))
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(list))
+    let list = (service.history(caller.0, group, page.offset(), page.size)).await?;
+    Ok(HttpResponse::Ok().json(PagedList::of(page, list)))
 }

@@ -1,13 +1,11 @@
 //! Membership of users in groups: add, remove (the seed call), check, list.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use rusqlite::Connection;
 
 use super::extract::{Caller, Write, group_param, user_param};
 use super::{ApiError, ListQuery};
-use crate::domain::{Command, DomainError, InvalidName, State, UserIdentifier};
-use crate::read_model::{SqliteState, Users};
-use crate::service::Service;
+use crate::domain::{Command, DomainError, InvalidName, UserIdentifier};
+use crate::service::{Service, ServiceError, UserScope};
 
 /// `DELETE .../groups/{groupIdentifier}/users/{userIdentifier}`
 pub async fn remove(
@@ -20,7 +18,7 @@ pub async fn remove(
         group: group_param(&req)?,
         user: user_param(&req)?,
     };
-    service.execute_for(caller, write, command).await?;
+    service.execute_for(caller.0, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -94,17 +92,17 @@ pub(super) async fn bulk_add<T: ToString>(
             })
             .collect()
     };
-    match service.execute_for(caller, write, command(ids)).await {
+    match service.execute_for(caller.0, write, command(ids)).await {
         Ok(_) => Ok(HttpResponse::NoContent().finish()),
-        Err(ApiError::Domain(DomainError::UsersNotFound { missing })) => {
+        Err(ServiceError::Refused(DomainError::UsersNotFound { missing })) => {
             let missing = as_given(missing);
             Err(DomainError::UsersNotFound { missing }.into())
         }
-        Err(ApiError::Domain(DomainError::GroupsNotFound { missing })) => {
+        Err(ServiceError::Refused(DomainError::GroupsNotFound { missing })) => {
             let missing = as_given(missing);
             Err(DomainError::GroupsNotFound { missing }.into())
         }
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -119,7 +117,7 @@ pub async fn add(
         group: group_param(&req)?,
         user: user_param(&req)?,
     };
-    service.execute_for(caller, write, command).await?;
+    service.execute_for(caller.0, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -130,22 +128,10 @@ pub async fn check(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_param(&req)?;
-    let user = user_param(&req)?;
-    service
-        .query(caller.0, move |conn| {
-            let state = SqliteState(conn);
-            let group = state.require_group(&group)?;
-            let user = state.require_user(&user)?;
-            if state.is_direct_member(group.id, user.id)?
-                || state.member_through(group.id, user.id)?.is_some()
-            {
-                Ok(())
-            } else {
-                Err(ApiError::NotMember)
-            }
-        })
-        .await?;
+    let (group, user) = (group_param(&req)?, user_param(&req)?);
+    if !service.is_member(caller.0, group, user).await? {
+        return Err(ApiError::NotMember);
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -172,14 +158,9 @@ pub async fn list(
     query: web::Query<ListQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let group = group_param(&req)?;
-    let inherited = query.include_inherited;
-    let scope = move |conn: &Connection| {
-        let group = SqliteState(conn).require_group(&group)?;
-        Ok(Users::MembersOf {
-            group: group.id,
-            inherited,
-        })
+    let scope = UserScope::MembersOf {
+        group: group_param(&req)?,
+        inherited: query.include_inherited,
     };
     query.users(&service, caller, scope).await
 }

@@ -14,10 +14,8 @@ use actix_web::error::{JsonPayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use rusqlite::Connection;
-
-use crate::read_model::{self, Groups, Listed, Sort, Users};
-use crate::service::Service;
+use crate::read_model::{Listed, Sort};
+use crate::service::{GroupScope, List, ListRequest, Service, UserScope};
 
 pub use error::{ApiError, OAuthError};
 pub use extract::{LogId, log_and_render_errors};
@@ -122,19 +120,6 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
     }
 }
 
-impl crate::service::Service {
-    /// Runs a command for the request's caller, the request's logId as correlation id.
-    async fn execute_for(
-        &self,
-        caller: extract::Caller,
-        write: crate::service::Write,
-        command: crate::domain::Command,
-    ) -> Result<Option<uuid::Uuid>, ApiError> {
-        let principal = crate::service::Principal::Caller(caller.0);
-        self.execute(principal, write, command).await
-    }
-}
-
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
@@ -176,13 +161,13 @@ pub struct PagedList<T> {
 }
 
 impl<T> PagedList<T> {
-    pub fn new(page: Page, total_count: u64, items: Vec<T>) -> Self {
+    pub fn of(page: Page, list: List<T>) -> Self {
         Self {
             page_index: page.index,
             page_size: page.size,
-            total_count,
-            page_count: total_count.div_ceil(page.size),
-            items,
+            total_count: list.total,
+            page_count: list.total.div_ceil(page.size),
+            items: list.items,
         }
     }
 }
@@ -230,74 +215,47 @@ pub struct ListQuery {
     include_self: bool,
 }
 
-/// How a list reads one page: which rows (`S`, a scope), search, order, offset, limit.
-type ListFn<S, T> =
-    fn(&Connection, S, Option<&str>, &[Sort], u64, u64) -> anyhow::Result<(u64, Vec<T>)>;
-
 impl ListQuery {
     /// Answers a list of users (by username unless `order` says otherwise), over the users
-    /// `scope` picks, all from one snapshot.
+    /// `scope` names, all from one snapshot.
     pub async fn users(
         &self,
         service: &Service,
         caller: extract::Caller,
-        scope: impl FnOnce(&Connection) -> Result<Users, ApiError> + Send + 'static,
+        scope: UserScope,
     ) -> Result<HttpResponse, ApiError> {
-        self.answer(
-            service,
-            caller,
-            Listed::Users,
-            "username",
-            scope,
-            read_model::list_users,
-        )
-        .await
+        let (page, request) = self.request(service, Listed::Users, "username")?;
+        let list = service.list_users(caller.0, scope, request).await?;
+        Ok(HttpResponse::Ok().json(PagedList::of(page, list)))
     }
 
     /// Answers a list of groups (by name unless `order` says otherwise), over the groups
-    /// `scope` picks, all from one snapshot.
+    /// `scope` names, all from one snapshot.
     pub async fn groups(
         &self,
         service: &Service,
         caller: extract::Caller,
-        scope: impl FnOnce(&Connection) -> Result<Groups, ApiError> + Send + 'static,
+        scope: GroupScope,
     ) -> Result<HttpResponse, ApiError> {
-        self.answer(
-            service,
-            caller,
-            Listed::Groups,
-            "name",
-            scope,
-            read_model::list_groups,
-        )
-        .await
+        let (page, request) = self.request(service, Listed::Groups, "name")?;
+        let list = service.list_groups(caller.0, scope, request).await?;
+        Ok(HttpResponse::Ok().json(PagedList::of(page, list)))
     }
 
-    async fn answer<S, T>(
+    fn request(
         &self,
         service: &Service,
-        caller: extract::Caller,
         listed: Listed,
         default_order: &str,
-        scope: impl FnOnce(&Connection) -> Result<S, ApiError> + Send + 'static,
-        list: ListFn<S, T>,
-    ) -> Result<HttpResponse, ApiError>
-    where
-        S: 'static,
-        T: Serialize + Send + 'static,
-    {
+    ) -> Result<(Page, ListRequest), ApiError> {
         let page = self.page(service.page_size_max)?;
-        let q = self.search()?;
-        let sorts = self.sorts(listed, default_order)?;
-        let answer = service
-            .query(caller.0, move |conn| {
-                let which = scope(conn)?;
-                let (total, items) =
-                    list(conn, which, q.as_deref(), &sorts, page.offset(), page.size)?;
-                Ok(PagedList::new(page, total, items))
-            })
-            .await?;
-        Ok(HttpResponse::Ok().json(answer))
+        let request = ListRequest {
+            search: self.search()?,
+            sorts: self.sorts(listed, default_order)?,
+            offset: page.offset(),
+            limit: page.size,
+        };
+        Ok((page, request))
     }
 
     pub fn page(&self, size_max: u64) -> Result<Page, ApiError> {

@@ -5,7 +5,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -13,21 +12,15 @@ use uuid::Uuid;
 use super::extract::{Caller, Write, groups_param, user_param, user_param_or_current};
 use super::token::peer;
 use super::{ApiError, ListQuery};
-use crate::auth::HashError;
-use crate::domain::{
-    Command, Custom, DomainError, Email, NewUser, Profile, State, UserIdentifier, Username,
-};
-use crate::read_model::{self, Groups, SqliteState, UserView, Users};
-use crate::service::{Principal, Service};
-use crate::throttle::RetryAfter;
+use crate::domain::{Command, Custom, Email, NewUser, Password, Profile, UserIdentifier, Username};
+use crate::read_model::UserView;
+use crate::service::{GroupScope, Principal, Service, UserScope};
 
 /// Longest free-text field (names, timezone, language), in characters.
 const TEXT_MAX_CHARS: usize = 256;
 const CUSTOM_MAX_ENTRIES: usize = 64;
 const CUSTOM_KEY_MAX_CHARS: usize = 64;
 const CUSTOM_VALUE_MAX_CHARS: usize = 1024;
-const PASSWORD_MIN_CHARS: usize = 8;
-const PASSWORD_MAX_BYTES: usize = 1024;
 
 /// The Contensis user model as a client sends it. Both spellings of the name fields are
 /// taken: the documentation's (`firstname`) and the JavaScript client's (`firstName`).
@@ -52,7 +45,7 @@ pub struct NewUserBody {
 
 /// What a body asks of a user besides its details.
 struct Asked {
-    password: Option<String>,
+    password: Option<Password>,
     /// `status.suspended`, when the body sets it.
     suspended: Option<bool>,
 }
@@ -142,31 +135,9 @@ pub(super) fn custom(value: Option<Map<String, Value>>) -> Result<Custom, ApiErr
         .collect()
 }
 
-/// The password policy: a 422 naming `field` when `password` breaks it.
-fn check_password(field: &str, password: &str) -> Result<(), ApiError> {
-    if password.chars().count() < PASSWORD_MIN_CHARS || password.len() > PASSWORD_MAX_BYTES {
-        return Err(ApiError::unprocessable(
-            field,
-            format!("must be {PASSWORD_MIN_CHARS} characters to {PASSWORD_MAX_BYTES} bytes long"),
-        ));
-    }
-    Ok(())
-}
-
-/// Hashes off the executor, bounded by `hashers_max` and fairly among addresses.
-async fn hash(service: &Service, req: &HttpRequest, password: String) -> Result<String, ApiError> {
-    service
-        .hasher
-        .hash(peer(req), password)
-        .await
-        .map_err(hash_error)
-}
-
-fn hash_error(error: HashError) -> ApiError {
-    match error {
-        HashError::Busy => ApiError::Unavailable { event_id: None },
-        HashError::Failed(error) => error.context("hashing a password").into(),
-    }
+/// A password within the policy, or a 422 naming `field`.
+fn password(field: &str, text: String) -> Result<Password, ApiError> {
+    Password::parse(text).map_err(|e| ApiError::unprocessable(field, e))
 }
 
 impl NewUserBody {
@@ -182,10 +153,9 @@ impl NewUserBody {
             language: text("language", self.language)?,
             custom: custom(self.custom)?,
         };
-        let password = self.credentials.and_then(|c| c.password);
-        if let Some(password) = &password {
-            check_password("credentials.password", password)?;
-        }
+        let password = (self.credentials.and_then(|c| c.password))
+            .map(|text| password("credentials.password", text))
+            .transpose()?;
         let user = NewUser {
             username,
             email,
@@ -218,25 +188,7 @@ pub async fn create(
             "must be false: a user is created active, and suspended with PUT or PATCH",
         ));
     }
-    let password_hash = match asked.password {
-        Some(password) => {
-            // Hashing is deliberately slow: refuse non-administrators before paying for it.
-            service.query(caller.0, |_| Ok(())).await?;
-            Some(hash(&service, &req, password).await?)
-        }
-        None => None,
-    };
-    let user_id = Uuid::new_v4();
-    let command = Command::CreateUser {
-        user_id,
-        user,
-        password_hash,
-    };
-    // A retry under the same idempotency key answers with what the first request made.
-    let user_id = service
-        .execute_for(caller, write, command)
-        .await?
-        .unwrap_or(user_id);
+    let user_id = (service.create_user(caller.0, write, user, asked.password, peer(&req))).await?;
     let view = load(&service, user_id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("users/{user_id}")))
@@ -245,11 +197,7 @@ pub async fn create(
 
 /// The user as stored; gone if a deletion got in since it was found.
 async fn load(service: &Service, user_id: Uuid) -> Result<UserView, ApiError> {
-    service
-        .read(move |conn| {
-            UserView::load(conn, user_id)?.ok_or_else(|| DomainError::UserNotFound.into())
-        })
-        .await
+    Ok(service.stored_user(user_id).await?)
 }
 
 /// `PUT .../users/{userIdentifier}`: replaces the user's details; 200 with the user. The
@@ -277,13 +225,15 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     // A retry is answered before the user is looked up: the first request may have
     // renamed it.
-    if let Some(first) = service.replay(caller.0, &write).await? {
-        let user_id = first.ok_or_else(|| anyhow::anyhow!("a user update of no user"))?;
+    if let Some(user_id) = service.replay(caller.0, &write).await? {
         return Ok(HttpResponse::Ok().json(load(&service, user_id).await?));
     }
-    let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
-    let mut merged = serde_json::to_value(load(&service, user_id).await?)
-        .map_err(|e| anyhow::Error::new(e).context("showing a user"))?;
+    let user = service
+        .user(caller.0, user_param_or_current(&req, caller)?)
+        .await?;
+    let user_id = user.id;
+    let mut merged =
+        serde_json::to_value(user).map_err(|e| anyhow::Error::new(e).context("showing a user"))?;
     // The user as shown spells `firstname`: patch that, whichever spelling the client used
     // (the client's wins when both are there), so that `"firstName": null` clears it.
     let mut patch = body.into_inner();
@@ -348,23 +298,9 @@ async fn replace(
     // changed nothing appended nothing, and the user is where the request named it.
     let user_id = match service.execute(principal, write, command).await? {
         Some(user_id) => user_id,
-        None => authorized_user(service, caller, user).await?,
+        None => service.user_id(caller.0, user).await?,
     };
     Ok(HttpResponse::Ok().json(load(service, user_id).await?))
-}
-
-/// The id of `user`, if the caller may act on it (as itself or as an administrator): 403
-/// before 404, so that a caller who may not learns nothing about the user.
-async fn authorized_user(
-    service: &Service,
-    caller: Caller,
-    user: UserIdentifier,
-) -> Result<Uuid, ApiError> {
-    service
-        .query_self_or_admin(caller.0, user, |conn, user| {
-            Ok(SqliteState(conn).require_user(user)?.id)
-        })
-        .await
 }
 
 /// `DELETE .../users/{userIdentifier}`: removes the user from each of its groups (one
@@ -378,7 +314,7 @@ pub async fn delete(
     let command = Command::DeleteUser {
         user: user_param(&req)?,
     };
-    service.execute_for(caller, write, command).await?;
+    service.execute_for(caller.0, write, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -409,58 +345,9 @@ pub async fn set_password(
     }
     let user = user_param_or_current(&req, caller)?;
     let PasswordBody { existing, new } = body.into_inner();
-    let user_id = authorized_user(&service, caller, user).await?;
-    let (stored, is_admin) = service
-        .read(move |conn| {
-            let is_admin = read_model::is_administrator(conn, caller.0.user)?;
-            Ok((read_model::password_of(conn, user_id)?, is_admin))
-        })
-        .await?;
-    let new = new.unwrap_or_default();
-    check_password("new", &new)?;
-    let existing_ok = match (existing, stored) {
-        (Some(existing), Some(stored)) => {
-            verify_existing(&service, peer(&req), user_id, existing, stored).await?
-        }
-        (Some(_), None) => false,
-        (None, _) => is_admin,
-    };
-    if !existing_ok {
-        return Err(ApiError::ExistingPasswordInvalid);
-    }
-    let command = Command::SetPassword {
-        user: UserIdentifier::Id(user_id),
-        password_hash: hash(&service, &req, new).await?,
-    };
-    let principal = Principal::CallerOrUser {
-        caller: caller.0,
-        user: UserIdentifier::Id(user_id),
-    };
-    service.execute(principal, write, command).await?;
+    let new = password("new", new.unwrap_or_default())?;
+    (service.change_password(caller.0, write, user, existing, new, peer(&req))).await?;
     Ok(HttpResponse::Ok().finish())
-}
-
-/// Checks a user's `existing` password, throttled like a login as that user: a stolen
-/// token must not make guessing the password any faster.
-async fn verify_existing(
-    service: &Service,
-    address: std::net::IpAddr,
-    user: Uuid,
-    existing: String,
-    stored: String,
-) -> Result<bool, ApiError> {
-    let name = user.to_string();
-    service
-        .logins
-        .attempt(&name, address)
-        .map_err(|RetryAfter(retry_after_s)| ApiError::TooManyRequests { retry_after_s })?;
-    let verified = service.hasher.verify(address, existing, stored).await;
-    match &verified {
-        Ok(true) => service.logins.succeeded(&name, address),
-        Ok(false) => {}
-        Err(_) => service.logins.not_tried(&name, address),
-    }
-    verified.map_err(hash_error)
 }
 
 /// `GET .../users/{userIdentifier}`: the user by id, username or email (`@current` for
@@ -470,8 +357,10 @@ pub async fn get(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id = authorized_user(&service, caller, user_param_or_current(&req, caller)?).await?;
-    Ok(HttpResponse::Ok().json(load(&service, user_id).await?))
+    let user = service
+        .user(caller.0, user_param_or_current(&req, caller)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
 }
 
 /// `GET .../users?q=&order=&pageIndex=&pageSize=`: users a page at a time, by username
@@ -481,8 +370,7 @@ pub async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let all = |_: &Connection| Ok(Users::All);
-    query.users(&service, caller, all).await
+    query.users(&service, caller, UserScope::All).await
 }
 
 /// How many groups one membership check may list.
@@ -497,14 +385,9 @@ pub async fn groups_of(
     query: web::Query<ListQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let user = user_param(&req)?;
-    let inherited = query.include_inherited;
-    let scope = move |conn: &Connection| {
-        let user = SqliteState(conn).require_user(&user)?;
-        Ok(Groups::OfUser {
-            user: user.id,
-            inherited,
-        })
+    let scope = GroupScope::OfUser {
+        user: user_param(&req)?,
+        inherited: query.include_inherited,
     };
     query.groups(&service, caller, scope).await
 }
@@ -519,22 +402,8 @@ pub async fn in_any_group(
 ) -> Result<HttpResponse, ApiError> {
     let user = user_param(&req)?;
     let groups = groups_param(&req, CHECKED_GROUPS_MAX)?;
-    service
-        .query(caller.0, move |conn| {
-            let state = SqliteState(conn);
-            let user = state.require_user(&user)?;
-            for group in &groups {
-                let Some(group) = state.group(group)? else {
-                    continue;
-                };
-                if state.is_direct_member(group.id, user.id)?
-                    || state.member_through(group.id, user.id)?.is_some()
-                {
-                    return Ok(());
-                }
-            }
-            Err(ApiError::NotMember)
-        })
-        .await?;
+    if !service.in_any_group(caller.0, user, groups).await? {
+        return Err(ApiError::NotMember);
+    }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -19,9 +19,10 @@ use uuid::Uuid;
 use super::apply_batch;
 use crate::domain::memory::MemoryState;
 use crate::domain::{
-    Actor, Command, Custom, DomainError, Email, Event, EventData, GroupIdentifier, GroupName,
-    GroupType, IDEMPOTENCY_KEY_TTL, Metadata, NewGroup, NewUser, Outcome, Profile, Refusal,
-    Removal, State, UserIdentifier, Username, apply_event, decide, expect_version, key_events,
+    Actor, Command, Custom, DomainError, Email, Event, EventData, ExpectedVersion, GroupIdentifier,
+    GroupName, GroupType, IDEMPOTENCY_KEY_TTL, Metadata, NewGroup, NewUser, Outcome, Profile,
+    Refusal, Removal, State, UserIdentifier, Username, apply_event, decide, expect_version,
+    key_events,
 };
 use crate::log::{Entry, Position, Stream};
 use crate::read_model::{self, SqliteState};
@@ -725,7 +726,13 @@ impl Run {
             key_events(&mut events, key, &format!("{:?}", request.op));
         }
         if let Some((group, version)) = expected {
-            expect_version(&mut events, group, version);
+            expect_version(
+                &mut events,
+                ExpectedVersion {
+                    group_id: group,
+                    version,
+                },
+            );
         }
         Ok(events)
     }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::state::{IS_ADMINISTRATOR, IS_DIRECT_ADMINISTRATOR, group_type, uuid};
 use crate::auth::{Bearer, Credential};
-use crate::domain::{Actor, Custom, DomainError, GroupType, Outcome, Profile, Username};
+use crate::domain::{Actor, Custom, GroupType, Outcome, Profile, Username};
 
 /// A user as the API shows it. Credentials never leave the read model.
 #[derive(Debug, Serialize)]
@@ -596,13 +596,8 @@ pub fn key_use_outcomes(
         .into_iter()
         .map(|id| {
             let code: String = outcome.query_row([id.to_string()], |row| row.get(0))?;
-            let outcome = match code.as_str() {
-                "applied" => Outcome::Applied,
-                code => Outcome::Rejected(
-                    DomainError::from_code(code)
-                        .ok_or_else(|| anyhow::anyhow!("an unknown outcome {code}"))?,
-                ),
-            };
+            let outcome = Outcome::from_code(&code)
+                .ok_or_else(|| anyhow::anyhow!("an unknown outcome {code}"))?;
             Ok((id, outcome))
         })
         .collect::<anyhow::Result<_>>()?;

@@ -1,0 +1,82 @@
+//! Who may call: a bearer token that still stands, and what its user may do. Both are
+//! read from the read model on every request, in the snapshot the request is answered
+//! from, so a removal, a suspension or a revocation takes effect at once.
+
+use rusqlite::Connection;
+
+use super::ServiceError;
+use crate::auth::Bearer;
+use crate::domain::{Actor, Command, DomainError, State, UserIdentifier};
+use crate::read_model::{self, ClientCredential, SqliteState};
+
+/// The caller as an actor, if its token still stands (401 otherwise), and it is `user` or
+/// in System Administrators. A caller who is neither learns nothing about `user`.
+pub(super) fn authorize_self_or_admin(
+    conn: &Connection,
+    caller: &Bearer,
+    client: &ClientCredential,
+    user: &UserIdentifier,
+) -> Result<Actor, ServiceError> {
+    let actor = authenticate(conn, caller, client)?;
+    if read_model::is_administrator(conn, caller.user)? {
+        return Ok(actor);
+    }
+    match SqliteState(conn).user(user)? {
+        Some(found) if found.id == caller.user => Ok(actor),
+        _ => Err(ServiceError::Forbidden),
+    }
+}
+
+/// The caller as an actor, if its token still stands (401 otherwise) and it is in System
+/// Administrators (directly or through child groups).
+pub(super) fn authorize(
+    conn: &Connection,
+    caller: &Bearer,
+    client: &ClientCredential,
+) -> Result<Actor, ServiceError> {
+    let actor = authenticate(conn, caller, client)?;
+    if !read_model::is_administrator(conn, caller.user)? {
+        return Err(ServiceError::Forbidden);
+    }
+    Ok(actor)
+}
+
+/// The caller as an actor, if its token still stands: see [`read_model::token_stands`].
+pub(super) fn authenticate(
+    conn: &Connection,
+    caller: &Bearer,
+    client: &ClientCredential,
+) -> Result<Actor, ServiceError> {
+    if !read_model::token_stands(conn, caller, client)? {
+        return Err(ServiceError::Unauthorized);
+    }
+    read_model::actor(conn, caller.user)?.ok_or(ServiceError::Unauthorized)
+}
+
+/// Nobody suspends or reinstates itself: an administrator who could would lock itself
+/// out by mistake, and a suspended user cannot call anything. Checked before anything
+/// else is decided, so that the answer is this one whatever else the update would meet.
+pub(super) fn check_own_status(
+    state: &SqliteState,
+    actor: &Actor,
+    command: &Command,
+) -> Result<(), ServiceError> {
+    let Command::UpdateUser {
+        user,
+        suspended: Some(suspended),
+        ..
+    } = command
+    else {
+        return Ok(());
+    };
+    let Some(found) = state.user(user)?.filter(|found| found.id == actor.user_id) else {
+        return Ok(());
+    };
+    let changes = state
+        .user_details(found.id)?
+        .is_some_and(|current| current.suspended != *suspended);
+    if changes {
+        return Err(DomainError::OwnStatus.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The service: every way in (the Contensis API today) calls it, and it knows none of
+//! them. Two paths: queries authorize and read one snapshot of the read model; commands
+//! authorize and decide against one snapshot, append the events, then wait until this
+//! instance's projector has applied them (read-your-writes). Errors are `ServiceError`s,
+//! which each protocol renders in its own form.
+//!
+//! Architecture Invariant: nothing here knows HTTP.
+
+mod access;
+mod error;
+mod execute;
+mod logins;
+mod queries;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use crate::auth::{Bearer, Hasher, Tokens};
+use crate::domain::{Actor, Idempotency, UserIdentifier};
+use crate::log::EventLog;
+use crate::projector::Outcomes;
+use crate::read_model::{ClientCredential, ReadModel, ReadersBusy};
+use crate::throttle::LoginThrottle;
+
+pub use error::ServiceError;
+pub use logins::{Grant, LoginError, RevocationError};
+pub use queries::{GroupScope, List, ListRequest, UserScope};
+
+pub struct Service {
+    pub log: Arc<dyn EventLog>,
+    pub read_model: Arc<ReadModel>,
+    pub outcomes: Arc<Outcomes>,
+    pub tokens: Tokens,
+    pub hasher: Hasher,
+    pub logins: LoginThrottle,
+    pub admin: AdminClient,
+    pub wait_timeout: Duration,
+    pub page_size_max: u64,
+}
+
+/// The bootstrap API client, whose tokens act as its service account.
+pub struct AdminClient {
+    /// Its id, and the digest of its secret that its tokens carry.
+    pub credential: ClientCredential,
+    /// argon2 hash of the secret; the secret itself is not kept.
+    pub secret_hash: String,
+}
+
+/// Who a command is run for: a caller to authorize, or the service itself at start-up.
+pub enum Principal {
+    /// A caller who must be in System Administrators.
+    Caller(Bearer),
+    /// A caller who must be in System Administrators, or be this user.
+    CallerOrUser {
+        caller: Bearer,
+        user: UserIdentifier,
+    },
+    Service(Actor),
+}
+
+/// What a write request brings besides its command: its logId, and its preconditions.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub log_id: Uuid,
+    /// `If-Match`: the group the command is on must be at one of these versions.
+    pub if_match: Option<IfMatch>,
+    /// `Idempotency-Key`: a retry of the same request gets the first answer.
+    pub idempotency: Option<Idempotency>,
+}
+
+impl Write {
+    pub fn new(log_id: Uuid) -> Self {
+        Self {
+            log_id,
+            if_match: None,
+            idempotency: None,
+        }
+    }
+}
+
+/// The versions an `If-Match` header accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any version, as long as the group exists.
+    Any,
+    /// Strong entity tags, quotes included, compared byte for byte with `"<version>"`.
+    Tags(Vec<String>),
+}
+
+impl Service {
+    /// Runs `query` for an administrator, in one snapshot of the read model.
+    pub(crate) async fn query<T, F>(&self, caller: Bearer, query: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ServiceError> + Send + 'static,
+    {
+        let client = self.admin.credential.clone();
+        self.read(move |conn| {
+            access::authorize(conn, &caller, &client)?;
+            query(conn)
+        })
+        .await
+    }
+
+    /// Runs `query` for the caller, if it is `user` or an administrator, in one snapshot
+    /// of the read model.
+    pub(crate) async fn query_self_or_admin<T, F>(
+        &self,
+        caller: Bearer,
+        user: UserIdentifier,
+        query: F,
+    ) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &UserIdentifier) -> Result<T, ServiceError> + Send + 'static,
+    {
+        let client = self.admin.credential.clone();
+        self.read(move |conn| {
+            access::authorize_self_or_admin(conn, &caller, &client, &user)?;
+            query(conn, &user)
+        })
+        .await
+    }
+
+    /// Reads one snapshot without authorization; for logins and start-up.
+    pub(crate) async fn read<T, F>(&self, query: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ServiceError> + Send + 'static,
+    {
+        match self.read_model.read(move |conn| Ok(query(conn))).await {
+            Ok(answer) => answer,
+            Err(error) if error.is::<ReadersBusy>() => {
+                Err(ServiceError::Unavailable { event_id: None })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
