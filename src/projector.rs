@@ -19,7 +19,11 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::checkpoint::{Checkpointer, Restarts};
-use crate::domain::{self, DomainError, Event, EventData, IDEMPOTENCY_KEY_TTL, Outcome};
+use crate::domain::{
+    self, DomainError, Event, EventData, GroupDeleted, GroupDetails, IDEMPOTENCY_KEY_TTL,
+    Membership, Nesting, Outcome, PasswordSet, TokenRevoked, UserCreated, UserDeleted, UserStatus,
+    UserUpdated,
+};
 use crate::log::{Entry, EventLog, LogReader, Position};
 use crate::read_model::{self, SqliteState};
 
@@ -335,145 +339,187 @@ fn record_change(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Resu
 /// How long after a revoked token's expiry its revocation is still kept, in event time.
 const REVOCATION_MARGIN_S: i64 = 24 * 3600;
 
+/// Makes an applied event's change to the read model: one small writer per event type.
 fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
     let time = event
         .time
         .format(&time::format_description::well_known::Rfc3339)?;
     match &event.data {
-        EventData::UserCreated(e) => {
-            tx.prepare_cached(
-                "INSERT INTO users (id, username, username_key, email, email_key, client_id,
-                                    profile, created, modified)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-            )?
-            .execute(params![
-                e.user_id.to_string(),
-                e.username.as_str(),
-                e.username.key(),
-                e.email.as_str(),
-                e.email.key(),
-                e.client_id,
-                serde_json::to_string(&e.profile)?,
-                time,
-            ])?;
-        }
-        EventData::UserUpdated(e) => {
-            tx.prepare_cached(
-                "UPDATE users SET username = ?2, username_key = ?3, email = ?4, email_key = ?5,
-                                  profile = ?6, modified = ?7
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                e.user_id.to_string(),
-                e.username.as_str(),
-                e.username.key(),
-                e.email.as_str(),
-                e.email.key(),
-                serde_json::to_string(&e.profile)?,
-                time,
-            ])?;
-        }
-        EventData::UserDeleted(e) => {
-            // Its memberships were removed by the events before this one. Its password
-            // row stays, unused (logins go through `users`): passwords come on a stream of
-            // their own, in no order with this one, and removing the row here would leave
-            // it or not depending on which stream an instance read first.
-            tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
-                .execute([e.user_id.to_string()])?;
-        }
-        EventData::GroupUpdated(e) => {
-            tx.prepare_cached(
-                "UPDATE groups SET name = ?2, name_key = ?3, type = ?4, description = ?5,
-                                   custom = ?6
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                e.group_id.to_string(),
-                e.name.as_str(),
-                e.name.key(),
-                serde_json::to_value(e.group_type)?.as_str(),
-                e.description,
-                serde_json::to_string(&e.custom)?,
-            ])?;
-        }
-        EventData::GroupDeleted(e) => {
-            tx.prepare_cached("DELETE FROM groups WHERE id = ?1")?
-                .execute([e.group_id.to_string()])?;
-        }
-        EventData::GroupCreated(e) => {
-            tx.prepare_cached(
-                "INSERT INTO groups (id, name, name_key, type, description, custom, created,
-                                     last_change)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
-            )?
-            .execute(params![
-                e.group_id.to_string(),
-                e.name.as_str(),
-                e.name.key(),
-                serde_json::to_value(e.group_type)?.as_str(),
-                e.description,
-                serde_json::to_string(&e.custom)?,
-                time,
-            ])?;
-        }
-        EventData::MemberAdded(m) => {
-            tx.prepare_cached("INSERT INTO members (group_id, user_id) VALUES (?1, ?2)")?
-                .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
-        }
-        EventData::MemberRemoved(m) => {
-            tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?
-                .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
-        }
-        EventData::ChildGroupAdded(n) => {
-            tx.prepare_cached("INSERT INTO child_groups (parent_id, child_id) VALUES (?1, ?2)")?
-                .execute(params![
-                    n.group_id.to_string(),
-                    n.child_group_id.to_string()
-                ])?;
-        }
-        EventData::ChildGroupRemoved(n) => {
-            tx.prepare_cached("DELETE FROM child_groups WHERE parent_id = ?1 AND child_id = ?2")?
-                .execute(params![
-                    n.group_id.to_string(),
-                    n.child_group_id.to_string()
-                ])?;
-        }
-        EventData::PasswordSet(e) => {
-            tx.prepare_cached(
-                "INSERT INTO passwords (user_id, hash) VALUES (?1, ?2)
-                 ON CONFLICT (user_id) DO UPDATE
-                 SET hash = excluded.hash, version = passwords.version + 1",
-            )?
-            .execute(params![e.user_id.to_string(), e.password_hash])?;
-        }
-        EventData::UserSuspended(e) => {
-            tx.prepare_cached(
-                "UPDATE users SET suspended = 1, suspensions = suspensions + 1, modified = ?2
-                 WHERE id = ?1",
-            )?
-            .execute(params![e.user_id.to_string(), time])?;
-        }
-        EventData::UserReinstated(e) => {
-            tx.prepare_cached("UPDATE users SET suspended = 0, modified = ?2 WHERE id = ?1")?
-                .execute(params![e.user_id.to_string(), time])?;
-        }
-        EventData::TokenRevoked(e) => {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO revoked_tokens (token_id, user_id, expires_s)
-                 VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![
-                e.token_id.to_string(),
-                e.user_id.to_string(),
-                e.expires.unix_timestamp()
-            ])?;
-            // Revocations of tokens that expired well before this event's time are kept no
-            // longer: by event time, so that every instance forgets them alike, and with a
-            // margin for an instance whose clock is behind the one that wrote the event.
-            tx.prepare_cached("DELETE FROM revoked_tokens WHERE expires_s < ?1")?
-                .execute([event.time.unix_timestamp() - REVOCATION_MARGIN_S])?;
-        }
+        EventData::UserCreated(e) => user_created(tx, e, &time),
+        EventData::UserUpdated(e) => user_updated(tx, e, &time),
+        EventData::UserDeleted(e) => user_deleted(tx, e),
+        EventData::GroupUpdated(e) => group_updated(tx, e),
+        EventData::GroupDeleted(e) => group_deleted(tx, e),
+        EventData::GroupCreated(e) => group_created(tx, e, &time),
+        EventData::MemberAdded(m) => member_added(tx, m),
+        EventData::MemberRemoved(m) => member_removed(tx, m),
+        EventData::ChildGroupAdded(n) => child_group_added(tx, n),
+        EventData::ChildGroupRemoved(n) => child_group_removed(tx, n),
+        EventData::PasswordSet(e) => password_set(tx, e),
+        EventData::UserSuspended(e) => user_suspended(tx, e, &time),
+        EventData::UserReinstated(e) => user_reinstated(tx, e, &time),
+        EventData::TokenRevoked(e) => token_revoked(tx, e, event),
     }
+}
+
+fn user_created(tx: &Transaction, e: &UserCreated, time: &str) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO users (id, username, username_key, email, email_key, client_id,
+                                profile, created, modified)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+    )?
+    .execute(params![
+        e.user_id.to_string(),
+        e.username.as_str(),
+        e.username.key(),
+        e.email.as_str(),
+        e.email.key(),
+        e.client_id,
+        serde_json::to_string(&e.profile)?,
+        time,
+    ])?;
+    Ok(())
+}
+
+fn user_updated(tx: &Transaction, e: &UserUpdated, time: &str) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "UPDATE users SET username = ?2, username_key = ?3, email = ?4, email_key = ?5,
+                              profile = ?6, modified = ?7
+             WHERE id = ?1",
+    )?
+    .execute(params![
+        e.user_id.to_string(),
+        e.username.as_str(),
+        e.username.key(),
+        e.email.as_str(),
+        e.email.key(),
+        serde_json::to_string(&e.profile)?,
+        time,
+    ])?;
+    Ok(())
+}
+
+fn user_deleted(tx: &Transaction, e: &UserDeleted) -> anyhow::Result<()> {
+    // Its memberships were removed by the events before this one. Its password
+    // row stays, unused (logins go through `users`): passwords come on a stream of
+    // their own, in no order with this one, and removing the row here would leave
+    // it or not depending on which stream an instance read first.
+    tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
+        .execute([e.user_id.to_string()])?;
+    Ok(())
+}
+
+fn group_updated(tx: &Transaction, e: &GroupDetails) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "UPDATE groups SET name = ?2, name_key = ?3, type = ?4, description = ?5,
+                               custom = ?6
+             WHERE id = ?1",
+    )?
+    .execute(params![
+        e.group_id.to_string(),
+        e.name.as_str(),
+        e.name.key(),
+        serde_json::to_value(e.group_type)?.as_str(),
+        e.description,
+        serde_json::to_string(&e.custom)?,
+    ])?;
+    Ok(())
+}
+
+fn group_deleted(tx: &Transaction, e: &GroupDeleted) -> anyhow::Result<()> {
+    tx.prepare_cached("DELETE FROM groups WHERE id = ?1")?
+        .execute([e.group_id.to_string()])?;
+    Ok(())
+}
+
+fn group_created(tx: &Transaction, e: &GroupDetails, time: &str) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO groups (id, name, name_key, type, description, custom, created,
+                                 last_change)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
+    )?
+    .execute(params![
+        e.group_id.to_string(),
+        e.name.as_str(),
+        e.name.key(),
+        serde_json::to_value(e.group_type)?.as_str(),
+        e.description,
+        serde_json::to_string(&e.custom)?,
+        time,
+    ])?;
+    Ok(())
+}
+
+fn member_added(tx: &Transaction, m: &Membership) -> anyhow::Result<()> {
+    tx.prepare_cached("INSERT INTO members (group_id, user_id) VALUES (?1, ?2)")?
+        .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
+    Ok(())
+}
+
+fn member_removed(tx: &Transaction, m: &Membership) -> anyhow::Result<()> {
+    tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?
+        .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
+    Ok(())
+}
+
+fn child_group_added(tx: &Transaction, n: &Nesting) -> anyhow::Result<()> {
+    tx.prepare_cached("INSERT INTO child_groups (parent_id, child_id) VALUES (?1, ?2)")?
+        .execute(params![
+            n.group_id.to_string(),
+            n.child_group_id.to_string()
+        ])?;
+    Ok(())
+}
+
+fn child_group_removed(tx: &Transaction, n: &Nesting) -> anyhow::Result<()> {
+    tx.prepare_cached("DELETE FROM child_groups WHERE parent_id = ?1 AND child_id = ?2")?
+        .execute(params![
+            n.group_id.to_string(),
+            n.child_group_id.to_string()
+        ])?;
+    Ok(())
+}
+
+fn password_set(tx: &Transaction, e: &PasswordSet) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO passwords (user_id, hash) VALUES (?1, ?2)
+             ON CONFLICT (user_id) DO UPDATE
+             SET hash = excluded.hash, version = passwords.version + 1",
+    )?
+    .execute(params![e.user_id.to_string(), e.password_hash])?;
+    Ok(())
+}
+
+fn user_suspended(tx: &Transaction, e: &UserStatus, time: &str) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "UPDATE users SET suspended = 1, suspensions = suspensions + 1, modified = ?2
+             WHERE id = ?1",
+    )?
+    .execute(params![e.user_id.to_string(), time])?;
+    Ok(())
+}
+
+fn user_reinstated(tx: &Transaction, e: &UserStatus, time: &str) -> anyhow::Result<()> {
+    tx.prepare_cached("UPDATE users SET suspended = 0, modified = ?2 WHERE id = ?1")?
+        .execute(params![e.user_id.to_string(), time])?;
+    Ok(())
+}
+
+fn token_revoked(tx: &Transaction, e: &TokenRevoked, event: &Event) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO revoked_tokens (token_id, user_id, expires_s)
+             VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        e.token_id.to_string(),
+        e.user_id.to_string(),
+        e.expires.unix_timestamp()
+    ])?;
+    // Revocations of tokens that expired well before this event's time are kept no
+    // longer: by event time, so that every instance forgets them alike, and with a
+    // margin for an instance whose clock is behind the one that wrote the event.
+    tx.prepare_cached("DELETE FROM revoked_tokens WHERE expires_s < ?1")?
+        .execute([event.time.unix_timestamp() - REVOCATION_MARGIN_S])?;
     Ok(())
 }
 

@@ -191,35 +191,8 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             user_id,
             user,
             password_hash,
-        } => {
-            let created = UserCreated {
-                user_id,
-                username: user.username,
-                email: user.email,
-                profile: user.profile,
-                client_id: user.client_id,
-            };
-            check_user_creatable(state, &created)?;
-            let mut events = vec![EventData::UserCreated(created)];
-            if let Some(password_hash) = password_hash {
-                events.push(EventData::PasswordSet(PasswordSet {
-                    user_id,
-                    password_hash,
-                }));
-            }
-            Ok(events)
-        }
-        Command::CreateGroup { group_id, group } => {
-            let created = GroupDetails {
-                group_id,
-                name: group.name,
-                description: group.description,
-                group_type: group.group_type,
-                custom: group.custom,
-            };
-            check_group_creatable(state, &created)?;
-            Ok(vec![EventData::GroupCreated(created)])
-        }
+        } => create_user(state, user_id, user, password_hash),
+        Command::CreateGroup { group_id, group } => create_group(state, group_id, group),
         Command::UpdateUser {
             user,
             username,
@@ -227,136 +200,31 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             profile,
             suspended,
         } => {
-            let user = state.require_user(&user)?;
-            let current = state
-                .user_details(user.id)?
-                .ok_or(DomainError::UserNotFound)?;
-            let mut events = Vec::new();
-            // A status event names the user as it is after the update.
-            let status = UserStatus {
-                user_id: user.id,
-                username: username.clone(),
-                email: email.clone(),
+            let user_id = state.require_user(&user)?.id;
+            let updated = UserUpdated {
+                user_id,
+                username,
+                email,
+                profile,
             };
-            if (&username, &email, &profile)
-                != (&current.username, &current.email, &current.profile)
-            {
-                let updated = UserUpdated {
-                    user_id: user.id,
-                    username,
-                    email,
-                    profile,
-                };
-                check_user_updatable(state, &updated)?;
-                events.push(EventData::UserUpdated(updated));
-            }
-            if let Some(suspended) = suspended.filter(|s| *s != current.suspended) {
-                if suspended {
-                    check_suspendable(state, user.id)?;
-                    events.push(EventData::UserSuspended(status));
-                } else {
-                    events.push(EventData::UserReinstated(status));
-                }
-            }
-            Ok(events)
+            update_user(state, updated, suspended)
         }
-        Command::DeleteUser { user } => {
-            let user = state.require_user(&user)?;
-            if state.left_empty(&Removal::User(user.id))?.is_some() {
-                return Err(DomainError::LastAdministrator.into());
-            }
-            let mut events: Vec<EventData> = state
-                .groups_of(user.id)?
-                .into_iter()
-                .map(|group| EventData::MemberRemoved(membership(group, user.clone())))
-                .collect();
-            check_links(&events)?;
-            events.push(EventData::UserDeleted(UserDeleted {
-                user_id: user.id,
-                username: user.username,
-                email: user.email,
-            }));
-            Ok(events)
-        }
+        Command::DeleteUser { user } => delete_user(state, state.require_user(&user)?),
         Command::SetPassword {
             user,
             password_hash,
-        } => {
-            let user = state.require_user(&user)?;
-            Ok(vec![EventData::PasswordSet(PasswordSet {
-                user_id: user.id,
-                password_hash,
-            })])
-        }
+        } => Ok(vec![EventData::PasswordSet(PasswordSet {
+            user_id: state.require_user(&user)?.id,
+            password_hash,
+        })]),
         Command::UpdateGroup {
             group,
             details,
             keep_type,
-        } => {
-            let group = state.require_group(&group)?;
-            let updated = GroupDetails {
-                group_id: group.id,
-                name: details.name,
-                description: details.description,
-                group_type: if keep_type {
-                    group.group_type
-                } else {
-                    details.group_type
-                },
-                custom: details.custom,
-            };
-            if state.group_details(group.id)?.as_ref() == Some(&updated) {
-                return Ok(vec![]);
-            }
-            check_group_updatable(state, &updated)?;
-            Ok(vec![EventData::GroupUpdated(updated)])
-        }
-        Command::DeleteGroup { group } => {
-            let group = state.require_group(&group)?;
-            if group.group_type == GroupType::Sys {
-                return Err(DomainError::SystemGroup.into());
-            }
-            if state.left_empty(&Removal::Group(group.id))?.is_some() {
-                return Err(DomainError::LastAdministrator.into());
-            }
-            let mut events = Vec::new();
-            for user in state.members_of(group.id)? {
-                events.push(EventData::MemberRemoved(membership(group.clone(), user)));
-            }
-            for child in state.children_of(group.id)? {
-                events.push(EventData::ChildGroupRemoved(nesting(group.clone(), child)));
-            }
-            for parent in state.parents_of(group.id)? {
-                events.push(EventData::ChildGroupRemoved(nesting(parent, group.clone())));
-            }
-            check_links(&events)?;
-            events.push(EventData::GroupDeleted(GroupDeleted {
-                group_id: group.id,
-                name: group.name,
-            }));
-            Ok(events)
-        }
+        } => update_group(state, state.require_group(&group)?, details, keep_type),
+        Command::DeleteGroup { group } => delete_group(state, state.require_group(&group)?),
         Command::AddMembers { group, users } => {
-            let group = state.require_group(&group)?;
-            let mut missing = Vec::new();
-            let mut found: Vec<UserRef> = Vec::new();
-            for id in &users {
-                match state.user(id)? {
-                    Some(user) if found.iter().any(|f| f.id == user.id) => {}
-                    Some(user) => found.push(user),
-                    None => missing.push(id.to_string()),
-                }
-            }
-            if !missing.is_empty() {
-                return Err(DomainError::UsersNotFound { missing }.into());
-            }
-            let mut events = Vec::new();
-            for user in found {
-                if !state.is_direct_member(group.id, user.id)? {
-                    events.push(EventData::MemberAdded(membership(group.clone(), user)));
-                }
-            }
-            Ok(events)
+            add_members(state, state.require_group(&group)?, &users)
         }
         Command::AddMember { group, user } => {
             let (group, user) = resolve(state, &group, &user)?;
@@ -371,38 +239,11 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             Ok(vec![EventData::MemberRemoved(membership(group, user))])
         }
         Command::AddChildGroup { group, child } => {
-            let group = state.require_group(&group)?;
-            let child = state.require_group(&child)?;
-            if state.is_direct_child(group.id, child.id)? {
-                return Ok(vec![]);
-            }
-            check_nestable(state, group.id, child.id)?;
-            Ok(vec![EventData::ChildGroupAdded(nesting(group, child))])
+            let (group, child) = (state.require_group(&group)?, state.require_group(&child)?);
+            add_children(state, group, &[GroupIdentifier::Id(child.id)])
         }
         Command::AddChildGroups { group, children } => {
-            let group = state.require_group(&group)?;
-            let mut missing = Vec::new();
-            let mut found: Vec<GroupRef> = Vec::new();
-            for id in &children {
-                match state.group(id)? {
-                    Some(child) if found.iter().any(|f| f.id == child.id) => {}
-                    Some(child) => found.push(child),
-                    None => missing.push(id.to_string()),
-                }
-            }
-            if !missing.is_empty() {
-                return Err(DomainError::GroupsNotFound { missing }.into());
-            }
-            // The new edges all leave `group`, so none can close a cycle through another:
-            // checking each against the state is enough.
-            let mut events = Vec::new();
-            for child in found {
-                if !state.is_direct_child(group.id, child.id)? {
-                    check_nestable(state, group.id, child.id)?;
-                    events.push(EventData::ChildGroupAdded(nesting(group.clone(), child)));
-                }
-            }
-            Ok(events)
+            add_children(state, state.require_group(&group)?, &children)
         }
         Command::RemoveChildGroup { group, child } => {
             let group = state.require_group(&group)?;
@@ -415,16 +256,219 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             token_id,
             expires,
         } => {
-            if state.is_token_revoked(token_id)? {
-                return Ok(vec![]);
-            }
-            Ok(vec![EventData::TokenRevoked(TokenRevoked {
+            let revoked = TokenRevoked {
                 user_id: user,
                 token_id,
                 expires,
-            })])
+            };
+            let already = state.is_token_revoked(token_id)?;
+            Ok(if already {
+                vec![]
+            } else {
+                vec![EventData::TokenRevoked(revoked)]
+            })
         }
     }
+}
+
+fn create_group(
+    state: &impl State,
+    group_id: Uuid,
+    group: NewGroup,
+) -> Result<Vec<EventData>, Refusal> {
+    let created = GroupDetails {
+        group_id,
+        name: group.name,
+        description: group.description,
+        group_type: group.group_type,
+        custom: group.custom,
+    };
+    check_group_creatable(state, &created)?;
+    Ok(vec![EventData::GroupCreated(created)])
+}
+
+fn create_user(
+    state: &impl State,
+    user_id: Uuid,
+    user: NewUser,
+    password_hash: Option<String>,
+) -> Result<Vec<EventData>, Refusal> {
+    let created = UserCreated {
+        user_id,
+        username: user.username,
+        email: user.email,
+        profile: user.profile,
+        client_id: user.client_id,
+    };
+    check_user_creatable(state, &created)?;
+    let mut events = vec![EventData::UserCreated(created)];
+    if let Some(password_hash) = password_hash {
+        events.push(EventData::PasswordSet(PasswordSet {
+            user_id,
+            password_hash,
+        }));
+    }
+    Ok(events)
+}
+
+/// The user's new details, if they differ from the stored ones, then its new status, if
+/// that differs: nothing at all for an update that changes nothing.
+fn update_user(
+    state: &impl State,
+    updated: UserUpdated,
+    suspended: Option<bool>,
+) -> Result<Vec<EventData>, Refusal> {
+    let current = state
+        .user_details(updated.user_id)?
+        .ok_or(DomainError::UserNotFound)?;
+    // A status event names the user as it is after the update.
+    let status = UserStatus {
+        user_id: updated.user_id,
+        username: updated.username.clone(),
+        email: updated.email.clone(),
+    };
+    let mut events = Vec::new();
+    let same = (&updated.username, &updated.email, &updated.profile)
+        == (&current.username, &current.email, &current.profile);
+    if !same {
+        check_user_updatable(state, &updated)?;
+        events.push(EventData::UserUpdated(updated));
+    }
+    match suspended.filter(|s| *s != current.suspended) {
+        Some(true) => {
+            check_suspendable(state, status.user_id)?;
+            events.push(EventData::UserSuspended(status));
+        }
+        Some(false) => events.push(EventData::UserReinstated(status)),
+        None => {}
+    }
+    Ok(events)
+}
+
+/// The user's memberships end one by one, then the user.
+fn delete_user(state: &impl State, user: UserRef) -> Result<Vec<EventData>, Refusal> {
+    if state.left_empty(&Removal::User(user.id))?.is_some() {
+        return Err(DomainError::LastAdministrator.into());
+    }
+    let mut events: Vec<EventData> = state
+        .groups_of(user.id)?
+        .into_iter()
+        .map(|group| EventData::MemberRemoved(membership(group, user.clone())))
+        .collect();
+    check_links(&events)?;
+    events.push(EventData::UserDeleted(UserDeleted {
+        user_id: user.id,
+        username: user.username,
+        email: user.email,
+    }));
+    Ok(events)
+}
+
+fn update_group(
+    state: &impl State,
+    group: GroupRef,
+    details: NewGroup,
+    keep_type: bool,
+) -> Result<Vec<EventData>, Refusal> {
+    let updated = GroupDetails {
+        group_id: group.id,
+        name: details.name,
+        description: details.description,
+        group_type: if keep_type {
+            group.group_type
+        } else {
+            details.group_type
+        },
+        custom: details.custom,
+    };
+    if state.group_details(group.id)?.as_ref() == Some(&updated) {
+        return Ok(vec![]);
+    }
+    check_group_updatable(state, &updated)?;
+    Ok(vec![EventData::GroupUpdated(updated)])
+}
+
+/// The group's members, children and parents go one by one, then the group.
+fn delete_group(state: &impl State, group: GroupRef) -> Result<Vec<EventData>, Refusal> {
+    if group.group_type == GroupType::Sys {
+        return Err(DomainError::SystemGroup.into());
+    }
+    if state.left_empty(&Removal::Group(group.id))?.is_some() {
+        return Err(DomainError::LastAdministrator.into());
+    }
+    let mut events = Vec::new();
+    for user in state.members_of(group.id)? {
+        events.push(EventData::MemberRemoved(membership(group.clone(), user)));
+    }
+    for child in state.children_of(group.id)? {
+        events.push(EventData::ChildGroupRemoved(nesting(group.clone(), child)));
+    }
+    for parent in state.parents_of(group.id)? {
+        events.push(EventData::ChildGroupRemoved(nesting(parent, group.clone())));
+    }
+    check_links(&events)?;
+    events.push(EventData::GroupDeleted(GroupDeleted {
+        group_id: group.id,
+        name: group.name,
+    }));
+    Ok(events)
+}
+
+/// Every user named, or none when any is missing; those already members make no event.
+fn add_members(
+    state: &impl State,
+    group: GroupRef,
+    users: &[UserIdentifier],
+) -> Result<Vec<EventData>, Refusal> {
+    let mut missing = Vec::new();
+    let mut found: Vec<UserRef> = Vec::new();
+    for id in users {
+        match state.user(id)? {
+            Some(user) if found.iter().any(|f| f.id == user.id) => {}
+            Some(user) => found.push(user),
+            None => missing.push(id.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(DomainError::UsersNotFound { missing }.into());
+    }
+    let mut events = Vec::new();
+    for user in found {
+        if !state.is_direct_member(group.id, user.id)? {
+            events.push(EventData::MemberAdded(membership(group.clone(), user)));
+        }
+    }
+    Ok(events)
+}
+
+/// Every group named as a child, or none when any is missing or would close a cycle.
+fn add_children(
+    state: &impl State,
+    group: GroupRef,
+    children: &[GroupIdentifier],
+) -> Result<Vec<EventData>, Refusal> {
+    let mut missing = Vec::new();
+    let mut found: Vec<GroupRef> = Vec::new();
+    for id in children {
+        match state.group(id)? {
+            Some(child) if found.iter().any(|f| f.id == child.id) => {}
+            Some(child) => found.push(child),
+            None => missing.push(id.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(DomainError::GroupsNotFound { missing }.into());
+    }
+    // The new edges all leave `group`, so none can close a cycle through another:
+    // checking each against the state is enough.
+    let mut events = Vec::new();
+    for child in found {
+        if !state.is_direct_child(group.id, child.id)? {
+            check_nestable(state, group.id, child.id)?;
+            events.push(EventData::ChildGroupAdded(nesting(group.clone(), child)));
+        }
+    }
+    Ok(events)
 }
 
 /// Whether an event in the log takes effect.
