@@ -20,7 +20,7 @@ test: lint tansu client-deps
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --bench baselines -- -D warnings
 
 ## Only the fast, pure tests (domain, settings, tokens).
 unit:
