@@ -33,7 +33,13 @@ const RULES: &[Rule] = &[
     Rule {
         under: "src/http",
         except: &[],
-        names: &["rusqlite", "rdkafka", "Connection", "SqliteState", "ReadModel"],
+        names: &[
+            "rusqlite",
+            "rdkafka",
+            "Connection",
+            "SqliteState",
+            "ReadModel",
+        ],
         why: "handlers parse input and call the service; they never touch SQLite or the log",
     },
     Rule {
@@ -103,9 +109,18 @@ fn a_crossing_is_reported_with_its_file_line_and_reason() {
         "src/domain/decide.rs",
         "//! Knows no tokio.\nuse tokio::sync::Mutex;\n",
     );
-    write("src/http/users.rs", "fn f(conn: &rusqlite::Connection) {}\n");
-    write("src/log/kafka.rs", "use rdkafka::producer::FutureProducer;\n");
-    write("src/settings.rs", "/// librdkafka's timeout.\nconst A: u8 = 1;\n");
+    write(
+        "src/http/users.rs",
+        "fn f(conn: &rusqlite::Connection) {}\n",
+    );
+    write(
+        "src/log/kafka.rs",
+        "use rdkafka::producer::FutureProducer;\n",
+    );
+    write(
+        "src/settings.rs",
+        "/// librdkafka's timeout.\nconst A: u8 = 1;\n",
+    );
     write("src/service/mod.rs", "use crate::http::ApiError;\n");
 
     let found = violations(root.path());
@@ -129,7 +144,11 @@ fn a_crossing_is_reported_with_its_file_line_and_reason() {
 fn violations(root: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for file in rust_files(&root.join("src")) {
-        let relative = file.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let relative = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read_to_string(&file).unwrap();
         for rule in RULES {
             let applies = (relative == rule.under

@@ -444,3 +444,151 @@ impl ResponseError for OAuthError {
         response.json(body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// One of every error the API answers.
+    fn every() -> Vec<ApiError> {
+        let mut every = vec![
+            ApiError::Unauthorized,
+            ApiError::invalid_identifier("groupIdentifier", InvalidName::Empty),
+            ApiError::BadRequest("bad".into()),
+            ApiError::unprocessable("email", "is not an email"),
+            ApiError::Forbidden,
+            ApiError::RouteNotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge(1),
+            ApiError::NotMember,
+            ApiError::ExistingPasswordInvalid,
+            ApiError::TooManyRequests { retry_after_s: 1 },
+            ApiError::PreconditionFailed {
+                event_id: None,
+                version: Some(1),
+                applied: 0,
+            },
+            ApiError::IdempotencyKeyReused,
+            ApiError::ConcurrentModification {
+                event_id: Uuid::nil(),
+                reason: DomainError::UserNotInGroup {
+                    inherited_through: None,
+                },
+                applied: 0,
+                events: 1,
+            },
+            ApiError::Unavailable { event_id: None },
+            ApiError::Internal(anyhow::anyhow!("unexpected")),
+        ];
+        every.extend(DomainError::every().into_iter().map(ApiError::Domain));
+        every
+    }
+
+    /// Each code and its status, from the table.
+    fn table() -> BTreeMap<&'static str, u16> {
+        let mut table = BTreeMap::new();
+        for error in every() {
+            let (status, code) = error.status_and_code();
+            let known = table.insert(code, status.as_u16());
+            assert!(
+                known.is_none_or(|known| known == status.as_u16()),
+                "{code} has two statuses"
+            );
+        }
+        table
+    }
+
+    #[test]
+    fn every_service_error_has_a_code_of_the_table() {
+        let table = table();
+        let errors = [
+            ServiceError::Unauthorized,
+            ServiceError::Forbidden,
+            ServiceError::Refused(DomainError::LastAdministrator),
+            ServiceError::InvalidRequest("bad".into()),
+            ServiceError::ExistingPasswordInvalid,
+            ServiceError::TooManyRequests { retry_after_s: 1 },
+            ServiceError::IdempotencyKeyReused,
+            ServiceError::Unavailable { event_id: None },
+            ServiceError::Unexpected(anyhow::anyhow!("unexpected")),
+        ];
+        for error in errors {
+            let shown = format!("{error:?}");
+            let api = ApiError::from(error);
+            assert!(table.contains_key(api.code()), "{shown} has no code");
+        }
+    }
+
+    /// The statuses the README gives codes: `409 \`UsernameTaken\` / \`EmailTaken\``, or a
+    /// table row `| 404 | \`GroupNotFound\`, \`UserNotFound\` |`. Only codes in
+    /// CamelCase count; OAuth's `invalid_client` and the like are not the table's.
+    fn documented(readme: &str) -> Vec<(u16, String, usize)> {
+        let mut found = Vec::new();
+        for (number, line) in readme.lines().enumerate() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for (at, word) in words.iter().enumerate() {
+                let Ok(status) = word.parse::<u16>() else {
+                    continue;
+                };
+                if !(400..600).contains(&status) {
+                    continue;
+                }
+                for next in &words[at + 1..] {
+                    let next = next.trim_end_matches([',', ';', ')', '.']);
+                    if ["|", "/", "or"].contains(&next) {
+                        continue;
+                    }
+                    let Some(code) = next.strip_prefix('`').and_then(|c| c.strip_suffix('`'))
+                    else {
+                        break;
+                    };
+                    if !code.starts_with(|c: char| c.is_ascii_uppercase())
+                        || !code.chars().all(|c| c.is_ascii_alphanumeric())
+                    {
+                        break;
+                    }
+                    found.push((status, code.to_owned(), number + 1));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_readme_gives_each_code_the_status_of_the_table() {
+        let table = table();
+        let readme = include_str!("../../README.md");
+        let documented = documented(readme);
+        assert!(documented.len() > 30, "{documented:?}");
+        for (status, code, line) in documented {
+            match table.get(code.as_str()) {
+                Some(&known) => assert_eq!(
+                    known, status,
+                    "README.md:{line} gives {code} the status {status}; the table says {known}"
+                ),
+                None => panic!("README.md:{line} names {code}, which no error has"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_readme_check_reads_both_forms() {
+        let found = documented(
+            "| 404 | `GroupNotFound`, `UserNotFound` | no such group\n\
+             409 `UsernameTaken` / `EmailTaken`; 400 `{\"error\"}`, 429 `slow_down`",
+        );
+        let codes: Vec<(u16, &str)> = found.iter().map(|(s, c, _)| (*s, c.as_str())).collect();
+        assert_eq!(
+            codes,
+            [
+                (404, "GroupNotFound"),
+                (404, "UserNotFound"),
+                (409, "UsernameTaken"),
+                (409, "EmailTaken")
+            ]
+        );
+    }
+}
