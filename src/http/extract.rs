@@ -15,14 +15,12 @@ use uuid::Uuid;
 use super::error::{ApiError, OAuthError};
 use crate::auth::Bearer;
 use crate::domain::{GroupIdentifier, Idempotency, InvalidName, UserIdentifier};
-use crate::service::{IfMatch, Service};
+use crate::service::{IfMatch, Service, Write};
 
 /// The id of one request: in its Error body, on its log lines, and as the correlation id
 /// of the events it appends.
 #[derive(Debug, Clone, Copy)]
 pub struct LogId(pub Uuid);
-
-pub use crate::service::Write;
 
 /// The most entity tags one `If-Match` may list.
 const IF_MATCH_TAGS_MAX: usize = 16;

@@ -8,13 +8,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::extract::{Caller, Write, child_group_param, group_param};
+use super::extract::{Caller, child_group_param, group_param};
 use super::members::bulk_add;
 use super::users::{custom, text};
 use super::{ApiError, ListQuery, PageQuery, PagedList};
 use crate::domain::{Command, GroupIdentifier, GroupName, GroupType, NewGroup};
 use crate::read_model::GroupView;
-use crate::service::{GroupScope, Service};
+use crate::service::{GroupScope, Service, Write};
 
 /// The Contensis group model as a client sends it. The documentation's own example
 /// capitalises `Description`, so both spellings are taken.

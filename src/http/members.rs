@@ -2,10 +2,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::extract::{Caller, Write, group_param, user_param};
+use super::extract::{Caller, group_param, user_param};
 use super::{ApiError, ListQuery};
 use crate::domain::{Command, DomainError, InvalidName, UserIdentifier};
-use crate::service::{Service, ServiceError, UserScope};
+use crate::service::{Service, ServiceError, UserScope, Write};
 
 /// `DELETE .../groups/{groupIdentifier}/users/{userIdentifier}`
 pub async fn remove(

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::extract::{Caller, Write, groups_param, user_param, user_param_or_current};
+use super::extract::{Caller, groups_param, user_param, user_param_or_current};
 use super::token::peer;
 use super::{ApiError, ListQuery};
 use crate::domain::{Command, Custom, Email, NewUser, Password, Profile, UserIdentifier, Username};
 use crate::read_model::UserView;
-use crate::service::{GroupScope, Principal, Service, UserScope};
+use crate::service::{GroupScope, Principal, Service, UserScope, Write};
 
 /// Longest free-text field (names, timezone, language), in characters.
 const TEXT_MAX_CHARS: usize = 256;
