@@ -9,11 +9,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rstest_reuse::apply;
-use rusqlite::{Connection, OpenFlags};
 
 use crate::helpers::{
     Backend, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, assert_uuid, backends, encode,
-    join_all,
+    join_all, read_model_outcomes,
 };
 
 /// How long `events tail` may take to print a line, or to exit once asked.
@@ -101,23 +100,6 @@ fn by_id(stdout: &str) -> BTreeMap<String, TailLine> {
         }
     }
     lines
-}
-
-/// The service's own outcome of every event, from its read model: `applied` or the code.
-fn service_outcomes(app: &TestApp) -> BTreeMap<String, String> {
-    let conn = Connection::open_with_flags(
-        app.data_dir().join("read.db"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("opening read.db read-only");
-    let mut statement = conn
-        .prepare("SELECT event_id, outcome FROM outcomes")
-        .expect("preparing the outcomes query");
-    statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .expect("reading the outcomes")
-        .collect::<rusqlite::Result<_>>()
-        .expect("reading an outcome")
 }
 
 /// `membershipd events tail` running with the app's settings, killed if still running
@@ -225,7 +207,8 @@ async fn events_tail_prints_every_event_with_the_services_outcome_and_exits_at_t
     let logged: BTreeSet<String> = app.log_events().into_iter().map(|e| e.event_id).collect();
     let shown: BTreeSet<String> = printed.keys().cloned().collect();
     assert_eq!(shown, logged, "{stdout}");
-    let service = service_outcomes(&app);
+    // The service's own outcome of every event, from its read model.
+    let service = read_model_outcomes(&app.data_dir());
     for (id, line) in &printed {
         let expected = match service.get(id).map(String::as_str) {
             Some("applied") => "applied".to_owned(),

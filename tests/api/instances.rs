@@ -4,16 +4,16 @@
 //! Kafka only: a shared log is what these tests are about.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::Method;
-use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::helpers::log::open_read_model;
 use crate::helpers::{
-    Answer, PREFIX, TestApp, assert_error_shape, assert_uuid, eventually, join_all, test_brokers,
-    uuid_field,
+    Answer, POLL_INTERVAL, PREFIX, SETTLE_TIMEOUT, TestApp, assert_error_shape, assert_uuid,
+    eventually, join_all, read_model_outcomes, test_brokers, uuid_field,
 };
 
 const INSTANCES: usize = 3;
@@ -21,8 +21,6 @@ const INSTANCES: usize = 3;
 const REMOVALS: usize = 200;
 /// Concurrent nestings, half one way and half the other.
 const NESTINGS: usize = 12;
-/// How long an instance may take to show what another wrote, or to apply the whole log.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `INSTANCES` instances on a fresh topic of the test broker, started one after another
 /// (each bootstraps only what the ones before it have not).
@@ -51,29 +49,6 @@ async fn all_see_membership(apps: &[TestApp], group: &str, user: &str, status: u
     }
 }
 
-/// The outcomes an instance has recorded (event id -> outcome), read from its read.db
-/// while it runs (WAL: readers do not disturb the projector).
-fn recorded_outcomes(app: &TestApp) -> BTreeMap<String, String> {
-    let conn = open_read_model(app);
-    let mut statement = conn
-        .prepare("SELECT event_id, outcome FROM outcomes")
-        .expect("preparing an outcomes query");
-    statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .expect("reading outcomes")
-        .collect::<rusqlite::Result<_>>()
-        .expect("reading outcomes")
-}
-
-fn open_read_model(app: &TestApp) -> Connection {
-    let path = app.data_dir().join("read.db");
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap_or_else(|e| panic!("opening {} read-only: {e}", path.display()));
-    conn.busy_timeout(Duration::from_secs(5))
-        .expect("setting a busy timeout");
-    conn
-}
-
 /// Waits until every instance has an outcome for every event in the log (both topics),
 /// then asserts that their read models are equal, row for row. The outcomes, by event id.
 async fn settle_and_compare(apps: &[TestApp]) -> BTreeMap<String, String> {
@@ -85,7 +60,7 @@ async fn settle_and_compare(apps: &[TestApp]) -> BTreeMap<String, String> {
     let started = Instant::now();
     for (i, app) in apps.iter().enumerate() {
         loop {
-            let recorded = recorded_outcomes(app);
+            let recorded = read_model_outcomes(&app.data_dir());
             let missing: Vec<_> = logged
                 .iter()
                 .filter(|id| !recorded.contains_key(*id))
@@ -106,12 +81,15 @@ async fn settle_and_compare(apps: &[TestApp]) -> BTreeMap<String, String> {
                 logged.len(),
                 &missing[..missing.len().min(5)]
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
     let dumps: Vec<String> = apps
         .iter()
-        .map(|app| membership::read_model::dump(&open_read_model(app)).expect("dumping read.db"))
+        .map(|app| {
+            membership::read_model::dump(&open_read_model(&app.data_dir()))
+                .expect("dumping read.db")
+        })
         .collect();
     for (i, dump) in dumps.iter().enumerate().skip(1) {
         if *dump != dumps[0] {
@@ -125,7 +103,7 @@ async fn settle_and_compare(apps: &[TestApp]) -> BTreeMap<String, String> {
             );
         }
     }
-    recorded_outcomes(&apps[0])
+    read_model_outcomes(&apps[0].data_dir())
 }
 
 /// The `data` of a 409, after checking the Error body's shape.
@@ -162,7 +140,7 @@ fn tally<'a>(answers: impl IntoIterator<Item = &'a Answer>) -> BTreeMap<String, 
 #[tokio::test]
 async fn racing_removals_on_every_instance_have_one_winner_and_leave_equal_read_models() {
     let apps = instances().await;
-    let group = uuid_field(&apps[0].create_group("Lou's Tavern").await, "id").to_string();
+    let group = apps[0].new_group("Lou's Tavern").await;
     let user = uuid_field(
         &apps[1]
             .create_user("rpaulson", "bob@fightclub.com", Some("his-name-is-robert"))
@@ -271,19 +249,12 @@ async fn racing_removals_on_every_instance_have_one_winner_and_leave_equal_read_
     );
 }
 
-/// `PUT .../groups/{parent}/groups/{child}` with the admin token.
-async fn nest(app: &TestApp, parent: &str, child: &str) -> Answer {
-    let path = format!("{PREFIX}/groups/{parent}/groups/{child}");
-    app.request(Method::PUT, &path, Some(&app.admin_token))
-        .await
-}
-
 #[tokio::test]
 async fn opposite_nestings_on_different_instances_let_one_direction_win_and_leave_equal_read_models()
  {
     let apps = instances().await;
-    let a = uuid_field(&apps[0].create_group("Paper Street").await, "id").to_string();
-    let b = uuid_field(&apps[1].create_group("Project Mayhem").await, "id").to_string();
+    let a = apps[0].new_group("Paper Street").await;
+    let b = apps[1].new_group("Project Mayhem").await;
     for (i, app) in apps.iter().enumerate() {
         for group in [&a, &b] {
             let what = format!("instance {i} to see group {group}");
@@ -291,9 +262,7 @@ async fn opposite_nestings_on_different_instances_let_one_direction_win_and_leav
             eventually(&what, SETTLE_TIMEOUT, || {
                 let path = path.clone();
                 async move {
-                    let answer = app
-                        .request(Method::GET, &path, Some(&app.admin_token))
-                        .await;
+                    let answer = app.request(Method::GET, &path, &app.admin_token).await;
                     (answer.status == 200).then_some(())
                 }
             })
@@ -313,7 +282,7 @@ async fn opposite_nestings_on_different_instances_let_one_direction_win_and_leav
     let nestings: Vec<_> = (0..NESTINGS)
         .map(|i| {
             let (parent, child) = direction(i);
-            nest(&apps[i % INSTANCES], parent, child)
+            apps[i % INSTANCES].try_nest(parent, child)
         })
         .collect();
     let answers = join_all(nestings).await;
