@@ -24,9 +24,9 @@ async fn an_unknown_route_is_not_found(backend: Backend) {
             "/api/management/security/groups/x/users/y/z",
             "/api/other/groups/x/users/y",
         ] {
-            let with_token = app.request(Method::GET, path, &app.admin_token).await;
+            let with_token = app.get(path).await;
             with_token.assert_error(404, "NotFound");
-            let without = app.request(Method::DELETE, path, ANONYMOUS).await;
+            let without = app.delete(path, ANONYMOUS).await;
             without.assert_error(404, "NotFound");
         }
     })
@@ -314,9 +314,7 @@ async fn a_password_shorter_than_eight_characters_is_refused(backend: Backend) {
 #[tokio::test]
 async fn creating_without_a_token_or_as_a_non_administrator_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.create_user("marla", "marla@fightclub.com", Some("tourist-of-groups"))
-        .await;
-    let marla = app.token_for("marla", "tourist-of-groups").await;
+    let marla = app.user_with_token("marla").await;
     let group = json!({ "name": "Project Mayhem" });
     let user = json!({
         "username": SEED_USERNAME,
@@ -494,13 +492,7 @@ async fn a_wrong_password_or_an_unknown_user_is_an_invalid_grant(backend: Backen
             // The service account has no password: the client secret is not one.
             (SERVICE_ACCOUNT, CLIENT_SECRET),
         ] {
-            let answer = app
-                .token_request(&[
-                    ("grant_type", "password"),
-                    ("username", login),
-                    ("password", password),
-                ])
-                .await;
+            let answer = app.password_grant(login, password).await;
             assert_eq!(answer.oauth_error(), "invalid_grant", "{login}");
         }
     })

@@ -55,9 +55,7 @@ async fn a_member_of_a_child_group_of_system_administrators_is_an_administrator(
     app.add_member("Operators", "bob").await;
     app.nest(ADMINISTRATORS, "Operators").await;
 
-    app.request(Method::DELETE, &path, &bob)
-        .await
-        .assert_no_content();
+    app.delete(&path, &bob).await.assert_no_content();
     // With bob an administrator through Operators, the service account is no longer the
     // last one, so it may go.
     app.remove_member(&encode(ADMINISTRATORS), SERVICE_ACCOUNT)
@@ -117,7 +115,7 @@ async fn a_child_group_is_listed_and_can_be_taken_out_again(backend: Backend) {
     app.nest(SEED_GROUP, "Committee").await;
 
     let children = format!("{PREFIX}/groups/{}/groups", encode(SEED_GROUP));
-    let listed = app.request(Method::GET, &children, &app.admin_token).await;
+    let listed = app.get(&children).await;
     listed.assert_status(200);
     let body = listed.json();
     let names: Vec<&str> = body["items"]
@@ -130,13 +128,13 @@ async fn a_child_group_is_listed_and_can_be_taken_out_again(backend: Backend) {
     assert_eq!(body["totalCount"], 2);
 
     let path = nesting_path(PREFIX, SEED_GROUP, MONKEYS);
-    app.request(Method::DELETE, &path, &app.admin_token)
+    app.delete(&path, &app.admin_token)
         .await
         .assert_no_content();
     assert_eq!(app.count_of("ChildGroupRemoved"), 1);
     assert_eq!(app.head_member(&encode(SEED_GROUP), "marla").await, 404);
 
-    app.appends_nothing(app.request(Method::DELETE, &path, &app.admin_token))
+    app.appends_nothing(app.delete(&path, &app.admin_token))
         .await
         .assert_error(409, "GroupNotChild");
 }
@@ -155,7 +153,7 @@ async fn the_child_group_holding_the_only_administrators_cannot_be_taken_out(bac
         .assert_no_content();
 
     let path = nesting_path(PREFIX, ADMINISTRATORS, "Operators");
-    app.appends_nothing(app.request(Method::DELETE, &path, &bob))
+    app.appends_nothing(app.delete(&path, &bob))
         .await
         .assert_error(409, "LastAdministrator");
 }
@@ -182,7 +180,7 @@ async fn a_users_groups_are_listed_directly_or_with_those_inherited(backend: Bac
         let path = format!("{PREFIX}/users/marla@fightclub.com/groups{query}");
         let app = &app;
         async move {
-            let answer = app.request(Method::GET, &path, &app.admin_token).await;
+            let answer = app.get(&path).await;
             answer.assert_status(200);
             let body = answer.json();
             let names: Vec<String> = body["items"]
@@ -207,9 +205,7 @@ async fn a_users_groups_are_listed_directly_or_with_those_inherited(backend: Bac
         )
     );
     let path = format!("{PREFIX}/users/nobody/groups");
-    app.request(Method::GET, &path, &app.admin_token)
-        .await
-        .assert_error(404, "UserNotFound");
+    app.get(&path).await.assert_error(404, "UserNotFound");
 }
 
 #[apply(backends)]

@@ -28,6 +28,7 @@ async fn conditional(app: &TestApp, method: Method, path: &str, if_match: &str) 
     Answer::read(response).await
 }
 
+#[track_caller]
 fn etag(answer: &Answer) -> String {
     answer
         .header("etag")
@@ -47,13 +48,12 @@ async fn a_group_shows_its_version_and_every_change_moves_it(backend: Backend) {
     let group = format!("{PREFIX}/groups/Space%20Monkeys");
     app.create_user("marla", "marla@fightclub.com", None).await;
     app.add_member("Space%20Monkeys", "marla").await;
-    let shown = app.request(Method::GET, &group, &app.admin_token).await;
+    let shown = app.get(&group).await;
     assert_eq!(etag(&shown), "\"2\"");
     // Adding a member who is already there changes nothing, so neither does the version.
     app.add_member("Space%20Monkeys", "marla").await;
     let updated = app
-        .request_json(
-            Method::PUT,
+        .put(
             &group,
             &app.admin_token,
             &json!({ "name": "Space Monkeys", "description": "no names" }),
@@ -69,7 +69,7 @@ async fn a_write_whose_if_match_no_longer_holds_is_412_and_appends_nothing(backe
     let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let group = format!("{JS_PREFIX}/groups/{}", encode(SEED_GROUP));
-    let shown = app.request(Method::GET, &group, &app.admin_token).await;
+    let shown = app.get(&group).await;
     let stale = etag(&shown);
     app.create_user("marla", "marla@fightclub.com", None).await;
     app.add_member(&encode(SEED_GROUP), "marla").await;
@@ -94,7 +94,7 @@ async fn a_write_whose_if_match_no_longer_holds_is_412_and_appends_nothing(backe
         204
     );
 
-    let current = etag(&app.request(Method::GET, &group, &app.admin_token).await);
+    let current = etag(&app.get(&group).await);
     conditional(&app, Method::DELETE, &member, &current)
         .await
         .assert_no_content();
@@ -140,7 +140,7 @@ async fn of_racing_writes_with_the_same_if_match_exactly_one_lands(backend: Back
             .await;
     }
     let group = format!("{PREFIX}/groups/Space%20Monkeys");
-    let version = etag(&app.request(Method::GET, &group, &app.admin_token).await);
+    let version = etag(&app.get(&group).await);
     let paths: Vec<String> = names
         .iter()
         .map(|name| format!("{group}/users/{name}"))
@@ -187,9 +187,7 @@ async fn a_groups_history_says_who_changed_what_when_and_in_which_request(backen
     assert_eq!(oldest["items"][0]["type"], "GroupCreated", "{oldest}");
 
     let unknown = format!("{PREFIX}/groups/Nobody/history");
-    app.request(Method::GET, &unknown, &app.admin_token)
-        .await
-        .assert_error(404, "GroupNotFound");
+    app.get(&unknown).await.assert_error(404, "GroupNotFound");
 }
 
 /// A request as the administrator with `Idempotency-Key: key` and an optional JSON body.
@@ -284,11 +282,7 @@ fn settled<'a>(app: &'a TestApp, user: &'a str, want: u16) -> impl Future<Output
 async fn a_retry_on_another_instance_gets_the_first_answer_too() {
     let a = TestApp::spawn(Backend::Kafka).await;
     let kafka = a.kafka.as_ref().expect("a Kafka app");
-    let env = [
-        ("MEMBERSHIP_KAFKA_BROKERS", kafka.brokers.as_str()),
-        ("MEMBERSHIP_KAFKA_TOPIC", kafka.topic.as_str()),
-    ];
-    let b = TestApp::spawn_with(&env).await;
+    let b = TestApp::spawn_on_topic(&kafka.brokers, &kafka.topic, &[]).await;
     a.seed().await;
     a.create_user("marla", "marla@fightclub.com", None).await;
     a.add_member(&encode(SEED_GROUP), "marla").await;
@@ -339,7 +333,7 @@ async fn if_match_star_asks_only_that_the_group_exists(backend: Backend) {
     );
     // A list of tags: any one that is the group's version matches, byte for byte.
     let group = format!("{PREFIX}/groups/{}", encode(SEED_GROUP));
-    let version = etag(&app.request(Method::GET, &group, &app.admin_token).await);
+    let version = etag(&app.get(&group).await);
     let padded = format!("\"+0{}\"", version.trim_matches('"'));
     let body = json!({ "name": SEED_GROUP, "description": "soap" });
     for (tags, status) in [(padded.clone(), 412), (format!("{padded}, {version}"), 200)] {

@@ -2,7 +2,9 @@
 //! decided as the service decides it, on either backend.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
+use std::panic::Location;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -11,8 +13,8 @@ use std::time::{Duration, Instant};
 use rstest_reuse::apply;
 
 use crate::helpers::{
-    Backend, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, assert_uuid, backends, encode,
-    join_all, read_model_outcomes,
+    Backend, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, assert_uuid, backends, called_at,
+    encode, join_all, read_model_outcomes,
 };
 
 /// How long `events tail` may take to print a line, or to exit once asked.
@@ -24,29 +26,32 @@ const ROUNDS: usize = 20;
 /// The seed's membership removed by racing DELETEs, until one of them loses the race (409
 /// `ConcurrentModification`): its event is in the log and was rejected. The id of one
 /// rejected `MemberRemoved`.
-async fn lose_a_race(app: &TestApp) -> String {
-    let group = encode(SEED_GROUP);
-    for _ in 0..ROUNDS {
-        let racing: Vec<_> = (0..RACERS)
-            .map(|_| app.remove_member(&group, SEED_USERNAME))
-            .collect();
-        let answers = join_all(racing).await;
-        assert_eq!(
-            answers.iter().filter(|a| a.status == 204).count(),
-            1,
-            "exactly one removal succeeds: {answers:#?}"
-        );
-        let lost = answers
-            .iter()
-            .find(|a| a.status == 409 && a.json()["data"]["code"] == "ConcurrentModification");
-        if let Some(lost) = lost {
-            let data = lost.assert_error(409, "ConcurrentModification");
-            assert_eq!(data["reason"], "UserNotInGroup", "{data}");
-            return assert_uuid(&data["eventId"]).to_string();
+#[track_caller]
+fn lose_a_race(app: &TestApp) -> impl Future<Output = String> {
+    called_at(Location::caller(), async move {
+        let group = encode(SEED_GROUP);
+        for _ in 0..ROUNDS {
+            let racing: Vec<_> = (0..RACERS)
+                .map(|_| app.remove_member(&group, SEED_USERNAME))
+                .collect();
+            let answers = join_all(racing).await;
+            assert_eq!(
+                answers.iter().filter(|a| a.status == 204).count(),
+                1,
+                "exactly one removal succeeds: {answers:#?}"
+            );
+            let lost = answers
+                .iter()
+                .find(|a| a.status == 409 && a.json()["data"]["code"] == "ConcurrentModification");
+            if let Some(lost) = lost {
+                let data = lost.assert_error(409, "ConcurrentModification");
+                assert_eq!(data["reason"], "UserNotInGroup", "{data}");
+                return assert_uuid(&data["eventId"]).to_string();
+            }
+            app.add_member(&group, SEED_USERNAME).await;
         }
-        app.add_member(&group, SEED_USERNAME).await;
-    }
-    panic!("no removal lost a race in {ROUNDS} rounds of {RACERS}");
+        panic!("no removal lost a race in {ROUNDS} rounds of {RACERS}");
+    })
 }
 
 /// One line of `events tail`, split into its fields.
@@ -60,6 +65,7 @@ struct TailLine {
 }
 
 /// `<time>  <type>  <outcome>  <actor>  <summary>  (event <id>)`: the event id and the line.
+#[track_caller]
 fn parse_line(line: &str) -> (String, TailLine) {
     let (rest, id) = line
         .strip_suffix(')')
@@ -86,11 +92,13 @@ fn parse_line(line: &str) -> (String, TailLine) {
     (id, parsed)
 }
 
+#[track_caller]
 fn not_a_line(line: &str) -> ! {
     panic!("not a line of events tail: {line:?}")
 }
 
 /// Every line by event id; an id printed twice fails the test.
+#[track_caller]
 fn by_id(stdout: &str) -> BTreeMap<String, TailLine> {
     let mut lines = BTreeMap::new();
     for line in stdout.lines() {
@@ -140,6 +148,7 @@ impl Tail {
     }
 
     /// The next line it prints, within `TAIL_TIMEOUT`.
+    #[track_caller]
     fn next_line(&self, what: &str) -> String {
         self.lines
             .recv_timeout(TAIL_TIMEOUT)
@@ -155,6 +164,7 @@ impl Tail {
 
     /// Waits for it to exit, within `TAIL_TIMEOUT`: its status, the rest of its stdout,
     /// and its stderr.
+    #[track_caller]
     fn wait(mut self) -> (ExitStatus, String, String) {
         let deadline = Instant::now() + TAIL_TIMEOUT;
         let status = loop {

@@ -46,7 +46,7 @@ async fn removing_without_a_token_is_unauthorized(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.seed().await;
     let answer = app
-        .appends_nothing(app.request(Method::DELETE, &seed_path(), ANONYMOUS))
+        .appends_nothing(app.delete(&seed_path(), ANONYMOUS))
         .await;
     answer.assert_unauthorized();
     assert_eq!(
@@ -96,7 +96,7 @@ async fn removing_with_an_expired_token_is_unauthorized(backend: Backend) {
     let fresh = sign_claims(TOKEN_SECRET, &claims);
 
     let path = seed_path();
-    let answer = (app.appends_nothing(app.request(Method::DELETE, &path, &expired))).await;
+    let answer = (app.appends_nothing(app.delete(&path, &expired))).await;
 
     answer.assert_unauthorized();
     // The same claims, unexpired and signed alike, are accepted: only the expiry differs.
@@ -118,9 +118,7 @@ async fn removing_with_a_token_signed_with_another_secret_is_unauthorized(backen
         now,
         now + 3600,
     );
-    let answer = app
-        .appends_nothing(app.request(Method::DELETE, &seed_path(), &forged))
-        .await;
+    let answer = app.appends_nothing(app.delete(&seed_path(), &forged)).await;
     answer.assert_unauthorized();
 }
 
@@ -129,9 +127,7 @@ async fn removing_with_a_token_signed_with_another_secret_is_unauthorized(backen
 async fn a_missing_token_is_refused_before_a_broken_identifier_is_looked_at(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let path = membership_path(PREFIX, "%zz", "%0A");
-    let answer = app
-        .appends_nothing(app.request(Method::DELETE, &path, ANONYMOUS))
-        .await;
+    let answer = app.appends_nothing(app.delete(&path, ANONYMOUS)).await;
     answer.assert_unauthorized();
 }
 
@@ -288,9 +284,7 @@ async fn a_broken_identifier_is_refused_before_the_caller_is_authorized(backend:
     let app = TestApp::spawn(backend).await;
     let token = app.user_with_token(OUTSIDER).await.token;
     let path = membership_path(PREFIX, "%zz", SEED_USERNAME);
-    let answer = app
-        .appends_nothing(app.request(Method::DELETE, &path, &token))
-        .await;
+    let answer = app.appends_nothing(app.delete(&path, &token)).await;
     let data = answer.assert_error(400, "InvalidIdentifier");
     assert_eq!(data["parameter"], "groupIdentifier");
 }
@@ -303,9 +297,7 @@ async fn removing_as_a_user_who_is_not_an_administrator_is_forbidden(backend: Ba
     let app = TestApp::spawn(backend).await;
     app.seed().await;
     let token = app.user_with_token(OUTSIDER).await.token;
-    let answer = app
-        .appends_nothing(app.request(Method::DELETE, &seed_path(), &token))
-        .await;
+    let answer = app.appends_nothing(app.delete(&seed_path(), &token)).await;
     answer.assert_error(403, "Forbidden");
     assert_eq!(
         app.head_member(&encode(SEED_GROUP), SEED_USERNAME).await,
@@ -319,9 +311,7 @@ async fn a_non_administrator_is_forbidden_before_the_group_is_looked_up(backend:
     let app = TestApp::spawn(backend).await;
     let token = app.user_with_token(OUTSIDER).await.token;
     let path = membership_path(PREFIX, "No%20Such%20Group", "nobody");
-    let answer = app
-        .appends_nothing(app.request(Method::DELETE, &path, &token))
-        .await;
+    let answer = app.appends_nothing(app.delete(&path, &token)).await;
     answer.assert_error(403, "Forbidden");
 }
 
@@ -333,7 +323,7 @@ async fn a_token_of_a_user_that_does_not_exist_is_unauthorized(backend: Backend)
     let now = now_s();
     let stranger = sign_token(TOKEN_SECRET, Uuid::new_v4(), now, now + 600);
     let answer = app
-        .appends_nothing(app.request(Method::DELETE, &seed_path(), &stranger))
+        .appends_nothing(app.delete(&seed_path(), &stranger))
         .await;
     answer.assert_unauthorized();
 }
@@ -347,18 +337,14 @@ async fn leaving_system_administrators_takes_away_the_right_to_remove_at_once(ba
     let admins = encode(ADMINISTRATORS);
     app.add_member(&admins, OUTSIDER).await;
     let path = membership_path(PREFIX, &encode(SEED_GROUP), SEED_USERNAME);
-    app.request(Method::DELETE, &path, &token)
-        .await
-        .assert_no_content();
+    app.delete(&path, &token).await.assert_no_content();
     app.add_member(&encode(SEED_GROUP), SEED_USERNAME).await;
 
     app.remove_member(&admins, OUTSIDER)
         .await
         .assert_no_content();
 
-    let answer = app
-        .appends_nothing(app.request(Method::DELETE, &path, &token))
-        .await;
+    let answer = app.appends_nothing(app.delete(&path, &token)).await;
     answer.assert_error(403, "Forbidden");
 }
 
@@ -471,9 +457,7 @@ async fn an_administrator_may_be_removed_while_another_remains(backend: Backend)
 
     // Now Tyler is the last one, and the rule protects him too.
     let path = membership_path(PREFIX, &admins, SEED_USERNAME);
-    let answer = app
-        .appends_nothing(app.request(Method::DELETE, &path, &tyler))
-        .await;
+    let answer = app.appends_nothing(app.delete(&path, &tyler)).await;
     answer.assert_error(409, "LastAdministrator");
 }
 

@@ -71,17 +71,11 @@ async fn write_every_kind_of_event(app: &TestApp) {
         "firstname": "Marla",
         "custom": { "meetings": "fewer now" },
     });
-    app.request_json(
-        Method::PUT,
-        &format!("{PREFIX}/users/marla"),
-        &app.admin_token,
-        &renamed,
-    )
-    .await
-    .assert_status(200);
+    app.put(&format!("{PREFIX}/users/marla"), &app.admin_token, &renamed)
+        .await
+        .assert_status(200);
     let described = json!({ "name": "Space Monkeys", "description": "gone quiet" });
-    app.request_json(
-        Method::PUT,
+    app.put(
         &format!("{PREFIX}/groups/Space%20Monkeys"),
         &app.admin_token,
         &described,
@@ -110,13 +104,9 @@ async fn write_every_kind_of_event(app: &TestApp) {
         .assert_status(200);
     }
     for path in ["users/marla.singer", "groups/Space%20Monkeys"] {
-        app.request(
-            Method::DELETE,
-            &format!("{PREFIX}/{path}"),
-            &app.admin_token,
-        )
-        .await
-        .assert_no_content();
+        app.delete(&format!("{PREFIX}/{path}"), &app.admin_token)
+            .await
+            .assert_no_content();
     }
 }
 

@@ -4,16 +4,17 @@
 //! Kafka only: a shared log is what these tests are about.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::panic::Location;
 use std::time::Instant;
 
-use reqwest::Method;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::log::open_read_model;
 use crate::helpers::{
     Answer, POLL_INTERVAL, PREFIX, SETTLE_TIMEOUT, TestApp, assert_error_shape, assert_uuid,
-    eventually, join_all, read_model_outcomes, test_brokers, uuid_field,
+    called_at, eventually, join_all, read_model_outcomes, test_brokers, uuid_field,
 };
 
 const INSTANCES: usize = 3;
@@ -27,86 +28,94 @@ const NESTINGS: usize = 12;
 async fn instances() -> Vec<TestApp> {
     let brokers = test_brokers();
     let topic = format!("test-{}", Uuid::new_v4());
-    let env = [
-        ("MEMBERSHIP_KAFKA_BROKERS", brokers.as_str()),
-        ("MEMBERSHIP_KAFKA_TOPIC", topic.as_str()),
-    ];
     let mut apps = Vec::new();
     for _ in 0..INSTANCES {
-        apps.push(TestApp::spawn_with(&env).await);
+        apps.push(TestApp::spawn_on_topic(&brokers, &topic, &[]).await);
     }
     apps
 }
 
 /// Waits until every instance answers `HEAD` on the membership with `status`.
-async fn all_see_membership(apps: &[TestApp], group: &str, user: &str, status: u16) {
-    for (i, app) in apps.iter().enumerate() {
-        let what = format!("instance {i} to answer HEAD {status} on the membership");
-        eventually(&what, SETTLE_TIMEOUT, || async move {
-            (app.head_member(group, user).await == status).then_some(())
-        })
-        .await;
-    }
+#[track_caller]
+fn all_see_membership(
+    apps: &[TestApp],
+    group: &str,
+    user: &str,
+    status: u16,
+) -> impl Future<Output = ()> {
+    called_at(Location::caller(), async move {
+        for (i, app) in apps.iter().enumerate() {
+            let what = format!("instance {i} to answer HEAD {status} on the membership");
+            eventually(&what, SETTLE_TIMEOUT, || async move {
+                (app.head_member(group, user).await == status).then_some(())
+            })
+            .await;
+        }
+    })
 }
 
 /// Waits until every instance has an outcome for every event in the log (both topics),
 /// then asserts that their read models are equal, row for row. The outcomes, by event id.
-async fn settle_and_compare(apps: &[TestApp]) -> BTreeMap<String, String> {
-    let logged: BTreeSet<String> = apps[0]
-        .log_events()
-        .into_iter()
-        .map(|event| event.event_id)
-        .collect();
-    let started = Instant::now();
-    for (i, app) in apps.iter().enumerate() {
-        loop {
-            let recorded = read_model_outcomes(&app.data_dir());
-            let missing: Vec<_> = logged
-                .iter()
-                .filter(|id| !recorded.contains_key(*id))
-                .collect();
-            if missing.is_empty() {
-                assert_eq!(
-                    recorded.len(),
-                    logged.len(),
-                    "instance {i} recorded outcomes of events that are not in the log"
-                );
-                break;
-            }
-            assert!(
-                started.elapsed() < SETTLE_TIMEOUT,
-                "instance {i} did not apply the whole log within {SETTLE_TIMEOUT:?}: \
+#[track_caller]
+fn settle_and_compare(apps: &[TestApp]) -> impl Future<Output = BTreeMap<String, String>> {
+    called_at(Location::caller(), async move {
+        let logged: BTreeSet<String> = apps[0]
+            .log_events()
+            .into_iter()
+            .map(|event| event.event_id)
+            .collect();
+        let started = Instant::now();
+        for (i, app) in apps.iter().enumerate() {
+            loop {
+                let recorded = read_model_outcomes(&app.data_dir());
+                let missing: Vec<_> = logged
+                    .iter()
+                    .filter(|id| !recorded.contains_key(*id))
+                    .collect();
+                if missing.is_empty() {
+                    assert_eq!(
+                        recorded.len(),
+                        logged.len(),
+                        "instance {i} recorded outcomes of events that are not in the log"
+                    );
+                    break;
+                }
+                assert!(
+                    started.elapsed() < SETTLE_TIMEOUT,
+                    "instance {i} did not apply the whole log within {SETTLE_TIMEOUT:?}: \
                  {} of {} events have no outcome, e.g. {:?}",
-                missing.len(),
-                logged.len(),
-                &missing[..missing.len().min(5)]
-            );
-            tokio::time::sleep(POLL_INTERVAL).await;
+                    missing.len(),
+                    logged.len(),
+                    &missing[..missing.len().min(5)]
+                );
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
         }
-    }
-    let dumps: Vec<String> = apps
-        .iter()
-        .map(|app| {
-            membership::read_model::dump(&open_read_model(&app.data_dir()))
-                .expect("dumping read.db")
-        })
-        .collect();
-    for (i, dump) in dumps.iter().enumerate().skip(1) {
-        if *dump != dumps[0] {
-            let first = dumps[0].lines().collect::<BTreeSet<_>>();
-            let other = dump.lines().collect::<BTreeSet<_>>();
-            panic!(
-                "the read models of instances 0 and {i} differ after applying the same log; \
+        let dumps: Vec<String> = apps
+            .iter()
+            .map(|app| {
+                membership::read_model::dump(&open_read_model(&app.data_dir()))
+                    .expect("dumping read.db")
+            })
+            .collect();
+        for (i, dump) in dumps.iter().enumerate().skip(1) {
+            if *dump != dumps[0] {
+                let first = dumps[0].lines().collect::<BTreeSet<_>>();
+                let other = dump.lines().collect::<BTreeSet<_>>();
+                panic!(
+                    "the read models of instances 0 and {i} differ after applying the same log; \
                  only in 0: {:#?}; only in {i}: {:#?}",
-                first.difference(&other).collect::<Vec<_>>(),
-                other.difference(&first).collect::<Vec<_>>()
-            );
+                    first.difference(&other).collect::<Vec<_>>(),
+                    other.difference(&first).collect::<Vec<_>>()
+                );
+            }
         }
-    }
-    read_model_outcomes(&apps[0].data_dir())
+        read_model_outcomes(&apps[0].data_dir())
+    })
 }
 
 /// The `data` of a 409, after checking the Error body's shape.
+#[track_caller]
 fn conflict(answer: &Answer, what: &str) -> Value {
     assert_eq!(
         answer.status.as_u16(),
@@ -262,7 +271,7 @@ async fn opposite_nestings_on_different_instances_let_one_direction_win_and_leav
             eventually(&what, SETTLE_TIMEOUT, || {
                 let path = path.clone();
                 async move {
-                    let answer = app.request(Method::GET, &path, &app.admin_token).await;
+                    let answer = app.get(&path).await;
                     (answer.status == 200).then_some(())
                 }
             })

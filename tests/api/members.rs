@@ -292,4 +292,3 @@ async fn a_bulk_add_racing_a_single_add_of_one_of_its_users_answers_204(backend:
         }
     }
 }
-

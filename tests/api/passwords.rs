@@ -41,6 +41,7 @@ async fn a_password_is_not_changed_by_updating_the_user(backend: Backend) {
 /// Asserts that the credentials stream gained exactly one `PasswordSet` for `user_id`
 /// since it held `before` events, that the events stream did not change from
 /// `events_before`, and that the new hash is nowhere among the events; returns the hash.
+#[track_caller]
 fn assert_password_set(
     app: &TestApp,
     user_id: &str,

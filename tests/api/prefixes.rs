@@ -89,7 +89,7 @@ async fn what_one_prefix_writes_the_other_reads(backend: Backend) {
         let mut lists = Vec::new();
         for prefix in PREFIXES {
             let path = format!("{prefix}/groups/{group}/users");
-            let answer = app.request(Method::GET, &path, &app.admin_token).await;
+            let answer = app.get(&path).await;
             answer.assert_status(200);
             lists.push(answer.json());
         }
@@ -130,7 +130,7 @@ async fn both_prefixes_refuse_alike(backend: Backend) {
                 answers.push((answer.status.as_u16(), answer.json()["data"].clone()));
             }
             let path = membership_path(prefix, "Nowhere", SEED_USERNAME);
-            let answer = app.request(Method::DELETE, &path, ANONYMOUS).await;
+            let answer = app.delete(&path, ANONYMOUS).await;
             answers.push((answer.status.as_u16(), answer.json()["data"].clone()));
             codes.push(answers);
         }

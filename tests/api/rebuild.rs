@@ -6,6 +6,7 @@ use rstest_reuse::apply;
 use crate::helpers::{Backend, SEED_GROUP, SEED_USERNAME, TestApp, backends, encode};
 
 /// Runs `membershipd rebuild` with the app's settings; its exit success and stdout.
+#[track_caller]
 fn rebuild(app: &TestApp) -> (bool, String) {
     let output = app
         .command(&["rebuild"])

@@ -77,8 +77,7 @@ async fn current_user(app: &TestApp, token: &str) -> Answer {
 }
 
 async fn put_user(app: &TestApp, user: &str, token: &str, body: &Value) -> Answer {
-    app.request_json(Method::PUT, &user_path(PREFIX, user), token, body)
-        .await
+    app.put(&user_path(PREFIX, user), token, body).await
 }
 
 async fn patch_user(app: &TestApp, user: &str, token: &str, body: &Value) -> Answer {
@@ -373,13 +372,9 @@ async fn a_token_stops_when_its_password_changes(backend: Backend) {
 async fn a_token_stops_when_its_user_is_deleted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = member(&app).await;
-    app.request(
-        Method::DELETE,
-        &user_path(PREFIX, SEED_USERNAME),
-        &app.admin_token,
-    )
-    .await
-    .assert_no_content();
+    app.delete(&user_path(PREFIX, SEED_USERNAME), &app.admin_token)
+        .await
+        .assert_no_content();
 
     current_user(&app, &token).await.assert_unauthorized();
     let login = app.password_grant(SEED_USERNAME, SEED_PASSWORD).await;

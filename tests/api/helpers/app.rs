@@ -61,13 +61,19 @@ impl TestApp {
         match backend {
             Backend::Embedded => Self::spawn_with(extra_env).await,
             Backend::Kafka => {
-                let brokers = test_brokers();
                 let topic = format!("test-{}", Uuid::new_v4());
-                let mut env = vec![(BROKERS_VAR, brokers.as_str()), (TOPIC_VAR, topic.as_str())];
-                env.extend_from_slice(extra_env);
-                Self::spawn_with(&env).await
+                Self::spawn_on_topic(&test_brokers(), &topic, extra_env).await
             }
         }
+    }
+
+    /// Starts the service with its log in Kafka: on `brokers`, its events in `topic` (made
+    /// if missing), with extra environment variables. Another instance on the same topic
+    /// shares the log.
+    pub async fn spawn_on_topic(brokers: &str, topic: &str, extra_env: &[(&str, &str)]) -> Self {
+        let mut env = vec![(BROKERS_VAR, brokers), (TOPIC_VAR, topic)];
+        env.extend_from_slice(extra_env);
+        Self::spawn_with(&env).await
     }
 
     /// Starts the service with extra environment variables, e.g. a short wait timeout. The

@@ -30,6 +30,7 @@ const KAFKA_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The shared test broker, or a failure that says how to get one: a Kafka case never
 /// skips and never falls back to the embedded log.
+#[track_caller]
 pub fn test_brokers() -> String {
     match std::env::var(TEST_BROKERS_VAR) {
         Ok(brokers) if !brokers.trim().is_empty() => brokers.trim().to_owned(),
@@ -40,6 +41,11 @@ pub fn test_brokers() -> String {
              and sets it."
         ),
     }
+}
+
+/// The topic a log in `events_topic` keeps its credentials in.
+pub fn credentials_topic(events_topic: &str) -> String {
+    format!("{events_topic}.credentials")
 }
 
 /// The shared test broker when there is one (`make test`), else `None`.
@@ -433,7 +439,7 @@ impl KafkaLog {
     }
 
     pub fn credentials_topic(&self) -> String {
-        format!("{}.credentials", self.topic)
+        credentials_topic(&self.topic)
     }
 
     /// Every record of both topics, events then credentials, each read from the beginning

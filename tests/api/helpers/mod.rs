@@ -7,7 +7,9 @@
 //! Every helper that asserts is `#[track_caller]`, so that a failure names the test's line.
 //! That does not reach into a future, so the async helpers that assert (`create_user`,
 //! `add_member`, `appends_nothing`, ...) are plain functions that take the caller's
-//! location and return the future; a failure inside it names that location.
+//! location and return the future; a failure inside it names that location (their `*_at`
+//! twins take it from a helper that calls them for a test). A longer async helper in a
+//! test file runs its body in [`called_at`].
 
 mod answer;
 mod api;
@@ -29,8 +31,8 @@ pub use api::ANONYMOUS;
 pub use app::{TestApp, UNSET};
 pub use fixtures::{NEW_PASSWORD, PASSWORD, Seed, TestUser};
 pub use kafka::{
-    Record, assert_envelope, assert_ids_unique, count, read_topic, read_topic_until,
-    read_topic_until_at, shared_brokers, test_brokers,
+    Record, assert_envelope, assert_ids_unique, count, credentials_topic, read_topic,
+    read_topic_until, read_topic_until_at, shared_brokers, test_brokers,
 };
 pub use log::{LoggedEvent, assert_valid, read_model_outcomes, schema_for, types};
 pub use tokens::{claims_of, now_s, sign_claims, sign_token};
@@ -130,6 +132,36 @@ pub fn password_path(prefix: &str, user: &str) -> String {
 /// `.../groups/{group}/users`, the identifier encoded: the direct members, and the bulk add.
 pub fn members_path(prefix: &str, group: &str) -> String {
     format!("{}/users", group_path(prefix, group))
+}
+
+// ---- async helpers that assert ---------------------------------------------------------
+
+/// Runs the body of an async helper that asserts, for a `#[track_caller]` function that
+/// returns it: a panic inside (reported where it happened) is raised again naming
+/// `caller`, the test's line.
+///
+/// ```text
+/// #[track_caller]
+/// fn assert_settled(app: &TestApp) -> impl Future<Output = ()> {
+///     called_at(Location::caller(), async move { ... })
+/// }
+/// ```
+pub async fn called_at<F: Future>(caller: Caller, body: F) -> F::Output {
+    let mut body = std::pin::pin!(body);
+    std::future::poll_fn(|cx| {
+        let poll =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body.as_mut().poll(cx)));
+        match poll {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let message = (panic.downcast_ref::<String>().map(String::as_str))
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                panic!("{message}\n(in a helper called at {caller})")
+            }
+        }
+    })
+    .await
 }
 
 // ---- waiting -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use uuid::Uuid;
 
-use crate::helpers::{POLL_INTERVAL, TestApp, shared_brokers};
+use crate::helpers::{POLL_INTERVAL, credentials_topic, shared_brokers};
 
 /// How long a Tansu broker may take to print `ready in`.
 const TANSU_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,6 +18,7 @@ const TANSU_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 // ---- brokers ---------------------------------------------------------------------------
 
 /// The Tansu binary, or a failure that says where it was looked for.
+#[track_caller]
 pub fn tansu_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("MEMBERSHIP_TEST_TANSU").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
@@ -202,18 +203,4 @@ pub fn mock_cluster(topic: &str) -> MockCluster<'static, DefaultProducerContext>
 
 pub fn unique_topic() -> String {
     format!("kafka-test-{}", Uuid::new_v4().simple())
-}
-
-pub fn credentials_topic(topic: &str) -> String {
-    format!("{topic}.credentials")
-}
-
-/// The service on `brokers`, its events in `topic`, with extra settings.
-pub async fn spawn_on_kafka(brokers: &str, topic: &str, extra_env: &[(&str, &str)]) -> TestApp {
-    let mut env = vec![
-        ("MEMBERSHIP_KAFKA_BROKERS", brokers),
-        ("MEMBERSHIP_KAFKA_TOPIC", topic),
-    ];
-    env.extend_from_slice(extra_env);
-    TestApp::spawn_with(&env).await
 }

@@ -1,15 +1,18 @@
 //! What a consumer of the topics sees: each change once, keyed by its aggregate, in the
 //! envelope docs/events.md describes, and no password hash on the events topic.
 
-use crate::helpers::{Record, assert_envelope, assert_ids_unique, read_topic_until, uuid_field};
+use crate::helpers::{
+    Record, TestApp, assert_envelope, assert_ids_unique, credentials_topic, read_topic_until,
+    uuid_field,
+};
 
-use super::broker::{Broker, credentials_topic, spawn_on_kafka, unique_topic};
+use super::broker::{Broker, unique_topic};
 
 #[tokio::test]
 async fn a_consumer_sees_the_removal_keyed_by_group_and_no_password_hash_on_the_events_topic() {
     let broker = Broker::tansu().await;
     let (brokers, topic) = (broker.brokers(), unique_topic());
-    let app = spawn_on_kafka(&brokers, &topic, &[]).await;
+    let app = TestApp::spawn_on_topic(&brokers, &topic, &[]).await;
     let password = "pr0j3ctM4yh3m-on-kafka";
     let group = app.new_group("Paper Street Soap Company").await;
     let created = app

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::helpers::{
-    POLL_INTERVAL, Record, SETTLE_TIMEOUT, assert_ids_unique, count, eventually, read_topic,
-    read_topic_until,
+    POLL_INTERVAL, Record, SETTLE_TIMEOUT, TestApp, assert_ids_unique, count, eventually,
+    read_topic, read_topic_until,
 };
 
-use super::broker::{Tansu, mock_cluster, spawn_on_kafka, unique_topic};
+use super::broker::{Tansu, mock_cluster, unique_topic};
 use super::removals::{
     Removal, assert_healthy, assert_log_and_reads_agree, create_member, group_with_members,
     listed_members, names, remove, summary,
@@ -46,7 +46,7 @@ async fn removals_through_a_broker_kill() {
     let mut tansu = Tansu::start().await;
     let (brokers, topic) = (tansu.brokers(), unique_topic());
     let wait_ms = WAIT_TIMEOUT_MS.to_string();
-    let app = spawn_on_kafka(
+    let app = TestApp::spawn_on_topic(
         &brokers,
         &topic,
         &[("MEMBERSHIP_WAIT_TIMEOUT_MS", &wait_ms)],
@@ -228,7 +228,7 @@ async fn the_service_starts_on_a_broker_without_create_topics_when_its_topics_ex
     let topic = unique_topic();
     let mock = mock_cluster(&topic);
     let brokers = mock.bootstrap_servers();
-    let app = spawn_on_kafka(&brokers, &topic, &[]).await;
+    let app = TestApp::spawn_on_topic(&brokers, &topic, &[]).await;
     let group = app.new_group("Space Monkeys").await;
     let member = create_member(&app, "monkey").await;
     app.add_member(&group, &member.id).await;
@@ -245,7 +245,7 @@ async fn with_the_broker_down_writes_answer_503_reads_answer_and_writes_recover_
     let mock = mock_cluster(&topic);
     let brokers = mock.bootstrap_servers();
     let wait_ms = WAIT_TIMEOUT_MS.to_string();
-    let app = spawn_on_kafka(
+    let app = TestApp::spawn_on_topic(
         &brokers,
         &topic,
         &[
@@ -321,7 +321,7 @@ async fn a_removal_whose_produce_fails_with_retriable_errors_answers_204_and_lan
     let topic = unique_topic();
     let mock = mock_cluster(&topic);
     let brokers = mock.bootstrap_servers();
-    let app = spawn_on_kafka(&brokers, &topic, &[]).await;
+    let app = TestApp::spawn_on_topic(&brokers, &topic, &[]).await;
     let (group, members) = group_with_members(&app, "Space Monkeys", "monkey", 2).await;
     let (target, other) = (&members[0], &members[1]);
 
@@ -371,7 +371,7 @@ async fn with_a_slow_broker_a_removal_answers_in_bound_and_a_check_does_not_wait
     let mock = mock_cluster(&topic);
     let brokers = mock.bootstrap_servers();
     let delivery = Duration::from_secs(5);
-    let app = spawn_on_kafka(
+    let app = TestApp::spawn_on_topic(
         &brokers,
         &topic,
         &[("MEMBERSHIP_KAFKA_DELIVERY_TIMEOUT_MS", "5000")],

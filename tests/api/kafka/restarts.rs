@@ -6,11 +6,11 @@ use std::path::Path;
 
 use crate::helpers::log::open_read_model;
 use crate::helpers::{
-    Record, SETTLE_TIMEOUT, assert_ids_unique, count, eventually, read_model_outcomes,
-    read_topic_until, uuid_field,
+    Record, SETTLE_TIMEOUT, TestApp, assert_ids_unique, count, credentials_topic, eventually,
+    read_model_outcomes, read_topic_until, uuid_field,
 };
 
-use super::broker::{Broker, credentials_topic, spawn_on_kafka, unique_topic};
+use super::broker::{Broker, unique_topic};
 use super::removals::{
     Member, assert_members, create_member, group_with_members, listed_members, names,
 };
@@ -37,7 +37,7 @@ async fn a_restarted_instance_resumes_from_its_positions_applying_each_event_onc
     let first_dir = tempfile::tempdir().expect("creating a data dir");
     let first_data = first_dir.path().join("data");
     let first_data_text = first_data.display().to_string();
-    let mut first = spawn_on_kafka(
+    let mut first = TestApp::spawn_on_topic(
         &brokers,
         &topic,
         &[("MEMBERSHIP_DATA_DIR", &first_data_text)],
@@ -69,7 +69,7 @@ async fn a_restarted_instance_resumes_from_its_positions_applying_each_event_onc
 
     // A second instance, with a read model of its own, folds the whole topic before it
     // listens, and writes while the first is down.
-    let second = spawn_on_kafka(&brokers, &topic, &[]).await;
+    let second = TestApp::spawn_on_topic(&brokers, &topic, &[]).await;
     assert_members(&second, &group, &users, &expected).await;
     assert!(!second.token_for("bob", password).await.is_empty());
     for user in &users[3..5] {
