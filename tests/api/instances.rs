@@ -11,10 +11,10 @@ use std::time::Instant;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::log::open_read_model;
 use crate::helpers::{
     Answer, POLL_INTERVAL, PREFIX, SETTLE_TIMEOUT, TestApp, assert_error_shape, assert_uuid,
-    called_at, eventually, join_all, read_model_outcomes, test_brokers, uuid_field,
+    called_at, eventually, join_all, open_read_model, read_model_outcomes, test_brokers,
+    uuid_field,
 };
 
 const INSTANCES: usize = 3;

@@ -16,7 +16,7 @@ mod api;
 mod app;
 mod fixtures;
 mod kafka;
-pub mod log;
+mod log;
 mod tokens;
 
 use std::future::Future;
@@ -34,7 +34,7 @@ pub use kafka::{
     Record, assert_envelope, assert_ids_unique, count, credentials_topic, read_topic,
     read_topic_until, read_topic_until_at, shared_brokers, test_brokers,
 };
-pub use log::{LoggedEvent, assert_valid, read_model_outcomes, schema_for, types};
+pub use log::{LoggedEvent, assert_valid, open_read_model, read_model_outcomes, schema_for, types};
 pub use tokens::{claims_of, now_s, sign_claims, sign_token};
 
 pub const CLIENT_ID: &str = "membership-tests";

@@ -4,10 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::helpers::log::open_read_model;
 use crate::helpers::{
     Record, SETTLE_TIMEOUT, TestApp, assert_ids_unique, count, credentials_topic, eventually,
-    read_model_outcomes, read_topic_until, uuid_field,
+    open_read_model, read_model_outcomes, read_topic_until, uuid_field,
 };
 
 use super::broker::{Broker, unique_topic};
