@@ -428,7 +428,7 @@ async fn membership_is_inherited_down_a_chain_and_the_chain_cannot_be_closed(bac
             assert_eq!(counts(&groups), (Some(3), Some(1)));
 
             for (group, child) in [("C", "A"), ("A", "A")] {
-                let path = format!("{prefix}/groups/{group}/groups/{child}");
+                let path = nesting_path(prefix, group, child);
                 app.request(Method::PUT, &path, &app.admin_token)
                     .await
                     .assert_error(409, "GroupCycle");
