@@ -1,13 +1,16 @@
 //! Optimistic concurrency on groups (`ETag` / `If-Match`, 412) and a group's history.
 
+use std::future::Future;
+use std::panic::Location;
+
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue};
 use rstest_reuse::apply;
 use serde_json::json;
 
 use crate::helpers::{
-    Answer, Backend, JS_PREFIX, PREFIX, SEED_GROUP, SEED_USERNAME, TestApp, backends, encode,
-    join_all, membership_path,
+    Answer, Backend, JS_PREFIX, PREFIX, SEED_GROUP, SEED_USERNAME, SETTLE_TIMEOUT, TestApp,
+    backends, encode, eventually, join_all, membership_path,
 };
 
 /// A request as the administrator with `If-Match: if_match`.
@@ -25,6 +28,7 @@ async fn conditional(app: &TestApp, method: Method, path: &str, if_match: &str) 
     Answer::read(response).await
 }
 
+#[track_caller]
 fn etag(answer: &Answer) -> String {
     answer
         .header("etag")
@@ -44,17 +48,14 @@ async fn a_group_shows_its_version_and_every_change_moves_it(backend: Backend) {
     let group = format!("{PREFIX}/groups/Space%20Monkeys");
     app.create_user("marla", "marla@fightclub.com", None).await;
     app.add_member("Space%20Monkeys", "marla").await;
-    let shown = app
-        .request(Method::GET, &group, Some(&app.admin_token))
-        .await;
+    let shown = app.get(&group).await;
     assert_eq!(etag(&shown), "\"2\"");
     // Adding a member who is already there changes nothing, so neither does the version.
     app.add_member("Space%20Monkeys", "marla").await;
     let updated = app
-        .request_json(
-            Method::PUT,
+        .put(
             &group,
-            Some(&app.admin_token),
+            &app.admin_token,
             &json!({ "name": "Space Monkeys", "description": "no names" }),
         )
         .await;
@@ -68,36 +69,32 @@ async fn a_write_whose_if_match_no_longer_holds_is_412_and_appends_nothing(backe
     let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
     let group = format!("{JS_PREFIX}/groups/{}", encode(SEED_GROUP));
-    let shown = app
-        .request(Method::GET, &group, Some(&app.admin_token))
-        .await;
+    let shown = app.get(&group).await;
     let stale = etag(&shown);
     app.create_user("marla", "marla@fightclub.com", None).await;
     app.add_member(&encode(SEED_GROUP), "marla").await;
 
-    let before = app.log_len();
     let member = membership_path(JS_PREFIX, &seed.group_id.to_string(), SEED_USERNAME);
-    let refused = conditional(&app, Method::DELETE, &member, &stale).await;
-    let data = refused.assert_error(412, "PreconditionFailed");
-    assert_eq!(data["version"], 3, "{data}");
-    for (method, path) in [
-        (Method::DELETE, group.clone()),
-        (Method::PUT, format!("{group}/users/marla")),
-    ] {
-        conditional(&app, method, &path, &format!("\"9\", {stale}, W/\"3\""))
-            .await
-            .assert_error(412, "PreconditionFailed");
-    }
-    app.assert_nothing_appended(before);
+    app.appends_nothing(async {
+        let refused = conditional(&app, Method::DELETE, &member, &stale).await;
+        let data = refused.assert_error(412, "PreconditionFailed");
+        assert_eq!(data["version"], 3, "{data}");
+        for (method, path) in [
+            (Method::DELETE, group.clone()),
+            (Method::PUT, format!("{group}/users/marla")),
+        ] {
+            conditional(&app, method, &path, &format!("\"9\", {stale}, W/\"3\""))
+                .await
+                .assert_error(412, "PreconditionFailed");
+        }
+    })
+    .await;
     assert_eq!(
         app.head_member(&encode(SEED_GROUP), SEED_USERNAME).await,
         204
     );
 
-    let current = etag(
-        &app.request(Method::GET, &group, Some(&app.admin_token))
-            .await,
-    );
+    let current = etag(&app.get(&group).await);
     conditional(&app, Method::DELETE, &member, &current)
         .await
         .assert_no_content();
@@ -111,24 +108,25 @@ async fn a_write_whose_if_match_no_longer_holds_is_412_and_appends_nothing(backe
 async fn if_match_is_refused_where_it_cannot_apply(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.seed().await;
-    let before = app.log_len();
     let user = format!("{PREFIX}/users/{SEED_USERNAME}");
-    conditional(&app, Method::DELETE, &user, "\"1\"")
+    app.appends_nothing(async {
+        conditional(&app, Method::DELETE, &user, "\"1\"")
+            .await
+            .assert_error(400, "BadRequest");
+        let group = format!("{PREFIX}/groups/{}", encode(SEED_GROUP));
+        conditional(&app, Method::DELETE, &group, "1")
+            .await
+            .assert_error(400, "BadRequest");
+        conditional(
+            &app,
+            Method::DELETE,
+            &format!("{PREFIX}/groups/Nobody"),
+            "*",
+        )
         .await
-        .assert_error(400, "BadRequest");
-    let group = format!("{PREFIX}/groups/{}", encode(SEED_GROUP));
-    conditional(&app, Method::DELETE, &group, "1")
-        .await
-        .assert_error(400, "BadRequest");
-    conditional(
-        &app,
-        Method::DELETE,
-        &format!("{PREFIX}/groups/Nobody"),
-        "*",
-    )
-    .await
-    .assert_error(404, "GroupNotFound");
-    app.assert_nothing_appended(before);
+        .assert_error(404, "GroupNotFound");
+    })
+    .await;
 }
 
 #[apply(backends)]
@@ -142,10 +140,7 @@ async fn of_racing_writes_with_the_same_if_match_exactly_one_lands(backend: Back
             .await;
     }
     let group = format!("{PREFIX}/groups/Space%20Monkeys");
-    let version = etag(
-        &app.request(Method::GET, &group, Some(&app.admin_token))
-            .await,
-    );
+    let version = etag(&app.get(&group).await);
     let paths: Vec<String> = names
         .iter()
         .map(|name| format!("{group}/users/{name}"))
@@ -192,9 +187,7 @@ async fn a_groups_history_says_who_changed_what_when_and_in_which_request(backen
     assert_eq!(oldest["items"][0]["type"], "GroupCreated", "{oldest}");
 
     let unknown = format!("{PREFIX}/groups/Nobody/history");
-    app.request(Method::GET, &unknown, Some(&app.admin_token))
-        .await
-        .assert_error(404, "GroupNotFound");
+    app.get(&unknown).await.assert_error(404, "GroupNotFound");
 }
 
 /// A request as the administrator with `Idempotency-Key: key` and an optional JSON body.
@@ -249,18 +242,19 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer(backend: Ba
     );
 
     // The key with another request is refused, and changes nothing.
-    let before = app.log_len();
     let other = json!({ "name": "Project Mayhem" });
-    keyed(&app, Method::POST, &path, "make-monkeys", Some(&other))
-        .await
-        .assert_error(422, "IdempotencyKeyReused");
-    keyed(&app, Method::DELETE, &member, "make-monkeys", None)
-        .await
-        .assert_error(422, "IdempotencyKeyReused");
-    keyed(&app, Method::DELETE, &member, "two words", None)
-        .await
-        .assert_error(400, "BadRequest");
-    app.assert_nothing_appended(before);
+    app.appends_nothing(async {
+        keyed(&app, Method::POST, &path, "make-monkeys", Some(&other))
+            .await
+            .assert_error(422, "IdempotencyKeyReused");
+        keyed(&app, Method::DELETE, &member, "make-monkeys", None)
+            .await
+            .assert_error(422, "IdempotencyKeyReused");
+        keyed(&app, Method::DELETE, &member, "two words", None)
+            .await
+            .assert_error(400, "BadRequest");
+    })
+    .await;
     for event in app.events_of("GroupCreated") {
         if event.payload["data"]["name"] == "Space Monkeys" {
             assert_eq!(event.payload["idempotency"]["key"], "make-monkeys");
@@ -269,11 +263,18 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer(backend: Ba
 }
 
 /// Waits until `app` answers `want` to HEAD of `user` in the seed group.
-async fn settled(app: &TestApp, user: &str, want: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while app.head_member(&encode(SEED_GROUP), user).await != want {
-        assert!(std::time::Instant::now() < deadline, "{user} never settled");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+#[track_caller]
+fn settled<'a>(app: &'a TestApp, user: &'a str, want: u16) -> impl Future<Output = ()> + 'a {
+    let caller = Location::caller();
+    async move {
+        let (group, what) = (
+            encode(SEED_GROUP),
+            format!("{user} to settle (at {caller})"),
+        );
+        eventually(&what, SETTLE_TIMEOUT, || async {
+            (app.head_member(&group, user).await == want).then_some(())
+        })
+        .await;
     }
 }
 
@@ -281,11 +282,7 @@ async fn settled(app: &TestApp, user: &str, want: u16) {
 async fn a_retry_on_another_instance_gets_the_first_answer_too() {
     let a = TestApp::spawn(Backend::Kafka).await;
     let kafka = a.kafka.as_ref().expect("a Kafka app");
-    let env = [
-        ("MEMBERSHIP_KAFKA_BROKERS", kafka.brokers.as_str()),
-        ("MEMBERSHIP_KAFKA_TOPIC", kafka.topic.as_str()),
-    ];
-    let b = TestApp::spawn_with(&env).await;
+    let b = TestApp::spawn_on_topic(&kafka.brokers, &kafka.topic, &[]).await;
     a.seed().await;
     a.create_user("marla", "marla@fightclub.com", None).await;
     a.add_member(&encode(SEED_GROUP), "marla").await;
@@ -336,10 +333,7 @@ async fn if_match_star_asks_only_that_the_group_exists(backend: Backend) {
     );
     // A list of tags: any one that is the group's version matches, byte for byte.
     let group = format!("{PREFIX}/groups/{}", encode(SEED_GROUP));
-    let version = etag(
-        &app.request(Method::GET, &group, Some(&app.admin_token))
-            .await,
-    );
+    let version = etag(&app.get(&group).await);
     let padded = format!("\"+0{}\"", version.trim_matches('"'));
     let body = json!({ "name": SEED_GROUP, "description": "soap" });
     for (tags, status) in [(padded.clone(), 412), (format!("{padded}, {version}"), 200)] {
@@ -386,15 +380,13 @@ async fn a_retried_rename_finds_what_the_first_request_renamed(backend: Backend)
     assert_eq!(app.count_of("UserUpdated"), 1);
 
     let password = format!("{PREFIX}/users/marla.singer/credentials/password");
-    let before = app.log_len();
-    keyed(
+    app.appends_nothing(keyed(
         &app,
         Method::POST,
         &password,
         "new-password",
         Some(&json!({ "new": "tourist-of-groups" })),
-    )
+    ))
     .await
     .assert_error(400, "BadRequest");
-    app.assert_nothing_appended(before);
 }

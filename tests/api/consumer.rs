@@ -2,18 +2,19 @@
 //! decided as the service decides it, on either backend.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
+use std::panic::Location;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rstest_reuse::apply;
-use rusqlite::{Connection, OpenFlags};
 
 use crate::helpers::{
-    Backend, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, assert_uuid, backends, encode,
-    join_all,
+    Backend, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, assert_uuid, backends, called_at,
+    encode, join_all, read_model_outcomes,
 };
 
 /// How long `events tail` may take to print a line, or to exit once asked.
@@ -25,29 +26,32 @@ const ROUNDS: usize = 20;
 /// The seed's membership removed by racing DELETEs, until one of them loses the race (409
 /// `ConcurrentModification`): its event is in the log and was rejected. The id of one
 /// rejected `MemberRemoved`.
-async fn lose_a_race(app: &TestApp) -> String {
-    let group = encode(SEED_GROUP);
-    for _ in 0..ROUNDS {
-        let racing: Vec<_> = (0..RACERS)
-            .map(|_| app.remove_member(&group, SEED_USERNAME))
-            .collect();
-        let answers = join_all(racing).await;
-        assert_eq!(
-            answers.iter().filter(|a| a.status == 204).count(),
-            1,
-            "exactly one removal succeeds: {answers:#?}"
-        );
-        let lost = answers
-            .iter()
-            .find(|a| a.status == 409 && a.json()["data"]["code"] == "ConcurrentModification");
-        if let Some(lost) = lost {
-            let data = lost.assert_error(409, "ConcurrentModification");
-            assert_eq!(data["reason"], "UserNotInGroup", "{data}");
-            return assert_uuid(&data["eventId"]).to_string();
+#[track_caller]
+fn lose_a_race(app: &TestApp) -> impl Future<Output = String> {
+    called_at(Location::caller(), async move {
+        let group = encode(SEED_GROUP);
+        for _ in 0..ROUNDS {
+            let racing: Vec<_> = (0..RACERS)
+                .map(|_| app.remove_member(&group, SEED_USERNAME))
+                .collect();
+            let answers = join_all(racing).await;
+            assert_eq!(
+                answers.iter().filter(|a| a.status == 204).count(),
+                1,
+                "exactly one removal succeeds: {answers:#?}"
+            );
+            let lost = answers
+                .iter()
+                .find(|a| a.status == 409 && a.json()["data"]["code"] == "ConcurrentModification");
+            if let Some(lost) = lost {
+                let data = lost.assert_error(409, "ConcurrentModification");
+                assert_eq!(data["reason"], "UserNotInGroup", "{data}");
+                return assert_uuid(&data["eventId"]).to_string();
+            }
+            app.add_member(&group, SEED_USERNAME).await;
         }
-        app.add_member(&group, SEED_USERNAME).await;
-    }
-    panic!("no removal lost a race in {ROUNDS} rounds of {RACERS}");
+        panic!("no removal lost a race in {ROUNDS} rounds of {RACERS}");
+    })
 }
 
 /// One line of `events tail`, split into its fields.
@@ -61,6 +65,7 @@ struct TailLine {
 }
 
 /// `<time>  <type>  <outcome>  <actor>  <summary>  (event <id>)`: the event id and the line.
+#[track_caller]
 fn parse_line(line: &str) -> (String, TailLine) {
     let (rest, id) = line
         .strip_suffix(')')
@@ -87,11 +92,13 @@ fn parse_line(line: &str) -> (String, TailLine) {
     (id, parsed)
 }
 
+#[track_caller]
 fn not_a_line(line: &str) -> ! {
     panic!("not a line of events tail: {line:?}")
 }
 
 /// Every line by event id; an id printed twice fails the test.
+#[track_caller]
 fn by_id(stdout: &str) -> BTreeMap<String, TailLine> {
     let mut lines = BTreeMap::new();
     for line in stdout.lines() {
@@ -101,23 +108,6 @@ fn by_id(stdout: &str) -> BTreeMap<String, TailLine> {
         }
     }
     lines
-}
-
-/// The service's own outcome of every event, from its read model: `applied` or the code.
-fn service_outcomes(app: &TestApp) -> BTreeMap<String, String> {
-    let conn = Connection::open_with_flags(
-        app.data_dir().join("read.db"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("opening read.db read-only");
-    let mut statement = conn
-        .prepare("SELECT event_id, outcome FROM outcomes")
-        .expect("preparing the outcomes query");
-    statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .expect("reading the outcomes")
-        .collect::<rusqlite::Result<_>>()
-        .expect("reading an outcome")
 }
 
 /// `membershipd events tail` running with the app's settings, killed if still running
@@ -158,6 +148,7 @@ impl Tail {
     }
 
     /// The next line it prints, within `TAIL_TIMEOUT`.
+    #[track_caller]
     fn next_line(&self, what: &str) -> String {
         self.lines
             .recv_timeout(TAIL_TIMEOUT)
@@ -173,6 +164,7 @@ impl Tail {
 
     /// Waits for it to exit, within `TAIL_TIMEOUT`: its status, the rest of its stdout,
     /// and its stderr.
+    #[track_caller]
     fn wait(mut self) -> (ExitStatus, String, String) {
         let deadline = Instant::now() + TAIL_TIMEOUT;
         let status = loop {
@@ -225,7 +217,8 @@ async fn events_tail_prints_every_event_with_the_services_outcome_and_exits_at_t
     let logged: BTreeSet<String> = app.log_events().into_iter().map(|e| e.event_id).collect();
     let shown: BTreeSet<String> = printed.keys().cloned().collect();
     assert_eq!(shown, logged, "{stdout}");
-    let service = service_outcomes(&app);
+    // The service's own outcome of every event, from its read model.
+    let service = read_model_outcomes(&app.data_dir());
     for (id, line) in &printed {
         let expected = match service.get(id).map(String::as_str) {
             Some("applied") => "applied".to_owned(),

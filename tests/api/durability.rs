@@ -6,9 +6,9 @@ use rstest_reuse::apply;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMINISTRATORS, Backend, CLIENT_ID, CLIENT_SECRET, LoggedEvent, PREFIX, SEED_EMAIL, SEED_GROUP,
-    SEED_PASSWORD, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, backends, encode, join_all,
-    membership_path,
+    ADMINISTRATORS, Backend, CLIENT_ID, CLIENT_SECRET, LoggedEvent, NEW_PASSWORD, PASSWORD, PREFIX,
+    SEED_EMAIL, SEED_GROUP, SEED_PASSWORD, SEED_USERNAME, SERVICE_ACCOUNT, TestApp, backends,
+    column, encode, group_path, join_all, members_path, membership_path, password_path, user_path,
 };
 
 const MAYHEM: &str = "Project Mayhem";
@@ -78,7 +78,7 @@ async fn state_and_tokens_survive_a_kill_and_a_restart(backend: Backend) {
     // Tyler's password came back from the credentials stream; his token too.
     assert!(!app.token_for(SEED_EMAIL, SEED_PASSWORD).await.is_empty());
     let path = membership_path(PREFIX, &encode(MAYHEM), "bob");
-    let answer = app.request(Method::HEAD, &path, Some(&tyler)).await;
+    let answer = app.request(Method::HEAD, &path, &tyler).await;
     // A HEAD answer has no body; 403, not 401: the token is still good, Tyler is no admin.
     answer.assert_status(403);
     // And the service still changes things.
@@ -149,11 +149,11 @@ async fn a_service_account_removed_from_the_administrators_stays_removed_after_a
 
     assert_eq!(app.log_len(), log_before, "starting again appended events");
     let path = membership_path(PREFIX, &admins, SERVICE_ACCOUNT);
-    let answer = app.request(Method::HEAD, &path, Some(&tyler)).await;
+    let answer = app.request(Method::HEAD, &path, &tyler).await;
     answer.assert_status(404);
     // The client's token names the account, which is no administrator any more.
     let fresh = app.client_token(CLIENT_ID, CLIENT_SECRET).await;
-    let answer = app.request(Method::HEAD, &path, Some(&fresh)).await;
+    let answer = app.request(Method::HEAD, &path, &fresh).await;
     answer.assert_status(403);
 }
 
@@ -201,8 +201,88 @@ async fn a_first_start_cut_short_before_the_account_joined_the_administrators_is
 
     let token = app.client_token(CLIENT_ID, CLIENT_SECRET).await;
     let path = membership_path(PREFIX, &encode(ADMINISTRATORS), SERVICE_ACCOUNT);
-    app.request(Method::HEAD, &path, Some(&token))
+    app.request(Method::HEAD, &path, &token)
         .await
         .assert_no_content();
     assert_eq!(count_bootstrap_events(&app), (1, 1, 1));
+}
+
+// ---- replay ---------------------------------------------------------------------------
+
+/// Every user and group, each group's members and groups below, as one JSON value.
+async fn everything(app: &TestApp) -> Value {
+    let users = app.get_json(&format!("{PREFIX}/users?pageSize=100")).await;
+    let groups = app.get_json(&format!("{PREFIX}/groups?pageSize=100")).await;
+    let mut trees = Vec::new();
+    for name in column(&groups, "name") {
+        let group = group_path(PREFIX, &name);
+        let query = "?includeInherited=true&pageSize=100";
+        trees.push(json!({
+            "group": name,
+            "direct": app.get_json(&format!("{group}/users?pageSize=100")).await,
+            "members": app.get_json(&format!("{group}/users{query}")).await,
+            "below": app.get_json(&format!("{group}/groups{query}&includeSelf=true")).await,
+        }));
+    }
+    json!({ "users": users, "groups": groups, "trees": trees })
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn what_the_new_calls_did_is_rebuilt_from_the_log(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let marla = app.user_with_token("marla").await;
+    app.user_with_token("bob").await;
+    app.new_user("chloe").await;
+    for name in ["Space Monkeys", "Committee", "Project Mayhem"] {
+        app.new_group(name).await;
+    }
+    app.post_json(
+        &members_path(PREFIX, "Space Monkeys"),
+        &app.admin_token,
+        &json!(["marla", "bob"]),
+    )
+    .await
+    .assert_no_content();
+    app.add_member("Committee", "chloe").await;
+    app.nest("Project Mayhem", "Space Monkeys").await;
+    app.nest("Space Monkeys", "Committee").await;
+    let renamed = json!({ "username": "marla.singer", "email": "marla@fightclub.com" });
+    app.put(&user_path(PREFIX, "marla"), &marla, &renamed)
+        .await
+        .assert_status(200);
+    let body = json!({ "existing": PASSWORD, "new": NEW_PASSWORD });
+    app.post_json(&password_path(PREFIX, "marla.singer"), &marla, &body)
+        .await
+        .assert_status(200);
+    let described = json!({ "name": "Inner Circle", "type": "external" });
+    app.put(
+        &group_path(PREFIX, "Committee"),
+        &app.admin_token,
+        &described,
+    )
+    .await
+    .assert_status(200);
+    app.delete(&user_path(PREFIX, "bob"), &app.admin_token)
+        .await
+        .assert_no_content();
+    app.delete(&group_path(PREFIX, "Space Monkeys"), &app.admin_token)
+        .await
+        .assert_no_content();
+    let before = everything(&app).await;
+    let log_before = app.log_len();
+
+    app.stop();
+    app.delete_read_model();
+    app.start().await;
+
+    assert_eq!(everything(&app).await, before);
+    assert_eq!(app.log_len(), log_before, "starting again appended events");
+    app.token_for("marla.singer", NEW_PASSWORD).await;
+    assert_eq!(
+        app.password_grant("bob@fightclub.com", PASSWORD)
+            .await
+            .oauth_error(),
+        "invalid_grant"
+    );
 }

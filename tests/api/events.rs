@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::helpers::{
     ADMINISTRATORS, Backend, CLIENT_SECRET, LoggedEvent, PREFIX, SEED_GROUP, SEED_PASSWORD,
-    SEED_USERNAME, TestApp, backends, encode, join_all, schema_for,
+    SEED_USERNAME, TestApp, backends, encode, join_all, nesting_path, schema_for,
 };
 
 const EVENT_TYPES: [&str; 14] = [
@@ -53,14 +53,9 @@ async fn write_every_kind_of_event(app: &TestApp) {
     app.try_create_user(&marla).await.assert_status(201);
     app.add_member("Space%20Monkeys", "marla").await;
     app.add_member(&encode(ADMINISTRATORS), SEED_USERNAME).await;
-    let nesting = format!(
-        "{PREFIX}/groups/{}/groups/Space%20Monkeys",
-        encode(SEED_GROUP)
-    );
-    app.request(Method::PUT, &nesting, Some(&app.admin_token))
-        .await
-        .assert_no_content();
-    app.request(Method::DELETE, &nesting, Some(&app.admin_token))
+    app.nest(SEED_GROUP, "Space Monkeys").await;
+    let nesting = nesting_path(PREFIX, SEED_GROUP, "Space Monkeys");
+    app.delete(&nesting, &app.admin_token)
         .await
         .assert_no_content();
     let racing: Vec<_> = (0..8)
@@ -76,19 +71,13 @@ async fn write_every_kind_of_event(app: &TestApp) {
         "firstname": "Marla",
         "custom": { "meetings": "fewer now" },
     });
-    app.request_json(
-        Method::PUT,
-        &format!("{PREFIX}/users/marla"),
-        Some(&app.admin_token),
-        &renamed,
-    )
-    .await
-    .assert_status(200);
+    app.put(&format!("{PREFIX}/users/marla"), &app.admin_token, &renamed)
+        .await
+        .assert_status(200);
     let described = json!({ "name": "Space Monkeys", "description": "gone quiet" });
-    app.request_json(
-        Method::PUT,
+    app.put(
         &format!("{PREFIX}/groups/Space%20Monkeys"),
-        Some(&app.admin_token),
+        &app.admin_token,
         &described,
     )
     .await
@@ -108,20 +97,16 @@ async fn write_every_kind_of_event(app: &TestApp) {
         app.request_json(
             Method::PATCH,
             &format!("{PREFIX}/users/marla.singer"),
-            Some(&app.admin_token),
+            &app.admin_token,
             &json!({ "status": { "suspended": suspended } }),
         )
         .await
         .assert_status(200);
     }
     for path in ["users/marla.singer", "groups/Space%20Monkeys"] {
-        app.request(
-            Method::DELETE,
-            &format!("{PREFIX}/{path}"),
-            Some(&app.admin_token),
-        )
-        .await
-        .assert_no_content();
+        app.delete(&format!("{PREFIX}/{path}"), &app.admin_token)
+            .await
+            .assert_no_content();
     }
 }
 

@@ -4,15 +4,16 @@
 //! Kafka only: a shared log is what these tests are about.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::panic::Location;
+use std::time::Instant;
 
-use reqwest::Method;
-use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::{
-    Answer, PREFIX, TestApp, assert_error_shape, assert_uuid, eventually, join_all, test_brokers,
+    Answer, POLL_INTERVAL, PREFIX, SETTLE_TIMEOUT, TestApp, assert_error_shape, assert_uuid,
+    called_at, eventually, join_all, open_read_model, read_model_outcomes, test_brokers,
     uuid_field,
 };
 
@@ -21,114 +22,100 @@ const INSTANCES: usize = 3;
 const REMOVALS: usize = 200;
 /// Concurrent nestings, half one way and half the other.
 const NESTINGS: usize = 12;
-/// How long an instance may take to show what another wrote, or to apply the whole log.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `INSTANCES` instances on a fresh topic of the test broker, started one after another
 /// (each bootstraps only what the ones before it have not).
 async fn instances() -> Vec<TestApp> {
     let brokers = test_brokers();
     let topic = format!("test-{}", Uuid::new_v4());
-    let env = [
-        ("MEMBERSHIP_KAFKA_BROKERS", brokers.as_str()),
-        ("MEMBERSHIP_KAFKA_TOPIC", topic.as_str()),
-    ];
     let mut apps = Vec::new();
     for _ in 0..INSTANCES {
-        apps.push(TestApp::spawn_with(&env).await);
+        apps.push(TestApp::spawn_on_topic(&brokers, &topic, &[]).await);
     }
     apps
 }
 
 /// Waits until every instance answers `HEAD` on the membership with `status`.
-async fn all_see_membership(apps: &[TestApp], group: &str, user: &str, status: u16) {
-    for (i, app) in apps.iter().enumerate() {
-        let what = format!("instance {i} to answer HEAD {status} on the membership");
-        eventually(&what, SETTLE_TIMEOUT, || async move {
-            (app.head_member(group, user).await == status).then_some(())
-        })
-        .await;
-    }
-}
-
-/// The outcomes an instance has recorded (event id -> outcome), read from its read.db
-/// while it runs (WAL: readers do not disturb the projector).
-fn recorded_outcomes(app: &TestApp) -> BTreeMap<String, String> {
-    let conn = open_read_model(app);
-    let mut statement = conn
-        .prepare("SELECT event_id, outcome FROM outcomes")
-        .expect("preparing an outcomes query");
-    statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .expect("reading outcomes")
-        .collect::<rusqlite::Result<_>>()
-        .expect("reading outcomes")
-}
-
-fn open_read_model(app: &TestApp) -> Connection {
-    let path = app.data_dir().join("read.db");
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap_or_else(|e| panic!("opening {} read-only: {e}", path.display()));
-    conn.busy_timeout(Duration::from_secs(5))
-        .expect("setting a busy timeout");
-    conn
+#[track_caller]
+fn all_see_membership(
+    apps: &[TestApp],
+    group: &str,
+    user: &str,
+    status: u16,
+) -> impl Future<Output = ()> {
+    called_at(Location::caller(), async move {
+        for (i, app) in apps.iter().enumerate() {
+            let what = format!("instance {i} to answer HEAD {status} on the membership");
+            eventually(&what, SETTLE_TIMEOUT, || async move {
+                (app.head_member(group, user).await == status).then_some(())
+            })
+            .await;
+        }
+    })
 }
 
 /// Waits until every instance has an outcome for every event in the log (both topics),
 /// then asserts that their read models are equal, row for row. The outcomes, by event id.
-async fn settle_and_compare(apps: &[TestApp]) -> BTreeMap<String, String> {
-    let logged: BTreeSet<String> = apps[0]
-        .log_events()
-        .into_iter()
-        .map(|event| event.event_id)
-        .collect();
-    let started = Instant::now();
-    for (i, app) in apps.iter().enumerate() {
-        loop {
-            let recorded = recorded_outcomes(app);
-            let missing: Vec<_> = logged
-                .iter()
-                .filter(|id| !recorded.contains_key(*id))
-                .collect();
-            if missing.is_empty() {
-                assert_eq!(
-                    recorded.len(),
-                    logged.len(),
-                    "instance {i} recorded outcomes of events that are not in the log"
-                );
-                break;
-            }
-            assert!(
-                started.elapsed() < SETTLE_TIMEOUT,
-                "instance {i} did not apply the whole log within {SETTLE_TIMEOUT:?}: \
+#[track_caller]
+fn settle_and_compare(apps: &[TestApp]) -> impl Future<Output = BTreeMap<String, String>> {
+    called_at(Location::caller(), async move {
+        let logged: BTreeSet<String> = apps[0]
+            .log_events()
+            .into_iter()
+            .map(|event| event.event_id)
+            .collect();
+        let started = Instant::now();
+        for (i, app) in apps.iter().enumerate() {
+            loop {
+                let recorded = read_model_outcomes(&app.data_dir());
+                let missing: Vec<_> = logged
+                    .iter()
+                    .filter(|id| !recorded.contains_key(*id))
+                    .collect();
+                if missing.is_empty() {
+                    assert_eq!(
+                        recorded.len(),
+                        logged.len(),
+                        "instance {i} recorded outcomes of events that are not in the log"
+                    );
+                    break;
+                }
+                assert!(
+                    started.elapsed() < SETTLE_TIMEOUT,
+                    "instance {i} did not apply the whole log within {SETTLE_TIMEOUT:?}: \
                  {} of {} events have no outcome, e.g. {:?}",
-                missing.len(),
-                logged.len(),
-                &missing[..missing.len().min(5)]
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+                    missing.len(),
+                    logged.len(),
+                    &missing[..missing.len().min(5)]
+                );
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
         }
-    }
-    let dumps: Vec<String> = apps
-        .iter()
-        .map(|app| membership::read_model::dump(&open_read_model(app)).expect("dumping read.db"))
-        .collect();
-    for (i, dump) in dumps.iter().enumerate().skip(1) {
-        if *dump != dumps[0] {
-            let first = dumps[0].lines().collect::<BTreeSet<_>>();
-            let other = dump.lines().collect::<BTreeSet<_>>();
-            panic!(
-                "the read models of instances 0 and {i} differ after applying the same log; \
+        let dumps: Vec<String> = apps
+            .iter()
+            .map(|app| {
+                membership::read_model::dump(&open_read_model(&app.data_dir()))
+                    .expect("dumping read.db")
+            })
+            .collect();
+        for (i, dump) in dumps.iter().enumerate().skip(1) {
+            if *dump != dumps[0] {
+                let first = dumps[0].lines().collect::<BTreeSet<_>>();
+                let other = dump.lines().collect::<BTreeSet<_>>();
+                panic!(
+                    "the read models of instances 0 and {i} differ after applying the same log; \
                  only in 0: {:#?}; only in {i}: {:#?}",
-                first.difference(&other).collect::<Vec<_>>(),
-                other.difference(&first).collect::<Vec<_>>()
-            );
+                    first.difference(&other).collect::<Vec<_>>(),
+                    other.difference(&first).collect::<Vec<_>>()
+                );
+            }
         }
-    }
-    recorded_outcomes(&apps[0])
+        read_model_outcomes(&apps[0].data_dir())
+    })
 }
 
 /// The `data` of a 409, after checking the Error body's shape.
+#[track_caller]
 fn conflict(answer: &Answer, what: &str) -> Value {
     assert_eq!(
         answer.status.as_u16(),
@@ -162,7 +149,7 @@ fn tally<'a>(answers: impl IntoIterator<Item = &'a Answer>) -> BTreeMap<String, 
 #[tokio::test]
 async fn racing_removals_on_every_instance_have_one_winner_and_leave_equal_read_models() {
     let apps = instances().await;
-    let group = uuid_field(&apps[0].create_group("Lou's Tavern").await, "id").to_string();
+    let group = apps[0].new_group("Lou's Tavern").await;
     let user = uuid_field(
         &apps[1]
             .create_user("rpaulson", "bob@fightclub.com", Some("his-name-is-robert"))
@@ -271,19 +258,12 @@ async fn racing_removals_on_every_instance_have_one_winner_and_leave_equal_read_
     );
 }
 
-/// `PUT .../groups/{parent}/groups/{child}` with the admin token.
-async fn nest(app: &TestApp, parent: &str, child: &str) -> Answer {
-    let path = format!("{PREFIX}/groups/{parent}/groups/{child}");
-    app.request(Method::PUT, &path, Some(&app.admin_token))
-        .await
-}
-
 #[tokio::test]
 async fn opposite_nestings_on_different_instances_let_one_direction_win_and_leave_equal_read_models()
  {
     let apps = instances().await;
-    let a = uuid_field(&apps[0].create_group("Paper Street").await, "id").to_string();
-    let b = uuid_field(&apps[1].create_group("Project Mayhem").await, "id").to_string();
+    let a = apps[0].new_group("Paper Street").await;
+    let b = apps[1].new_group("Project Mayhem").await;
     for (i, app) in apps.iter().enumerate() {
         for group in [&a, &b] {
             let what = format!("instance {i} to see group {group}");
@@ -291,9 +271,7 @@ async fn opposite_nestings_on_different_instances_let_one_direction_win_and_leav
             eventually(&what, SETTLE_TIMEOUT, || {
                 let path = path.clone();
                 async move {
-                    let answer = app
-                        .request(Method::GET, &path, Some(&app.admin_token))
-                        .await;
+                    let answer = app.get(&path).await;
                     (answer.status == 200).then_some(())
                 }
             })
@@ -313,7 +291,7 @@ async fn opposite_nestings_on_different_instances_let_one_direction_win_and_leav
     let nestings: Vec<_> = (0..NESTINGS)
         .map(|i| {
             let (parent, child) = direction(i);
-            nest(&apps[i % INSTANCES], parent, child)
+            apps[i % INSTANCES].try_nest(parent, child)
         })
         .collect();
     let answers = join_all(nestings).await;

@@ -24,6 +24,7 @@ fn client_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/client")
 }
 
+#[track_caller]
 fn read_json(path: &Path) -> Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
@@ -32,6 +33,7 @@ fn read_json(path: &Path) -> Value {
 
 /// The client's version in node_modules, after checking it is the one package-lock.json
 /// pins: a missing or stale install fails with what to run.
+#[track_caller]
 fn installed_client_version(dir: &Path) -> String {
     let installed = dir.join("node_modules").join(PACKAGE).join("package.json");
     assert!(

@@ -6,8 +6,8 @@ use rstest_reuse::apply;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMINISTRATORS, Backend, JS_PREFIX, PREFIX, PREFIXES, SEED_GROUP, SEED_USERNAME, TestApp,
-    backends, encode, membership_path,
+    ADMINISTRATORS, ANONYMOUS, Backend, JS_PREFIX, PREFIX, PREFIXES, SEED_GROUP, SEED_USERNAME,
+    TestApp, backends, encode, membership_path,
 };
 
 /// One round of every call under `prefix`; returns each call's status and error code.
@@ -89,9 +89,7 @@ async fn what_one_prefix_writes_the_other_reads(backend: Backend) {
         let mut lists = Vec::new();
         for prefix in PREFIXES {
             let path = format!("{prefix}/groups/{group}/users");
-            let answer = app
-                .request(Method::GET, &path, Some(&app.admin_token))
-                .await;
+            let answer = app.get(&path).await;
             answer.assert_status(200);
             lists.push(answer.json());
         }
@@ -106,9 +104,7 @@ async fn what_one_prefix_writes_the_other_reads(backend: Backend) {
     answer.assert_error(409, "UserNotInGroup");
     for prefix in PREFIXES {
         let path = membership_path(prefix, &group, SEED_USERNAME);
-        let answer = app
-            .request(Method::HEAD, &path, Some(&app.admin_token))
-            .await;
+        let answer = app.request(Method::HEAD, &path, &app.admin_token).await;
         answer.assert_status(404);
     }
 }
@@ -118,30 +114,31 @@ async fn what_one_prefix_writes_the_other_reads(backend: Backend) {
 async fn both_prefixes_refuse_alike(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.seed().await;
-    let before = app.log_len();
-    let mut codes = Vec::new();
-    for prefix in PREFIXES {
-        let mut answers = Vec::new();
-        for (group, user) in [
-            ("%zz", SEED_USERNAME),
-            ("Nowhere", SEED_USERNAME),
-            (SEED_GROUP, "nobody"),
-            (ADMINISTRATORS, SEED_USERNAME),
-        ] {
-            let answer = app
-                .remove_member_at(prefix, &encode_once(group), user)
-                .await;
+    app.appends_nothing(async {
+        let mut codes = Vec::new();
+        for prefix in PREFIXES {
+            let mut answers = Vec::new();
+            for (group, user) in [
+                ("%zz", SEED_USERNAME),
+                ("Nowhere", SEED_USERNAME),
+                (SEED_GROUP, "nobody"),
+                (ADMINISTRATORS, SEED_USERNAME),
+            ] {
+                let answer = app
+                    .remove_member_at(prefix, &encode_once(group), user)
+                    .await;
+                answers.push((answer.status.as_u16(), answer.json()["data"].clone()));
+            }
+            let path = membership_path(prefix, "Nowhere", SEED_USERNAME);
+            let answer = app.delete(&path, ANONYMOUS).await;
             answers.push((answer.status.as_u16(), answer.json()["data"].clone()));
+            codes.push(answers);
         }
-        let path = membership_path(prefix, "Nowhere", SEED_USERNAME);
-        let answer = app.request(Method::DELETE, &path, None).await;
-        answers.push((answer.status.as_u16(), answer.json()["data"].clone()));
-        codes.push(answers);
-    }
-    assert_eq!(codes[0], codes[1]);
-    let statuses: Vec<u16> = codes[0].iter().map(|(status, _)| *status).collect();
-    assert_eq!(statuses, [400, 404, 404, 409, 401]);
-    app.assert_nothing_appended(before);
+        assert_eq!(codes[0], codes[1]);
+        let statuses: Vec<u16> = codes[0].iter().map(|(status, _)| *status).collect();
+        assert_eq!(statuses, [400, 404, 404, 409, 401]);
+    })
+    .await;
 }
 
 /// Encodes spaces only, so that a deliberately broken escape goes through as written.

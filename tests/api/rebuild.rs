@@ -1,12 +1,12 @@
 //! `membershipd rebuild`: the read model folded afresh from the log equals the live one,
 //! and a read model that strayed from the log is caught.
 
-use reqwest::Method;
 use rstest_reuse::apply;
 
-use crate::helpers::{Backend, PREFIX, SEED_GROUP, SEED_USERNAME, TestApp, backends, encode};
+use crate::helpers::{Backend, SEED_GROUP, SEED_USERNAME, TestApp, backends, encode};
 
 /// Runs `membershipd rebuild` with the app's settings; its exit success and stdout.
+#[track_caller]
 fn rebuild(app: &TestApp) -> (bool, String) {
     let output = app
         .command(&["rebuild"])
@@ -28,13 +28,7 @@ async fn a_rebuilt_read_model_equals_the_live_one_and_a_strayed_one_is_caught(ba
     app.seed().await;
     app.create_group("Space Monkeys").await;
     app.add_member("Space%20Monkeys", SEED_USERNAME).await;
-    let nesting = format!(
-        "{PREFIX}/groups/{}/groups/Space%20Monkeys",
-        encode(SEED_GROUP)
-    );
-    app.request(Method::PUT, &nesting, Some(&app.admin_token))
-        .await
-        .assert_no_content();
+    app.nest(SEED_GROUP, "Space Monkeys").await;
     app.remove_member(&encode(SEED_GROUP), SEED_USERNAME)
         .await
         .assert_no_content();

@@ -4,8 +4,8 @@ use reqwest::Method;
 use rstest_reuse::apply;
 
 use crate::helpers::{
-    Backend, JS_PREFIX, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_USERNAME, TestApp, backends, column,
-    encode,
+    ANONYMOUS, Backend, JS_PREFIX, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_USERNAME, TestApp,
+    backends, column, encode,
 };
 
 #[apply(backends)]
@@ -13,28 +13,27 @@ use crate::helpers::{
 async fn a_user_is_read_back_by_id_username_or_email_in_any_case(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let seed = app.seed().await;
-    let before = app.log_len();
-    for prefix in [PREFIX, JS_PREFIX] {
-        for user in [
-            seed.user_id.to_string(),
-            SEED_USERNAME.to_uppercase(),
-            SEED_EMAIL.to_uppercase(),
-        ] {
-            let path = format!("{prefix}/users/{user}");
-            let answer = app
-                .request(Method::GET, &path, Some(&app.admin_token))
-                .await;
-            answer.assert_status(200);
-            let body = answer.json();
-            assert_eq!(body["id"], seed.user_id.to_string(), "{body}");
-            assert_eq!(body["username"], SEED_USERNAME);
-            assert_eq!(body["email"], SEED_EMAIL);
-            assert!(
-                body.get("password").is_none() && body["credentials"].get("password").is_none()
-            );
+    app.appends_nothing(async {
+        for prefix in [PREFIX, JS_PREFIX] {
+            for user in [
+                seed.user_id.to_string(),
+                SEED_USERNAME.to_uppercase(),
+                SEED_EMAIL.to_uppercase(),
+            ] {
+                let path = format!("{prefix}/users/{user}");
+                let answer = app.get(&path).await;
+                answer.assert_status(200);
+                let body = answer.json();
+                assert_eq!(body["id"], seed.user_id.to_string(), "{body}");
+                assert_eq!(body["username"], SEED_USERNAME);
+                assert_eq!(body["email"], SEED_EMAIL);
+                assert!(
+                    body.get("password").is_none() && body["credentials"].get("password").is_none()
+                );
+            }
         }
-    }
-    app.assert_nothing_appended(before);
+    })
+    .await;
 }
 
 #[apply(backends)]
@@ -47,9 +46,7 @@ async fn a_group_is_read_back_by_id_or_name_in_any_case(backend: Backend) {
         encode(&SEED_GROUP.to_lowercase()),
     ] {
         let path = format!("{PREFIX}/groups/{group}");
-        let answer = app
-            .request(Method::GET, &path, Some(&app.admin_token))
-            .await;
+        let answer = app.get(&path).await;
         answer.assert_status(200);
         let body = answer.json();
         assert_eq!(body["id"], seed.group_id.to_string(), "{body}");
@@ -65,42 +62,26 @@ async fn reading_what_does_not_exist_is_not_found_and_reading_others_needs_an_ad
 ) {
     let app = TestApp::spawn(backend).await;
     app.seed().await;
-    let get = |path: String, token: Option<String>| {
-        let app = &app;
-        async move { app.request(Method::GET, &path, token.as_deref()).await }
-    };
-    let admin = Some(app.admin_token.clone());
-    get(format!("{PREFIX}/users/robert.paulson"), admin.clone())
+    app.get(&format!("{PREFIX}/users/robert.paulson"))
         .await
         .assert_error(404, "UserNotFound");
-    get(format!("{PREFIX}/groups/Project%20Mayhem"), admin.clone())
+    app.get(&format!("{PREFIX}/groups/Project%20Mayhem"))
         .await
         .assert_error(404, "GroupNotFound");
-    get(format!("{PREFIX}/users/{SEED_USERNAME}"), None)
-        .await
-        .assert_error(401, "Unauthorized");
-    get(format!("{PREFIX}/groups/%zz"), admin)
+    let tyler = format!("{PREFIX}/users/{SEED_USERNAME}");
+    (app.request(Method::GET, &tyler, ANONYMOUS).await).assert_error(401, "Unauthorized");
+    app.get(&format!("{PREFIX}/groups/%zz"))
         .await
         .assert_error(400, "InvalidIdentifier");
 
-    app.create_user("marla", "marla@fightclub.com", Some("tourist-of-groups"))
-        .await;
-    let outsider = app.token_for("marla", "tourist-of-groups").await;
-    get(
-        format!("{PREFIX}/users/{SEED_USERNAME}"),
-        Some(outsider.clone()),
-    )
-    .await
-    .assert_error(403, "Forbidden");
-    get(
-        format!("{PREFIX}/groups/{}", encode(SEED_GROUP)),
-        Some(outsider.clone()),
-    )
-    .await
-    .assert_error(403, "Forbidden");
+    let outsider = app.user_with_token("marla").await;
+    (app.request(Method::GET, &tyler, &outsider).await).assert_error(403, "Forbidden");
+    let group = format!("{PREFIX}/groups/{}", encode(SEED_GROUP));
+    (app.request(Method::GET, &group, &outsider).await).assert_error(403, "Forbidden");
     // A user may read itself, by any identifier or as `@current`.
     for me in ["marla", "MARLA@fightclub.com", "@current"] {
-        let answer = get(format!("{PREFIX}/users/{me}"), Some(outsider.clone())).await;
+        let path = format!("{PREFIX}/users/{me}");
+        let answer = app.request(Method::GET, &path, &outsider).await;
         answer.assert_status(200);
         assert_eq!(answer.json()["username"], "marla");
     }
@@ -120,10 +101,7 @@ async fn users_are_listed_a_page_at_a_time_searched_and_ordered(backend: Backend
     let list = |query: &str| {
         let path = format!("{PREFIX}/users{query}");
         let app = &app;
-        async move {
-            app.request(Method::GET, &path, Some(&app.admin_token))
-                .await
-        }
+        async move { app.get(&path).await }
     };
 
     // Three users and the service account, by username.
@@ -172,9 +150,7 @@ async fn groups_are_listed_searched_and_ordered(backend: Backend) {
         app.create_group(name).await;
     }
     let path = format!("{JS_PREFIX}/groups?q=pa&order=-name");
-    let answer = app
-        .request(Method::GET, &path, Some(&app.admin_token))
-        .await;
+    let answer = app.get(&path).await;
     answer.assert_status(200);
     let body = answer.json();
     let names: Vec<&str> = body["items"]
@@ -212,11 +188,8 @@ async fn membership_lists_are_searched_and_ordered_like_the_others(backend: Back
         app.add_member("Project%20Mayhem", username).await;
     }
     app.add_member("Space%20Monkeys", "bob").await;
-    for child in ["Space%20Monkeys", "Paper%20Street%20Soap%20Company"] {
-        let path = format!("{PREFIX}/groups/Project%20Mayhem/groups/{child}");
-        app.request(Method::PUT, &path, Some(&app.admin_token))
-            .await
-            .assert_no_content();
+    for child in ["Space Monkeys", "Paper Street Soap Company"] {
+        app.nest("Project Mayhem", child).await;
     }
     let get = |path: String| {
         let app = &app;
@@ -253,7 +226,5 @@ async fn membership_lists_are_searched_and_ordered_like_the_others(backend: Back
     assert_eq!(column(&groups, "name"), ["Space Monkeys", "Project Mayhem"]);
 
     let path = format!("{PREFIX}/groups/Project%20Mayhem/users?order=name");
-    app.request(Method::GET, &path, Some(&app.admin_token))
-        .await
-        .assert_error(400, "BadRequest");
+    app.get(&path).await.assert_error(400, "BadRequest");
 }

@@ -15,9 +15,10 @@ use rstest_reuse::apply;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMINISTRATORS, Answer, Backend, CLIENT_ID, PREFIX, SEED_PASSWORD, SEED_USERNAME, TOKEN_SECRET,
-    TestApp, UNSET, backends, claims_of, encode, eventually_or_none, now_s, sign_claims,
-    sign_token,
+    ADMINISTRATORS, ANONYMOUS, Answer, Backend, CLIENT_ID, CLIENT_SECRET, PREFIX, SEED_EMAIL,
+    SEED_GROUP, SEED_PASSWORD, SEED_USERNAME, SERVICE_ACCOUNT, TOKEN_SECRET, TestApp, UNSET,
+    backends, claims_of, encode, eventually_or_none, group_path, membership_path, now_s,
+    sign_claims, sign_token, user_path,
 };
 
 /// What config/default.toml once held, and what anyone who read the README knew.
@@ -50,10 +51,6 @@ fn assert_owner_only(dir: &Path) {
     assert!(files > 0, "nothing in {}", dir.display());
 }
 
-fn user_path(user: &str) -> String {
-    format!("{PREFIX}/users/{}", encode(user))
-}
-
 async fn client_grant(client: &reqwest::Client, app: &TestApp, secret: &str) -> Answer {
     let response = client
         .post(app.url("/authenticate/connect/token"))
@@ -68,21 +65,6 @@ async fn client_grant(client: &reqwest::Client, app: &TestApp, secret: &str) -> 
     Answer::read(response).await
 }
 
-async fn password_grant(app: &TestApp, username: &str, password: &str) -> Answer {
-    app.token_request(&[
-        ("grant_type", "password"),
-        ("username", username),
-        ("password", password),
-    ])
-    .await
-}
-
-#[track_caller]
-fn assert_unauthorized(answer: &Answer) {
-    answer.assert_error(401, "Unauthorized");
-    assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
-}
-
 /// A user who may log in, with a token.
 async fn member(app: &TestApp) -> String {
     app.seed().await;
@@ -90,21 +72,16 @@ async fn member(app: &TestApp) -> String {
 }
 
 async fn current_user(app: &TestApp, token: &str) -> Answer {
-    app.request(
-        Method::GET,
-        &format!("{PREFIX}/users/@current"),
-        Some(token),
-    )
-    .await
-}
-
-async fn put_user(app: &TestApp, user: &str, token: &str, body: &Value) -> Answer {
-    app.request_json(Method::PUT, &user_path(user), Some(token), body)
+    app.request(Method::GET, &format!("{PREFIX}/users/@current"), token)
         .await
 }
 
+async fn put_user(app: &TestApp, user: &str, token: &str, body: &Value) -> Answer {
+    app.put(&user_path(PREFIX, user), token, body).await
+}
+
 async fn patch_user(app: &TestApp, user: &str, token: &str, body: &Value) -> Answer {
-    app.request_json(Method::PATCH, &user_path(user), Some(token), body)
+    app.request_json(Method::PATCH, &user_path(PREFIX, user), token, body)
         .await
 }
 
@@ -118,12 +95,6 @@ async fn revoke(app: &TestApp, caller: &str, form: &[(&str, &str)]) -> Answer {
         .await
         .expect("sending a revocation");
     Answer::read(response).await
-}
-
-#[track_caller]
-fn assert_oauth(answer: &Answer, status: u16, error: &str) {
-    answer.assert_status(status);
-    assert_eq!(answer.json()["error"], error, "{}", answer.text);
 }
 
 #[apply(backends)]
@@ -145,19 +116,19 @@ async fn the_committed_defaults_admit_nobody_and_a_first_start_makes_its_own_sec
     assert_eq!(mode(&secrets), 0o600);
     let seed = app.seed().await;
     let user_token = app.token_for(SEED_USERNAME, SEED_PASSWORD).await;
-    let before = app.log_len();
-
-    let committed = client_grant(&app.client, &app, COMMITTED_CLIENT_SECRET).await;
-    assert_eq!(committed.oauth_error(), "invalid_client");
-    // A token like the user's own (its first password, never suspended), signed with the
-    // key the committed configuration had.
-    let mut claims = claims_of(&user_token);
-    assert_eq!(claims["sub"], seed.user_id.to_string());
-    claims["jti"] = json!(uuid::Uuid::new_v4());
-    let forged = sign_claims(COMMITTED_TOKEN_SECRET, &claims);
-    assert_unauthorized(&current_user(&app, &forged).await);
-    current_user(&app, &user_token).await.assert_status(200);
-    app.assert_nothing_appended(before);
+    app.appends_nothing(async {
+        let committed = client_grant(&app.client, &app, COMMITTED_CLIENT_SECRET).await;
+        assert_eq!(committed.oauth_error(), "invalid_client");
+        // A token like the user's own (its first password, never suspended), signed with the
+        // key the committed configuration had.
+        let mut claims = claims_of(&user_token);
+        assert_eq!(claims["sub"], seed.user_id.to_string());
+        claims["jti"] = json!(uuid::Uuid::new_v4());
+        let forged = sign_claims(COMMITTED_TOKEN_SECRET, &claims);
+        current_user(&app, &forged).await.assert_unauthorized();
+        current_user(&app, &user_token).await.assert_status(200);
+    })
+    .await;
 
     // The generated secrets are kept: a restart takes the same client secret, prints it
     // no more, and the old tokens still verify.
@@ -249,7 +220,7 @@ async fn failed_logins_past_the_budget_answer_429_before_any_hashing(backend: Ba
 
     // Even the right secret waits now: the count is refused before it is checked.
     let refused = client_grant(&app.client, &app, &secret).await;
-    assert_oauth(&refused, 429, "slow_down");
+    refused.assert_oauth_error(429, "slow_down");
     let retry_after: u64 = refused
         .header("retry-after")
         .and_then(|s| s.parse().ok())
@@ -264,19 +235,19 @@ async fn failed_logins_past_the_budget_answer_429_before_any_hashing(backend: Ba
     // Usernames are counted alike, case-insensitively; a success clears its own count.
     app.seed().await;
     for _ in 0..2 {
-        let wrong = password_grant(&app, "TDurden", "not-the-password").await;
+        let wrong = app.password_grant("TDurden", "not-the-password").await;
         assert_eq!(wrong.oauth_error(), "invalid_grant");
     }
     app.token_for(SEED_USERNAME, SEED_PASSWORD).await;
     for _ in 0..3 {
-        let wrong = password_grant(&app, SEED_USERNAME, "not-the-password").await;
+        let wrong = app.password_grant(SEED_USERNAME, "not-the-password").await;
         assert_eq!(wrong.oauth_error(), "invalid_grant");
     }
-    let refused = password_grant(&app, SEED_USERNAME, SEED_PASSWORD).await;
-    assert_oauth(&refused, 429, "slow_down");
+    let refused = app.password_grant(SEED_USERNAME, SEED_PASSWORD).await;
+    refused.assert_oauth_error(429, "slow_down");
     // By email it is the same user, and the same count.
-    let refused = password_grant(&app, crate::helpers::SEED_EMAIL, SEED_PASSWORD).await;
-    assert_oauth(&refused, 429, "slow_down");
+    let refused = app.password_grant(SEED_EMAIL, SEED_PASSWORD).await;
+    refused.assert_oauth_error(429, "slow_down");
 }
 
 #[apply(backends)]
@@ -287,24 +258,25 @@ async fn guessing_the_existing_password_with_a_token_is_throttled_like_a_login(b
     let token = member(&app).await;
     let path = format!("{PREFIX}/users/@current/credentials/password");
     let guess = json!({ "existing": "a-wrong-guess", "new": "a-new-password" });
-    let before = app.log_len();
-    for _ in 0..3 {
-        app.post_json(&path, Some(&token), &guess)
-            .await
-            .assert_error(409, "ExistingPasswordInvalid");
-    }
-    let right = json!({ "existing": SEED_PASSWORD, "new": "a-new-password" });
-    let refused = app.post_json(&path, Some(&token), &right).await;
-    refused.assert_error(429, "TooManyRequests");
-    assert!(
-        refused.header("retry-after").is_some(),
-        "{:?}",
-        refused.headers
-    );
-    app.assert_nothing_appended(before);
+    app.appends_nothing(async {
+        for _ in 0..3 {
+            app.post_json(&path, &token, &guess)
+                .await
+                .assert_error(409, "ExistingPasswordInvalid");
+        }
+        let right = json!({ "existing": SEED_PASSWORD, "new": "a-new-password" });
+        let refused = app.post_json(&path, &token, &right).await;
+        refused.assert_error(429, "TooManyRequests");
+        assert!(
+            refused.header("retry-after").is_some(),
+            "{:?}",
+            refused.headers
+        );
+    })
+    .await;
     // And a login as that user from the same address waits too.
-    let login = password_grant(&app, SEED_USERNAME, SEED_PASSWORD).await;
-    assert_oauth(&login, 429, "slow_down");
+    let login = app.password_grant(SEED_USERNAME, SEED_PASSWORD).await;
+    login.assert_oauth_error(429, "slow_down");
 }
 
 #[apply(backends)]
@@ -380,27 +352,19 @@ async fn a_token_stops_when_its_password_changes(backend: Backend) {
     let path = format!("{PREFIX}/users/{SEED_USERNAME}/credentials/password");
 
     let changed = app
-        .post_json(
-            &path,
-            Some(&app.admin_token),
-            &json!({ "new": "a-new-password" }),
-        )
+        .post_json(&path, &app.admin_token, &json!({ "new": "a-new-password" }))
         .await;
     changed.assert_status(200);
 
-    assert_unauthorized(&current_user(&app, &token).await);
+    current_user(&app, &token).await.assert_unauthorized();
     let again = app.token_for(SEED_USERNAME, "a-new-password").await;
     current_user(&app, &again).await.assert_status(200);
     // Set to the same password again: a new version, and the last token stops too.
     let same = app
-        .post_json(
-            &path,
-            Some(&app.admin_token),
-            &json!({ "new": "a-new-password" }),
-        )
+        .post_json(&path, &app.admin_token, &json!({ "new": "a-new-password" }))
         .await;
     same.assert_status(200);
-    assert_unauthorized(&current_user(&app, &again).await);
+    current_user(&app, &again).await.assert_unauthorized();
 }
 
 #[apply(backends)]
@@ -408,16 +372,12 @@ async fn a_token_stops_when_its_password_changes(backend: Backend) {
 async fn a_token_stops_when_its_user_is_deleted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = member(&app).await;
-    app.request(
-        Method::DELETE,
-        &user_path(SEED_USERNAME),
-        Some(&app.admin_token),
-    )
-    .await
-    .assert_no_content();
+    app.delete(&user_path(PREFIX, SEED_USERNAME), &app.admin_token)
+        .await
+        .assert_no_content();
 
-    assert_unauthorized(&current_user(&app, &token).await);
-    let login = password_grant(&app, SEED_USERNAME, SEED_PASSWORD).await;
+    current_user(&app, &token).await.assert_unauthorized();
+    let login = app.password_grant(SEED_USERNAME, SEED_PASSWORD).await;
     assert_eq!(login.oauth_error(), "invalid_grant");
 }
 
@@ -430,11 +390,10 @@ async fn a_token_stops_when_the_client_secret_is_rotated(backend: Backend) {
     app.set_env("MEMBERSHIP_ADMIN_CLIENT_SECRET", rotated);
     app.restart().await;
 
-    assert_unauthorized(
-        &app.request(Method::GET, &user_path("@current"), Some(&old))
-            .await,
-    );
-    let refused = client_grant(&app.client, &app, crate::helpers::CLIENT_SECRET).await;
+    app.request(Method::GET, &user_path(PREFIX, "@current"), &old)
+        .await
+        .assert_unauthorized();
+    let refused = client_grant(&app.client, &app, CLIENT_SECRET).await;
     assert_eq!(refused.oauth_error(), "invalid_client");
     let new = client_grant(&app.client, &app, rotated)
         .await
@@ -456,22 +415,20 @@ async fn a_suspended_user_gets_no_token_and_its_tokens_stop_but_it_keeps_its_gro
     assert_eq!(answer.json()["status"]["suspended"], true);
 
     assert_eq!(app.count_of("UserSuspended"), 1);
-    assert_unauthorized(&current_user(&app, &token).await);
-    let login = password_grant(&app, SEED_USERNAME, SEED_PASSWORD).await;
+    current_user(&app, &token).await.assert_unauthorized();
+    let login = app.password_grant(SEED_USERNAME, SEED_PASSWORD).await;
     assert_eq!(login.oauth_error(), "invalid_grant");
-    let group = encode(crate::helpers::SEED_GROUP);
+    let group = encode(SEED_GROUP);
     assert_eq!(app.head_member(&group, SEED_USERNAME).await, 204);
 
     // Suspending again changes nothing and appends nothing.
-    let before = app.log_len();
-    patch_user(&app, SEED_USERNAME, &app.admin_token, &suspend)
+    app.appends_nothing(patch_user(&app, SEED_USERNAME, &app.admin_token, &suspend))
         .await
         .assert_status(200);
-    app.assert_nothing_appended(before);
 
     // Reinstated (here by PUT of the whole user), it logs in again; the token it held
     // before its suspension stays stopped.
-    let mut user = app.get_json(&user_path(SEED_USERNAME)).await;
+    let mut user = app.get_json(&user_path(PREFIX, SEED_USERNAME)).await;
     user["status"]["suspended"] = json!(false);
     put_user(&app, SEED_USERNAME, &app.admin_token, &user)
         .await
@@ -479,7 +436,7 @@ async fn a_suspended_user_gets_no_token_and_its_tokens_stop_but_it_keeps_its_gro
     assert_eq!(app.count_of("UserReinstated"), 1);
     let fresh = app.token_for(SEED_USERNAME, SEED_PASSWORD).await;
     current_user(&app, &fresh).await.assert_status(200);
-    assert_unauthorized(&current_user(&app, &token).await);
+    current_user(&app, &token).await.assert_unauthorized();
 }
 
 #[apply(backends)]
@@ -495,38 +452,28 @@ async fn nobody_suspends_itself_and_the_last_active_administrator_stays(backend:
     app.add_member(&admins, "madmin").await;
     let h = app.token_for("hadmin", SEED_PASSWORD).await;
     let suspend = json!({ "status": { "suspended": true } });
-    let before = app.log_len();
-
-    patch_user(&app, "hadmin", &h, &suspend)
-        .await
-        .assert_error(403, "OwnStatus");
-    let account = crate::helpers::SERVICE_ACCOUNT;
-    patch_user(&app, account, &app.admin_token, &suspend)
-        .await
-        .assert_error(403, "OwnStatus");
-    app.assert_nothing_appended(before);
+    let account = SERVICE_ACCOUNT;
+    app.appends_nothing(async {
+        patch_user(&app, "hadmin", &h, &suspend)
+            .await
+            .assert_error(403, "OwnStatus");
+        patch_user(&app, account, &app.admin_token, &suspend)
+            .await
+            .assert_error(403, "OwnStatus");
+    })
+    .await;
 
     // With madmin suspended and the service account gone from the group, hadmin is the
     // last administrator who counts.
     patch_user(&app, "madmin", &h, &suspend)
         .await
         .assert_status(200);
-    app.request(
-        Method::DELETE,
-        &crate::helpers::membership_path(PREFIX, &admins, account),
-        Some(&h),
-    )
-    .await
-    .assert_no_content();
-    let before = app.log_len();
-    app.request(
-        Method::DELETE,
-        &crate::helpers::membership_path(PREFIX, &admins, "hadmin"),
-        Some(&h),
-    )
-    .await
-    .assert_error(409, "LastAdministrator");
-    app.assert_nothing_appended(before);
+    app.delete(&membership_path(PREFIX, &admins, account), &h)
+        .await
+        .assert_no_content();
+    let path = membership_path(PREFIX, &admins, "hadmin");
+    let answer = app.appends_nothing(app.delete(&path, &h)).await;
+    answer.assert_error(409, "LastAdministrator");
 }
 
 #[apply(backends)]
@@ -534,25 +481,26 @@ async fn nobody_suspends_itself_and_the_last_active_administrator_stays(backend:
 async fn a_suspended_flag_that_is_not_a_boolean_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.seed().await;
-    let before = app.log_len();
-    for status in [
-        json!({ "suspended": "yes" }),
-        json!({ "suspended": 1 }),
-        json!({ "locked": true }),
-        json!("suspended"),
-    ] {
-        let body = json!({ "status": status });
-        let answer = patch_user(&app, SEED_USERNAME, &app.admin_token, &body).await;
-        answer.assert_error(422, "ValidationFailed");
-    }
-    let created = app
-        .try_create_user(&json!({
-            "username": "msinger", "email": "m.singer@fightclub.com",
-            "status": { "suspended": true },
-        }))
-        .await;
-    created.assert_error(422, "ValidationFailed");
-    app.assert_nothing_appended(before);
+    app.appends_nothing(async {
+        for status in [
+            json!({ "suspended": "yes" }),
+            json!({ "suspended": 1 }),
+            json!({ "locked": true }),
+            json!("suspended"),
+        ] {
+            let body = json!({ "status": status });
+            let answer = patch_user(&app, SEED_USERNAME, &app.admin_token, &body).await;
+            answer.assert_error(422, "ValidationFailed");
+        }
+        let created = app
+            .try_create_user(&json!({
+                "username": "msinger", "email": "m.singer@fightclub.com",
+                "status": { "suspended": true },
+            }))
+            .await;
+        created.assert_error(422, "ValidationFailed");
+    })
+    .await;
 }
 
 #[apply(backends)]
@@ -569,7 +517,7 @@ async fn a_revoked_token_answers_401_and_revoking_it_again_appends_nothing(backe
     )
     .await
     .assert_status(200);
-    assert_unauthorized(&current_user(&app, &one).await);
+    current_user(&app, &one).await.assert_unauthorized();
     current_user(&app, &two).await.assert_status(200);
     let revoked = app.events_of("TokenRevoked");
     assert_eq!(revoked.len(), 1);
@@ -582,17 +530,15 @@ async fn a_revoked_token_answers_401_and_revoking_it_again_appends_nothing(backe
         claims_of(&one)["jti"]
     );
 
-    let before = app.log_len();
-    revoke(&app, &two, &[("token", &one)])
+    app.appends_nothing(revoke(&app, &two, &[("token", &one)]))
         .await
         .assert_status(200);
-    app.assert_nothing_appended(before);
 
     // A caller may revoke the token it calls with; then that token is done too.
     revoke(&app, &two, &[("token", &two)])
         .await
         .assert_status(200);
-    assert_unauthorized(&current_user(&app, &two).await);
+    current_user(&app, &two).await.assert_unauthorized();
 }
 
 #[apply(backends)]
@@ -609,37 +555,24 @@ async fn revoking_a_malformed_foreign_or_others_token_is_refused_and_changes_not
         now,
         now + 600,
     );
-    let before = app.log_len();
-
-    assert_oauth(&revoke(&app, &user, &[]).await, 400, "invalid_request");
-    assert_oauth(
-        &revoke(&app, &user, &[("token", "not.a.token")]).await,
-        400,
-        "invalid_request",
-    );
-    assert_oauth(
-        &revoke(&app, &user, &[("token", &foreign)]).await,
-        400,
-        "invalid_request",
-    );
-    assert_oauth(
-        &revoke(&app, &user, &[("token", &app.admin_token)]).await,
-        403,
-        "access_denied",
-    );
-    assert_oauth(
-        &revoke(
-            &app,
-            &user,
-            &[("token", &user), ("token_type_hint", "refresh_token")],
-        )
-        .await,
-        400,
-        "unsupported_token_type",
-    );
-    assert_unauthorized(&revoke(&app, "not.a.token", &[("token", &user)]).await);
-
-    app.assert_nothing_appended(before);
+    app.appends_nothing(async {
+        (revoke(&app, &user, &[]).await).assert_oauth_error(400, "invalid_request");
+        (revoke(&app, &user, &[("token", "not.a.token")]).await)
+            .assert_oauth_error(400, "invalid_request");
+        (revoke(&app, &user, &[("token", &foreign)]).await)
+            .assert_oauth_error(400, "invalid_request");
+        (revoke(&app, &user, &[("token", &app.admin_token)]).await)
+            .assert_oauth_error(403, "access_denied");
+        let hint = [
+            ("token", user.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ];
+        (revoke(&app, &user, &hint).await).assert_oauth_error(400, "unsupported_token_type");
+        revoke(&app, "not.a.token", &[("token", &user)])
+            .await
+            .assert_unauthorized();
+    })
+    .await;
     current_user(&app, &user).await.assert_status(200);
     current_user(&app, &app.admin_token)
         .await
@@ -651,33 +584,32 @@ async fn revoking_a_malformed_foreign_or_others_token_is_refused_and_changes_not
 async fn a_put_or_patch_that_changes_nothing_appends_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = member(&app).await;
-    let user = app.get_json(&user_path(SEED_USERNAME)).await;
-    let group_path = format!("{PREFIX}/groups/{}", encode(crate::helpers::SEED_GROUP));
-    let group = app.get_json(&group_path).await;
+    let user = app.get_json(&user_path(PREFIX, SEED_USERNAME)).await;
+    let path = group_path(PREFIX, SEED_GROUP);
+    let group = app.get_json(&path).await;
     let before = app.log_len();
-
-    for _ in 0..3 {
-        let answer = put_user(&app, SEED_USERNAME, &token, &user).await;
-        answer.assert_status(200);
-        assert_eq!(answer.json(), user);
-        patch_user(&app, SEED_USERNAME, &token, &json!({}))
+    app.appends_nothing(async {
+        for _ in 0..3 {
+            let answer = put_user(&app, SEED_USERNAME, &token, &user).await;
+            answer.assert_status(200);
+            assert_eq!(answer.json(), user);
+            patch_user(&app, SEED_USERNAME, &token, &json!({}))
+                .await
+                .assert_status(200);
+            patch_user(
+                &app,
+                SEED_USERNAME,
+                &token,
+                &json!({ "email": user["email"] }),
+            )
             .await
             .assert_status(200);
-        patch_user(
-            &app,
-            SEED_USERNAME,
-            &token,
-            &json!({ "email": user["email"] }),
-        )
-        .await
-        .assert_status(200);
-        let answer = app
-            .request_json(Method::PUT, &group_path, Some(&app.admin_token), &group)
-            .await;
-        answer.assert_status(200);
-        assert_eq!(answer.json(), group);
-    }
-    app.assert_nothing_appended(before);
+            let answer = app.put(&path, &app.admin_token, &group).await;
+            answer.assert_status(200);
+            assert_eq!(answer.json(), group);
+        }
+    })
+    .await;
 
     // A real change still is one.
     let renamed = json!({ "firstname": "Tyler J." });
@@ -702,9 +634,10 @@ async fn tokens_are_not_cached_and_nothing_is_sniffed(backend: Backend) {
     for answer in [
         granted,
         refused,
-        app.request(Method::GET, "/health", None).await,
-        app.request(Method::GET, &user_path("@current"), None).await,
-        app.request(Method::GET, "/no/such/route", None).await,
+        app.request(Method::GET, "/health", ANONYMOUS).await,
+        app.request(Method::GET, &user_path(PREFIX, "@current"), ANONYMOUS)
+            .await,
+        app.request(Method::GET, "/no/such/route", ANONYMOUS).await,
         current_user(&app, &app.admin_token).await,
     ] {
         assert_eq!(
@@ -739,5 +672,5 @@ async fn tokens_carry_iat_jti_and_the_configured_audience(backend: Backend) {
     let mut without = claims.clone();
     without.as_object_mut().unwrap().remove("aud");
     let without = sign_claims(TOKEN_SECRET, &without);
-    assert_unauthorized(&current_user(&app, &without).await);
+    current_user(&app, &without).await.assert_unauthorized();
 }

@@ -2,12 +2,15 @@
 //! is removed, the answer is an empty 204, HEAD then says 404, and exactly one
 //! `MemberRemoved` event describes the removal.
 
+use std::future::Future;
+use std::panic::Location;
+
 use rstest_reuse::apply;
 use uuid::Uuid;
 
 use crate::helpers::{
     Backend, JS_PREFIX, PREFIX, SEED_EMAIL, SEED_GROUP, SEED_USERNAME, SERVICE_ACCOUNT, Seed,
-    TestApp, assert_uuid, backends, encode,
+    TestApp, assert_uuid, backends, called_at, encode,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -38,51 +41,54 @@ fn user_identifier(seed: &Seed, by: UserBy) -> String {
     }
 }
 
-async fn assert_example_removes(
+#[track_caller]
+fn assert_example_removes(
     backend: Backend,
     prefix: &str,
     group_by: GroupBy,
     user_by: UserBy,
-) {
-    let app = TestApp::spawn(backend).await;
-    let seed = app.seed().await;
-    let (group, user) = (
-        group_identifier(&seed, group_by),
-        user_identifier(&seed, user_by),
-    );
-    assert_eq!(app.head_member(&group, &user).await, 204);
-    let before = app.log_events();
+) -> impl Future<Output = ()> {
+    called_at(Location::caller(), async move {
+        let app = TestApp::spawn(backend).await;
+        let seed = app.seed().await;
+        let (group, user) = (
+            group_identifier(&seed, group_by),
+            user_identifier(&seed, user_by),
+        );
+        assert_eq!(app.head_member(&group, &user).await, 204);
+        let before = app.log_events();
 
-    app.remove_member_at(prefix, &group, &user)
-        .await
-        .assert_no_content();
+        app.remove_member_at(prefix, &group, &user)
+            .await
+            .assert_no_content();
 
-    assert_eq!(app.head_member(&group, &user).await, 404);
-    let after = app.log_events();
-    assert_eq!(after.len(), before.len() + 1, "one event, and one only");
-    let event = after
-        .iter()
-        .find(|e| before.iter().all(|b| b.event_id != e.event_id))
-        .expect("the new event");
-    assert_eq!(event.table, "events");
-    assert_eq!(event.event_type, "MemberRemoved");
-    let payload = &event.payload;
-    assert_eq!(payload["type"], "MemberRemoved");
-    assert_eq!(payload["schemaVersion"], 1);
-    let id = assert_uuid(&payload["id"]);
-    assert_eq!(id.to_string(), event.event_id);
-    assert_eq!(id.get_version_num(), 7, "event ids are UUID v7");
-    assert_uuid(&payload["correlationId"]);
-    assert_eq!(payload["aggregateId"], seed.group_id.to_string());
-    assert_eq!(payload["actor"]["username"], SERVICE_ACCOUNT);
-    let data = &payload["data"];
-    assert_eq!(data["groupId"], seed.group_id.to_string());
-    assert_eq!(data["groupName"], SEED_GROUP);
-    assert_eq!(data["userId"], seed.user_id.to_string());
-    assert_eq!(data["username"], SEED_USERNAME);
-    assert_eq!(data["email"], SEED_EMAIL);
-    let members = app.list_members(&seed.group_id.to_string()).await;
-    assert_eq!(members["totalCount"], 0, "{members}");
+        assert_eq!(app.head_member(&group, &user).await, 404);
+        let after = app.log_events();
+        assert_eq!(after.len(), before.len() + 1, "one event, and one only");
+        let event = after
+            .iter()
+            .find(|e| before.iter().all(|b| b.event_id != e.event_id))
+            .expect("the new event");
+        assert_eq!(event.table, "events");
+        assert_eq!(event.event_type, "MemberRemoved");
+        let payload = &event.payload;
+        assert_eq!(payload["type"], "MemberRemoved");
+        assert_eq!(payload["schemaVersion"], 1);
+        let id = assert_uuid(&payload["id"]);
+        assert_eq!(id.to_string(), event.event_id);
+        assert_eq!(id.get_version_num(), 7, "event ids are UUID v7");
+        assert_uuid(&payload["correlationId"]);
+        assert_eq!(payload["aggregateId"], seed.group_id.to_string());
+        assert_eq!(payload["actor"]["username"], SERVICE_ACCOUNT);
+        let data = &payload["data"];
+        assert_eq!(data["groupId"], seed.group_id.to_string());
+        assert_eq!(data["groupName"], SEED_GROUP);
+        assert_eq!(data["userId"], seed.user_id.to_string());
+        assert_eq!(data["username"], SEED_USERNAME);
+        assert_eq!(data["email"], SEED_EMAIL);
+        let members = app.list_members(&seed.group_id.to_string()).await;
+        assert_eq!(members["totalCount"], 0, "{members}");
+    })
 }
 
 #[apply(backends)]
