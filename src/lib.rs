@@ -11,6 +11,7 @@ pub mod log;
 pub mod projector;
 pub mod read_model;
 pub mod rebuild;
+pub mod scim;
 pub mod secrets;
 pub mod service;
 pub mod settings;

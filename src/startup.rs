@@ -137,6 +137,7 @@ impl Application {
                 .app_data(service.clone())
                 .wrap(from_fn(http::log_and_render_errors))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+                .configure(crate::scim::routes)
                 .configure(routes.clone())
         })
         .workers(settings.http.workers)

@@ -175,7 +175,13 @@ pub async fn log_and_render_errors(
     let status = res.status();
     let from_actix;
     let failure = match res.response().error() {
-        Some(error) if error.as_error::<OAuthError>().is_some() => None,
+        // Other protocols' errors are rendered in their own form already.
+        Some(error)
+            if error.as_error::<OAuthError>().is_some()
+                || error.as_error::<crate::scim::ScimError>().is_some() =>
+        {
+            None
+        }
         Some(error) => match error.as_error::<ApiError>() {
             Some(api_error) => Some(api_error),
             None => {
@@ -231,23 +237,22 @@ impl FromRequest for Caller {
 }
 
 fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let service = req
-        .app_data::<web::Data<Service>>()
-        .ok_or_else(|| anyhow::anyhow!("the service is not registered"))?;
+    bearer_of(req).map(Caller).ok_or(ApiError::Unauthorized)
+}
+
+/// The request's bearer token, if it has one that verifies (well formed, signed here, not
+/// expired): for every protocol served over HTTP, each with its own 401.
+pub fn bearer_of(req: &HttpRequest) -> Option<Bearer> {
+    let service = req.app_data::<web::Data<Service>>()?;
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .ok_or(ApiError::Unauthorized)?;
-    let (scheme, token) = header.split_once(' ').ok_or(ApiError::Unauthorized)?;
+        .and_then(|value| value.to_str().ok())?;
+    let (scheme, token) = header.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::Unauthorized);
+        return None;
     }
-    service
-        .tokens
-        .verify(token.trim())
-        .map(Caller)
-        .ok_or(ApiError::Unauthorized)
+    service.tokens.verify(token.trim())
 }
 
 /// The raw text of the path segment that the matched pattern names `{name...}`,

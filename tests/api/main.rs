@@ -20,6 +20,7 @@ mod passwords;
 mod prefixes;
 mod rebuild;
 mod resources;
+mod scim;
 mod security;
 mod seed_examples;
 mod users;

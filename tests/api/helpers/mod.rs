@@ -27,7 +27,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::Value;
 
 pub use answer::{Answer, assert_error_shape, assert_uuid, uuid_field};
-pub use api::ANONYMOUS;
+pub use api::{ANONYMOUS, Auth};
 pub use app::{TestApp, UNSET};
 pub use fixtures::{NEW_PASSWORD, PASSWORD, Seed, TestUser};
 pub use kafka::{

@@ -1,0 +1,87 @@
+//! SCIM 2.0 (RFC 7643, RFC 7644) under `/scim/v2`: the protocol identity providers
+//! (Microsoft Entra ID, Okta) provision through. A second protocol over the same
+//! `Service` as the Contensis API: it parses SCIM requests into domain values, calls the
+//! service, and renders `ServiceError` as the SCIM error form (`error.rs`).
+//!
+//! Served so far: the discovery documents (`/ServiceProviderConfig`, `/ResourceTypes`,
+//! `/Schemas`), `/Bulk` (501), and the SCIM error form for everything under `/scim/v2`.
+//!
+//! Architecture Invariant: nothing here touches SQLite or the log; like `src/http`, it
+//! calls `Service`.
+
+mod discovery;
+mod error;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use std::future::{Ready, ready};
+
+pub use error::ScimError;
+
+use crate::auth::Bearer;
+use crate::service::Service;
+
+/// The media type of every SCIM answer.
+pub const SCIM_JSON: &str = "application/scim+json";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/scim/v2")
+            .route(
+                "/ServiceProviderConfig",
+                web::get().to(discovery::service_provider_config),
+            )
+            .route("/ResourceTypes", web::get().to(discovery::resource_types))
+            .route(
+                "/ResourceTypes/{name}",
+                web::get().to(discovery::resource_type),
+            )
+            .route("/Schemas", web::get().to(discovery::schemas))
+            .route("/Schemas/{urn}", web::get().to(discovery::schema))
+            .route("/Bulk", web::route().to(bulk))
+            .default_service(web::to(no_such_resource)),
+    );
+}
+
+/// A SCIM caller: a bearer token that verifies. Whether it still stands, and what it may
+/// do, the service decides.
+#[derive(Debug, Clone, Copy)]
+pub struct ScimCaller(pub Bearer);
+
+impl FromRequest for ScimCaller {
+    type Error = ScimError;
+    type Future = Ready<Result<Self, ScimError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            crate::http::bearer_of(req)
+                .map(ScimCaller)
+                .ok_or_else(ScimError::unauthorized),
+        )
+    }
+}
+
+/// An answer in the SCIM media type.
+fn scim_json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(SCIM_JSON)
+        .json(body)
+}
+
+/// Bulk operations are not supported (`bulk.supported` is false).
+async fn bulk(service: web::Data<Service>, caller: ScimCaller) -> Result<HttpResponse, ScimError> {
+    service.require_administrator(caller.0).await?;
+    Err(ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "Bulk operations are not supported; send each request on its own.",
+    ))
+}
+
+async fn no_such_resource(req: HttpRequest) -> Result<HttpResponse, ScimError> {
+    Err(ScimError::not_found(format!(
+        "No SCIM resource at {}.",
+        req.path()
+    )))
+}
