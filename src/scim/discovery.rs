@@ -8,6 +8,7 @@ use scim_v2::models::errors::ScimType;
 use scim_v2::schema_urns;
 use serde_json::{Value, json};
 
+use super::resources::{self, Paging, location};
 use super::{ScimCaller, ScimError, scim_json};
 use crate::service::Service;
 
@@ -32,12 +33,6 @@ async fn admit(
         ));
     }
     Ok(())
-}
-
-/// The absolute URL of `path` under `/scim/v2`, as the client reached this service.
-fn location(req: &HttpRequest, path: &str) -> String {
-    let info = req.connection_info();
-    format!("{}://{}/scim/v2{path}", info.scheme(), info.host())
 }
 
 pub async fn service_provider_config(
@@ -154,13 +149,12 @@ fn one_of(documents: Vec<Value>, id: &str, kind: &str) -> Result<HttpResponse, S
 
 /// A list response holding every one of `resources`.
 fn list(resources: Vec<Value>) -> Value {
-    json!({
-        "schemas": [schema_urns::LIST_RESPONSE],
-        "totalResults": resources.len(),
-        "itemsPerPage": resources.len(),
-        "startIndex": 1,
-        "Resources": resources,
-    })
+    let all = resources.len() as u64;
+    let paging = Paging {
+        start_index: 1,
+        count: all,
+    };
+    resources::list(paging, all, resources)
 }
 
 /// An attribute's definition (RFC 7643 section 7), with the usual defaults: single

@@ -4,13 +4,17 @@
 //! service, and renders `ServiceError` as the SCIM error form (`error.rs`).
 //!
 //! Served so far: the discovery documents (`/ServiceProviderConfig`, `/ResourceTypes`,
-//! `/Schemas`), `/Bulk` (501), and the SCIM error form for everything under `/scim/v2`.
+//! `/Schemas`), reads of users and groups (`GET /Users`, `/Groups`, by id or with an
+//! equality filter), `/Bulk` (501), and the SCIM error form for everything under
+//! `/scim/v2`.
 //!
 //! Architecture Invariant: nothing here touches SQLite or the log; like `src/http`, it
 //! calls `Service`.
 
 mod discovery;
 mod error;
+mod reads;
+mod resources;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -39,6 +43,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/Schemas", web::get().to(discovery::schemas))
             .route("/Schemas/{urn}", web::get().to(discovery::schema))
+            .route("/Users", web::get().to(reads::users))
+            .route("/Users/{id}", web::get().to(reads::user))
+            .route("/Groups", web::get().to(reads::groups))
+            .route("/Groups/{id}", web::get().to(reads::group))
             .route("/Bulk", web::route().to(bulk))
             .default_service(web::to(no_such_resource)),
     );

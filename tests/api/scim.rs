@@ -140,3 +140,178 @@ async fn scim_refusals_come_in_the_scim_error_form(backend: Backend) {
     })
     .await;
 }
+
+/// `path` with `filter` percent-encoded into its query.
+fn filtered(path: &str, filter: &str) -> String {
+    format!("{path}?filter={}", crate::helpers::encode(filter))
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_provider_finds_users_by_user_name_email_or_id_and_nothing_is_an_empty_list(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let seed = app.seed().await;
+    let token = &app.admin_token;
+
+    // The connection test of Entra ID and Okta: a filter that matches nobody.
+    let nobody = filtered("/Users", r#"userName eq "nobody-at-all""#);
+    let empty = scim_body(&scim(&app, Method::GET, &nobody, token).await);
+    assert_eq!(empty["totalResults"], 0);
+    assert_eq!(empty["Resources"], serde_json::json!([]));
+
+    let by_name = filtered("/Users", &format!(r#"userName eq "{}""#, "TDurden"));
+    let listed = scim_body(&scim(&app, Method::GET, &by_name, token).await);
+    assert_eq!(listed["totalResults"], 1, "{listed}");
+    let user = &listed["Resources"][0];
+    assert_eq!(user["id"], seed.user_id.to_string());
+    assert_eq!(user["userName"], crate::helpers::SEED_USERNAME);
+    assert_eq!(user["emails"][0]["value"], crate::helpers::SEED_EMAIL);
+    assert_eq!(user["emails"][0]["primary"], true);
+    assert_eq!(user["active"], true);
+    assert_eq!(user["meta"]["resourceType"], "User");
+    let location = user["meta"]["location"].as_str().unwrap();
+    assert!(
+        location.ends_with(&format!("/scim/v2/Users/{}", seed.user_id)),
+        "{location}"
+    );
+    assert_eq!(user["groups"][0]["value"], seed.group_id.to_string());
+    assert_eq!(user["groups"][0]["display"], crate::helpers::SEED_GROUP);
+
+    for filter in [
+        format!(
+            r#"emails eq "{}""#,
+            crate::helpers::SEED_EMAIL.to_uppercase()
+        ),
+        format!(r#"emails.value eq "{}""#, crate::helpers::SEED_EMAIL),
+        format!(r#"id eq "{}""#, seed.user_id),
+    ] {
+        let listed = scim_body(&scim(&app, Method::GET, &filtered("/Users", &filter), token).await);
+        assert_eq!(
+            listed["Resources"][0]["id"],
+            seed.user_id.to_string(),
+            "{filter}"
+        );
+    }
+    let by_id = scim(
+        &app,
+        Method::GET,
+        &format!("/Users/{}", seed.user_id),
+        token,
+    )
+    .await;
+    assert_eq!(scim_body(&by_id)["userName"], crate::helpers::SEED_USERNAME);
+    let only = format!("/Users/{}?attributes=userName", seed.user_id);
+    let only = scim_body(&scim(&app, Method::GET, &only, token).await);
+    assert!(
+        only.get("emails").is_none() && only.get("userName").is_some(),
+        "{only}"
+    );
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_suspended_user_reads_as_inactive(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let seed = app.seed().await;
+    let path = format!("{}/users/{}", crate::helpers::PREFIX, seed.user_id);
+    let suspend = serde_json::json!({ "status": { "suspended": true } });
+    (app.request_json(Method::PATCH, &path, &app.admin_token, &suspend)
+        .await)
+        .assert_status(200);
+    let user = scim(
+        &app,
+        Method::GET,
+        &format!("/Users/{}", seed.user_id),
+        &app.admin_token,
+    )
+    .await;
+    assert_eq!(scim_body(&user)["active"], false);
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_group_reads_with_its_members_version_and_etag(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let seed = app.seed().await;
+    let token = &app.admin_token;
+    let name = crate::helpers::SEED_GROUP;
+    let listed = filtered(
+        "/Groups",
+        &format!(r#"displayName eq "{}""#, name.to_lowercase()),
+    );
+    let listed = scim_body(&scim(&app, Method::GET, &listed, token).await);
+    assert_eq!(listed["totalResults"], 1, "{listed}");
+    let group = &listed["Resources"][0];
+    assert_eq!(group["displayName"], name);
+    assert_eq!(group["members"][0]["value"], seed.user_id.to_string());
+    assert_eq!(
+        group["members"][0]["display"],
+        crate::helpers::SEED_USERNAME
+    );
+    assert_eq!(group["members"][0]["type"], "User");
+
+    let path = format!("/Groups/{}", seed.group_id);
+    let answer = scim(&app, Method::GET, &path, token).await;
+    let body = scim_body(&answer);
+    assert_eq!(answer.header("etag"), body["meta"]["version"].as_str());
+    assert_eq!(body["meta"]["version"], "\"2\"", "created, then one member");
+    let lean = format!("{path}?excludedAttributes=members");
+    let lean = scim_body(&scim(&app, Method::GET, &lean, token).await);
+    assert!(
+        lean.get("members").is_none() && lean["displayName"] == name,
+        "{lean}"
+    );
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn lists_page_from_one_and_count_zero_gives_only_the_total(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for name in ["alpha", "bravo", "charlie"] {
+        app.create_group(name).await;
+    }
+    let token = &app.admin_token;
+    let total = scim_body(&scim(&app, Method::GET, "/Groups?count=0", token).await);
+    let all = total["totalResults"].as_u64().unwrap();
+    assert!(all >= 4, "three and System Administrators: {total}");
+    assert_eq!(total["Resources"], serde_json::json!([]));
+    let mut seen = Vec::new();
+    for start in 0..=all {
+        let page = format!("/Groups?startIndex={start}&count=1");
+        let page = scim_body(&scim(&app, Method::GET, &page, token).await);
+        assert_eq!(page["totalResults"], all);
+        if let Some(group) = page["Resources"].get(0) {
+            seen.push(group["id"].as_str().unwrap().to_owned());
+        }
+    }
+    // startIndex 0 is 1: the first group twice, then each once, in one order.
+    assert_eq!(seen.len() as u64, all + 1);
+    assert_eq!(seen[0], seen[1]);
+    let distinct: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(distinct.len() as u64, all);
+    let past = format!("/Groups?startIndex={}", all + 1);
+    let past = scim_body(&scim(&app, Method::GET, &past, token).await);
+    assert_eq!(past["Resources"], serde_json::json!([]));
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_filter_this_service_does_not_answer_is_an_invalid_filter(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = &app.admin_token;
+    for (path, filter) in [
+        ("/Users", r#"userName sw "t""#),
+        ("/Users", r#"userName eq"#),
+        ("/Users", r#"nickName eq "x""#),
+        ("/Groups", r#"members eq "x""#),
+    ] {
+        let answer = scim(&app, Method::GET, &filtered(path, filter), token).await;
+        assert_scim_error(&answer, 400, Some("invalidFilter"));
+    }
+    let missing = scim(&app, Method::GET, "/Users/not-a-uuid", token).await;
+    assert_scim_error(&missing, 404, None);
+    let missing = format!("/Groups/{}", uuid::Uuid::new_v4());
+    assert_scim_error(&scim(&app, Method::GET, &missing, token).await, 404, None);
+}
