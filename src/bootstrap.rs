@@ -124,7 +124,9 @@ fn create_group() -> anyhow::Result<Command> {
             description: Some("Members may call every API of this service.".into()),
             group_type: GroupType::Sys,
             custom: Custom::new(),
+            external_id: None,
         },
+        members: Vec::new(),
     })
 }
 

@@ -412,7 +412,7 @@ fn user_deleted(tx: &Transaction, e: &UserDeleted) -> anyhow::Result<()> {
 fn group_updated(tx: &Transaction, e: &GroupDetails) -> anyhow::Result<()> {
     tx.prepare_cached(
         "UPDATE groups SET name = ?2, name_key = ?3, type = ?4, description = ?5,
-                               custom = ?6
+                               custom = ?6, external_id = ?7
              WHERE id = ?1",
     )?
     .execute(params![
@@ -422,6 +422,7 @@ fn group_updated(tx: &Transaction, e: &GroupDetails) -> anyhow::Result<()> {
         serde_json::to_value(e.group_type)?.as_str(),
         e.description,
         serde_json::to_string(&e.custom)?,
+        e.external_id,
     ])?;
     Ok(())
 }
@@ -435,8 +436,8 @@ fn group_deleted(tx: &Transaction, e: &GroupDeleted) -> anyhow::Result<()> {
 fn group_created(tx: &Transaction, e: &GroupDetails, time: &str) -> anyhow::Result<()> {
     tx.prepare_cached(
         "INSERT INTO groups (id, name, name_key, type, description, custom, created,
-                                 last_change)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '')",
+                                 last_change, external_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', ?8)",
     )?
     .execute(params![
         e.group_id.to_string(),
@@ -446,6 +447,7 @@ fn group_created(tx: &Transaction, e: &GroupDetails, time: &str) -> anyhow::Resu
         e.description,
         serde_json::to_string(&e.custom)?,
         time,
+        e.external_id,
     ])?;
     Ok(())
 }

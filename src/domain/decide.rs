@@ -40,6 +40,35 @@ pub struct NewGroup {
     pub description: Option<String>,
     pub group_type: GroupType,
     pub custom: super::event::Custom,
+    pub external_id: Option<String>,
+}
+
+/// A value a change sets, or leaves as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Set<T> {
+    Keep,
+    To(T),
+}
+
+impl<T> Set<T> {
+    fn or(self, current: T) -> T {
+        match self {
+            Self::Keep => current,
+            Self::To(value) => value,
+        }
+    }
+}
+
+/// What a change does to a group's direct members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Adds those not yet members, removes those who are; the others are as wanted.
+    Edit {
+        add: Vec<UserIdentifier>,
+        remove: Vec<UserIdentifier>,
+    },
+    /// Exactly these members: the difference, as adds and removes.
+    Replace(Vec<UserIdentifier>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,9 +79,19 @@ pub enum Command {
         /// Hashed outside: hashing is salted, so not a pure function.
         password_hash: Option<String>,
     },
+    /// Creates the group with these direct members.
     CreateGroup {
         group_id: Uuid,
         group: NewGroup,
+        members: Vec<UserIdentifier>,
+    },
+    /// Renames a group, changes its external id, and changes its direct members, decided
+    /// together (an identity provider's PATCH or PUT of a group).
+    ChangeGroup {
+        group: GroupIdentifier,
+        name: Set<GroupName>,
+        external_id: Set<Option<String>>,
+        members: MemberChange,
     },
     /// Replaces the user's details, and suspends or reinstates it when `suspended` says
     /// so; what already holds makes no event.
@@ -64,9 +103,7 @@ pub enum Command {
         suspended: Option<bool>,
     },
     /// Removes the user from its groups, then deletes it.
-    DeleteUser {
-        user: UserIdentifier,
-    },
+    DeleteUser { user: UserIdentifier },
     SetPassword {
         user: UserIdentifier,
         password_hash: String,
@@ -78,9 +115,7 @@ pub enum Command {
         keep_type: bool,
     },
     /// Empties the group, takes it out of its parents, then deletes it.
-    DeleteGroup {
-        group: GroupIdentifier,
-    },
+    DeleteGroup { group: GroupIdentifier },
     AddMember {
         group: GroupIdentifier,
         user: UserIdentifier,
@@ -120,6 +155,7 @@ impl Command {
     pub fn group(&self) -> Option<&GroupIdentifier> {
         match self {
             Self::UpdateGroup { group, .. }
+            | Self::ChangeGroup { group, .. }
             | Self::DeleteGroup { group }
             | Self::AddMember { group, .. }
             | Self::AddMembers { group, .. }
@@ -192,7 +228,23 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             user,
             password_hash,
         } => create_user(state, user_id, user, password_hash),
-        Command::CreateGroup { group_id, group } => create_group(state, group_id, group),
+        Command::CreateGroup {
+            group_id,
+            group,
+            members,
+        } => create_group(state, group_id, group, &members),
+        Command::ChangeGroup {
+            group,
+            name,
+            external_id,
+            members,
+        } => {
+            let group = state.require_group(&group)?;
+            let mut events = rename_group(state, &group, name, external_id)?;
+            events.extend(change_members(state, group, members)?);
+            check_links(&events)?;
+            Ok(events)
+        }
         Command::UpdateUser {
             user,
             username,
@@ -275,6 +327,7 @@ fn create_group(
     state: &impl State,
     group_id: Uuid,
     group: NewGroup,
+    members: &[UserIdentifier],
 ) -> Result<Vec<EventData>, Refusal> {
     let created = GroupDetails {
         group_id,
@@ -282,9 +335,98 @@ fn create_group(
         description: group.description,
         group_type: group.group_type,
         custom: group.custom,
+        external_id: group.external_id,
     };
     check_group_creatable(state, &created)?;
-    Ok(vec![EventData::GroupCreated(created)])
+    let new = GroupRef {
+        id: group_id,
+        name: created.name.clone(),
+        group_type: created.group_type,
+    };
+    let mut events = vec![EventData::GroupCreated(created)];
+    for user in found_users(state, members)? {
+        events.push(EventData::MemberAdded(membership(new.clone(), user)));
+    }
+    check_links(&events)?;
+    Ok(events)
+}
+
+/// The users named, each once, or `UsersNotFound` naming every one that is missing.
+fn found_users(state: &impl State, users: &[UserIdentifier]) -> Result<Vec<UserRef>, Refusal> {
+    let mut missing = Vec::new();
+    let mut found: Vec<UserRef> = Vec::new();
+    for id in users {
+        match state.user(id)? {
+            Some(user) if found.iter().any(|f| f.id == user.id) => {}
+            Some(user) => found.push(user),
+            None => missing.push(id.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(DomainError::UsersNotFound { missing }.into());
+    }
+    Ok(found)
+}
+
+/// The group renamed and its external id changed, as one `GroupUpdated` if anything
+/// changes.
+fn rename_group(
+    state: &impl State,
+    group: &GroupRef,
+    name: Set<GroupName>,
+    external_id: Set<Option<String>>,
+) -> Result<Vec<EventData>, Refusal> {
+    let current = state
+        .group_details(group.id)?
+        .ok_or(DomainError::GroupNotFound)?;
+    let updated = GroupDetails {
+        name: name.or(current.name.clone()),
+        external_id: external_id.or(current.external_id.clone()),
+        ..current.clone()
+    };
+    if updated == current {
+        return Ok(vec![]);
+    }
+    check_group_updatable(state, &updated)?;
+    Ok(vec![EventData::GroupUpdated(updated)])
+}
+
+/// The adds, then the removes, that make the group's direct members what `change` asks.
+/// A removal of someone who is not a member is already so, and makes no event.
+fn change_members(
+    state: &impl State,
+    group: GroupRef,
+    change: MemberChange,
+) -> Result<Vec<EventData>, Refusal> {
+    let (add, remove) = match change {
+        MemberChange::Edit { add, remove } => {
+            let remove = (remove.iter())
+                .filter_map(|user| state.user(user).transpose())
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            (found_users(state, &add)?, remove)
+        }
+        MemberChange::Replace(wanted) => {
+            let wanted = found_users(state, &wanted)?;
+            let current = state.members_of(group.id)?;
+            let remove = (current.into_iter())
+                .filter(|member| !wanted.iter().any(|w| w.id == member.id))
+                .collect();
+            (wanted, remove)
+        }
+    };
+    let mut events = Vec::new();
+    for user in add {
+        if !state.is_direct_member(group.id, user.id)? {
+            events.push(EventData::MemberAdded(membership(group.clone(), user)));
+        }
+    }
+    for user in remove {
+        if state.is_direct_member(group.id, user.id)? {
+            check_removable(state, &group, &user)?;
+            events.push(EventData::MemberRemoved(membership(group.clone(), user)));
+        }
+    }
+    Ok(events)
 }
 
 fn create_user(
@@ -370,6 +512,9 @@ fn update_group(
     details: NewGroup,
     keep_type: bool,
 ) -> Result<Vec<EventData>, Refusal> {
+    let current = state
+        .group_details(group.id)?
+        .ok_or(DomainError::GroupNotFound)?;
     let updated = GroupDetails {
         group_id: group.id,
         name: details.name,
@@ -380,8 +525,10 @@ fn update_group(
             details.group_type
         },
         custom: details.custom,
+        // The Contensis API does not know it: an update there keeps it.
+        external_id: current.external_id.clone(),
     };
-    if state.group_details(group.id)?.as_ref() == Some(&updated) {
+    if updated == current {
         return Ok(vec![]);
     }
     check_group_updatable(state, &updated)?;
@@ -420,20 +567,8 @@ fn add_members(
     group: GroupRef,
     users: &[UserIdentifier],
 ) -> Result<Vec<EventData>, Refusal> {
-    let mut missing = Vec::new();
-    let mut found: Vec<UserRef> = Vec::new();
-    for id in users {
-        match state.user(id)? {
-            Some(user) if found.iter().any(|f| f.id == user.id) => {}
-            Some(user) => found.push(user),
-            None => missing.push(id.to_string()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(DomainError::UsersNotFound { missing }.into());
-    }
     let mut events = Vec::new();
-    for user in found {
+    for user in found_users(state, users)? {
         if !state.is_direct_member(group.id, user.id)? {
             events.push(EventData::MemberAdded(membership(group.clone(), user)));
         }

@@ -250,6 +250,10 @@ pub struct GroupDetails {
     pub group_type: GroupType,
     #[serde(default)]
     pub custom: Custom,
+    /// The group's id in an identity provider that provisions it (SCIM `externalId`),
+    /// kept as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,8 +12,8 @@ pub(crate) mod memory;
 mod state;
 
 pub use decide::{
-    Command, IDEMPOTENCY_KEY_TTL, NewGroup, NewUser, Outcome, Refusal, apply, apply_event, decide,
-    expect_version, key_events,
+    Command, IDEMPOTENCY_KEY_TTL, MemberChange, NewGroup, NewUser, Outcome, Refusal, Set, apply,
+    apply_event, decide, expect_version, key_events,
 };
 pub use error::{DomainError, LINKS_PER_DELETION_MAX};
 pub use event::{

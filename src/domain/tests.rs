@@ -21,6 +21,7 @@ fn group_created(n: u128, name: &str, group_type: GroupType) -> EventData {
         description: None,
         group_type,
         custom: Custom::new(),
+        external_id: None,
     })
 }
 
@@ -276,7 +277,9 @@ fn creating_a_group_whose_name_is_taken_in_other_case_is_refused() {
                 description: None,
                 group_type: GroupType::Contensis,
                 custom: Custom::new(),
+                external_id: None,
             },
+            members: Vec::new(),
         },
     ));
     assert_eq!(err, DomainError::GroupNameTaken);
@@ -526,6 +529,7 @@ fn a_system_group_keeps_its_name_and_type_and_is_never_deleted() {
             description: Some("who runs the place".into()),
             group_type,
             custom: Custom::new(),
+            external_id: None,
         },
         keep_type: false,
     };
@@ -651,6 +655,7 @@ fn an_update_equal_to_what_is_stored_makes_no_event() {
             description: None,
             group_type: GroupType::Contensis,
             custom: Custom::new(),
+            external_id: None,
         },
         keep_type: true,
     };

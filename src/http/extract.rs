@@ -149,7 +149,7 @@ async fn idempotency(req: &mut ServiceRequest) -> Result<Idempotency, ApiError> 
     })
 }
 
-pub(super) fn log_id(req: &HttpRequest) -> LogId {
+pub fn log_id(req: &HttpRequest) -> LogId {
     req.extensions()
         .get::<LogId>()
         .copied()

@@ -63,6 +63,7 @@ impl NewGroupBody {
             description: text("description", self.description)?,
             group_type,
             custom: custom(self.custom)?,
+            external_id: None,
         })
     }
 }
@@ -88,7 +89,11 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let group = body.into_inner().parse()?;
     let group_id = Uuid::new_v4();
-    let command = Command::CreateGroup { group_id, group };
+    let command = Command::CreateGroup {
+        group_id,
+        group,
+        members: Vec::new(),
+    };
     // A retry under the same idempotency key answers with what the first request made.
     let group_id = service
         .execute_for(caller.0, write, command)

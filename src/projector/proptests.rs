@@ -20,9 +20,9 @@ use super::apply_batch;
 use crate::domain::memory::MemoryState;
 use crate::domain::{
     Actor, Command, Custom, DomainError, Email, Event, EventData, ExpectedVersion, GroupIdentifier,
-    GroupName, GroupType, IDEMPOTENCY_KEY_TTL, Metadata, NewGroup, NewUser, Outcome, Profile,
-    Refusal, Removal, State, UserIdentifier, Username, apply_event, decide, expect_version,
-    key_events,
+    GroupName, GroupType, IDEMPOTENCY_KEY_TTL, MemberChange, Metadata, NewGroup, NewUser, Outcome,
+    Profile, Refusal, Removal, Set, State, UserIdentifier, Username, apply_event, decide,
+    expect_version, key_events,
 };
 use crate::log::{Entry, Position, Stream};
 use crate::read_model::{self, SqliteState};
@@ -162,6 +162,13 @@ enum Op {
         group: GroupSpec,
         users: Vec<UserSpec>,
     },
+    /// A SCIM PATCH or PUT of members: adds and removes, or a replacement.
+    ChangeMembers {
+        group: GroupSpec,
+        add: Vec<UserSpec>,
+        remove: Vec<UserSpec>,
+        replace: bool,
+    },
     RemoveMember {
         group: GroupSpec,
         user: UserSpec,
@@ -213,7 +220,9 @@ impl Op {
                         (_, false) => GroupType::Contensis,
                     },
                     custom: Custom::new(),
+                    external_id: None,
                 },
+                members: Vec::new(),
             },
             Self::UpdateUser {
                 user,
@@ -246,6 +255,7 @@ impl Op {
                     description: description.map(|n| format!("Description {n}")),
                     group_type: group_type.unwrap_or(GroupType::Contensis),
                     custom: Custom::new(),
+                    external_id: None,
                 },
                 keep_type: group_type.is_none(),
             },
@@ -260,6 +270,24 @@ impl Op {
                 group: group.identifier(),
                 users: users.into_iter().map(UserSpec::identifier).collect(),
             },
+            Self::ChangeMembers {
+                group,
+                add,
+                remove,
+                replace,
+            } => {
+                let add: Vec<_> = add.into_iter().map(UserSpec::identifier).collect();
+                let remove = remove.into_iter().map(UserSpec::identifier).collect();
+                Command::ChangeGroup {
+                    group: group.identifier(),
+                    name: Set::Keep,
+                    external_id: Set::Keep,
+                    members: match replace {
+                        true => MemberChange::Replace(add),
+                        false => MemberChange::Edit { add, remove },
+                    },
+                }
+            }
             Self::RemoveMember { group, user } => Command::RemoveMember {
                 group: group.identifier(),
                 user: user.identifier(),
@@ -433,6 +461,18 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (group_spec(), user_spec()).prop_map(|(group, user)| Op::AddMember { group, user }),
         1 => (group_spec(), proptest::collection::vec(user_spec(), 0..4))
             .prop_map(|(group, users)| Op::AddMembers { group, users }),
+        2 => (
+            group_spec(),
+            proptest::collection::vec(user_spec(), 0..3),
+            proptest::collection::vec(user_spec(), 0..3),
+            proptest::bool::ANY,
+        )
+            .prop_map(|(group, add, remove, replace)| Op::ChangeMembers {
+                group,
+                add,
+                remove,
+                replace,
+            }),
         4 => (group_spec(), user_spec())
             .prop_map(|(group, user)| Op::RemoveMember { group, user }),
         3 => (group_spec(), group_spec())

@@ -17,8 +17,9 @@ use tokio::sync::Semaphore;
 
 pub use queries::{
     AccountStatus, ClientCredential, GroupView, Groups, HistoryItem, KeyUseOutcomes, Listed, Login,
-    Sort, UserView, Users, account_status, actor, is_administrator, key_use_outcomes, list_groups,
-    list_history, list_users, password_hash, password_of, service_account, token_stands,
+    Sort, UserView, Users, account_status, actor, group_by_external_id, is_administrator,
+    key_use_outcomes, list_groups, list_history, list_users, password_hash, password_of,
+    service_account, token_stands,
 };
 pub use state::SqliteState;
 
@@ -50,8 +51,12 @@ const SCHEMA: &str = "
         -- How many changes the group has had (its ETag), and the request (logId) whose
         -- event made the last one.
         version INTEGER NOT NULL DEFAULT 1,
-        last_change TEXT NOT NULL
+        last_change TEXT NOT NULL,
+        -- The group's id in an identity provider (SCIM `externalId`), as sent.
+        external_id TEXT
     );
+    CREATE INDEX IF NOT EXISTS groups_by_external_id ON groups (external_id)
+        WHERE external_id IS NOT NULL;
     CREATE TABLE IF NOT EXISTS members (
         group_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -117,7 +122,8 @@ const SCHEMA: &str = "
 ///
 /// 4: history keeps each event as the log holds it.
 /// 5: suspension, password versions and revoked tokens.
-const SCHEMA_VERSION: i64 = 5;
+/// 6: groups' external ids.
+const SCHEMA_VERSION: i64 = 6;
 
 /// Every table [`SCHEMA`] makes, for dropping them.
 const TABLES: [&str; 10] = [
@@ -262,7 +268,8 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
         ),
         (
             "groups",
-            "SELECT id, name, type, description, custom, created, version, last_change
+            "SELECT id, name, type, description, custom, created, version, last_change,
+                    external_id
              FROM groups",
         ),
         ("members", "SELECT group_id, user_id FROM members"),

@@ -37,6 +37,9 @@ pub struct GroupView {
     /// How many changes the group has had: its ETag, not part of the model.
     #[serde(skip)]
     pub version: u64,
+    /// The group's id in an identity provider (SCIM `externalId`): not part of the model.
+    #[serde(skip)]
+    pub external_id: Option<String>,
 }
 
 const USER_COLUMNS: &str =
@@ -74,7 +77,8 @@ impl UserView {
     }
 }
 
-const GROUP_COLUMNS: &str = "g.id, g.name, g.description, g.type, g.custom, g.created, g.version";
+const GROUP_COLUMNS: &str =
+    "g.id, g.name, g.description, g.type, g.custom, g.created, g.version, g.external_id";
 
 fn group_view(row: &Row) -> rusqlite::Result<GroupView> {
     let custom: String = row.get(4)?;
@@ -88,6 +92,7 @@ fn group_view(row: &Row) -> rusqlite::Result<GroupView> {
         })?,
         created: row.get(5)?,
         version: row.get(6)?,
+        external_id: row.get(7)?,
     })
 }
 
@@ -157,6 +162,14 @@ pub fn actor(conn: &Connection, user: Uuid) -> anyhow::Result<Option<Actor>> {
             })
         })
         .transpose()
+}
+
+/// The group an identity provider knows by `external_id` (compared exactly), by key.
+pub fn group_by_external_id(conn: &Connection, external_id: &str) -> anyhow::Result<Option<Uuid>> {
+    conn.prepare_cached("SELECT id FROM groups WHERE external_id = ?1")?
+        .query_row([external_id], |row| uuid(row, 0))
+        .optional()
+        .map_err(Into::into)
 }
 
 /// The service account bound to an API client.

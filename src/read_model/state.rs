@@ -135,7 +135,10 @@ impl State for SqliteState<'_> {
     fn group_details(&self, group: Uuid) -> anyhow::Result<Option<GroupDetails>> {
         Ok(self
             .0
-            .prepare_cached("SELECT id, name, description, type, custom FROM groups WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT id, name, description, type, custom, external_id FROM groups
+                 WHERE id = ?1",
+            )?
             .query_row([group.to_string()], |row| {
                 Ok(GroupDetails {
                     group_id: uuid(row, 0)?,
@@ -143,6 +146,7 @@ impl State for SqliteState<'_> {
                     description: row.get(2)?,
                     group_type: group_type(&row.get::<_, String>(3)?)?,
                     custom: json(row, 4)?,
+                    external_id: row.get(5)?,
                 })
             })
             .optional()?)

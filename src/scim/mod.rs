@@ -13,6 +13,7 @@
 
 mod discovery;
 mod error;
+mod groups;
 mod reads;
 mod resources;
 
@@ -45,11 +46,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/Schemas/{urn}", web::get().to(discovery::schema))
             .route("/Users", web::get().to(reads::users))
             .route("/Users/{id}", web::get().to(reads::user))
+            .app_data(json_config())
             .route("/Groups", web::get().to(reads::groups))
+            .route("/Groups", web::post().to(groups::create))
             .route("/Groups/{id}", web::get().to(reads::group))
+            .route("/Groups/{id}", web::put().to(groups::replace))
+            .route("/Groups/{id}", web::patch().to(groups::patch))
+            .route("/Groups/{id}", web::delete().to(groups::delete))
             .route("/Bulk", web::route().to(bulk))
             .default_service(web::to(no_such_resource)),
     );
+}
+
+/// SCIM bodies: `application/scim+json` or `application/json`, with or without a
+/// charset, at most 1 MiB (a PATCH of a thousand members); a body that is no JSON is
+/// `invalidSyntax`.
+fn json_config() -> web::JsonConfig {
+    const BODY_MAX_BYTES: usize = 1 << 20;
+    web::JsonConfig::default()
+        .limit(BODY_MAX_BYTES)
+        .content_type(|mime| {
+            mime.type_() == "application" && (mime.subtype() == "json" || mime.subtype() == "scim")
+        })
+        .error_handler(|error, _| {
+            let detail = format!("The body could not be read as SCIM JSON: {error}.");
+            let status = actix_web::ResponseError::status_code(&error);
+            ScimError::new(
+                status,
+                Some(scim_v2::models::errors::ScimType::InvalidSyntax),
+                detail,
+            )
+            .into()
+        })
 }
 
 /// A SCIM caller: a bearer token that verifies. Whether it still stands, and what it may

@@ -201,7 +201,7 @@ async fn members_of(
         .collect())
 }
 
-async fn show_group(
+pub(super) async fn show_group(
     service: &Service,
     caller: ScimCaller,
     req: &HttpRequest,
@@ -253,6 +253,11 @@ pub async fn groups(
             let named = match equals.attribute.as_str() {
                 "displayname" => GroupName::parse(value).ok().map(GroupIdentifier::Name),
                 "id" => Uuid::try_parse(&value).ok().map(GroupIdentifier::Id),
+                "externalid" => {
+                    let found = service.group_by_external_id(caller.0, value).await?;
+                    let page = one_page(found, paging);
+                    return list_groups(&service, caller, &req, &query, paging, page).await;
+                }
                 other => return Err(unfilterable(other)),
             };
             let found = match named {
@@ -262,10 +267,22 @@ pub async fn groups(
             one_page(found, paging)
         }
     };
+    list_groups(&service, caller, &req, &query, paging, (total, groups)).await
+}
+
+/// A page of groups as a list response.
+async fn list_groups(
+    service: &Service,
+    caller: ScimCaller,
+    req: &HttpRequest,
+    query: &ReadQuery,
+    paging: Paging,
+    (total, groups): (u64, Vec<GroupView>),
+) -> Result<HttpResponse, ScimError> {
     let projection = query.projection();
     let mut shown = Vec::with_capacity(groups.len());
     for group in &groups {
-        shown.push(show_group(&service, caller, &req, &projection, group).await?);
+        shown.push(show_group(service, caller, req, &projection, group).await?);
     }
     Ok(scim_json(
         StatusCode::OK,

@@ -80,6 +80,9 @@ pub fn group(req: &HttpRequest, group: &GroupView, members: Option<&[(String, St
             "version": etag(group.version),
         },
     });
+    if let Some(external_id) = &group.external_id {
+        shown["externalId"] = json!(external_id);
+    }
     if let Some(members) = members {
         shown["members"] = (members.iter())
             .map(|(id, username)| {

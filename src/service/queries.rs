@@ -109,6 +109,22 @@ impl Service {
         .await
     }
 
+    /// The group an identity provider knows by `external_id`, if any, for an
+    /// administrator.
+    pub async fn group_by_external_id(
+        &self,
+        caller: Bearer,
+        external_id: String,
+    ) -> Result<Option<GroupView>, ServiceError> {
+        self.query(caller, move |conn| {
+            let Some(id) = read_model::group_by_external_id(conn, &external_id)? else {
+                return Ok(None);
+            };
+            Ok(GroupView::load(conn, id)?)
+        })
+        .await
+    }
+
     /// The group a write just made or changed, as stored (see [`Self::stored_user`]).
     pub async fn stored_group(&self, group: Uuid) -> Result<GroupView, ServiceError> {
         self.read(move |conn| {

@@ -21,6 +21,7 @@ mod prefixes;
 mod rebuild;
 mod resources;
 mod scim;
+mod scim_groups;
 mod security;
 mod seed_examples;
 mod users;

@@ -8,18 +8,23 @@ use serde_json::Value;
 
 use crate::helpers::{ANONYMOUS, Answer, Auth, Backend, TestApp, backends};
 
-const SCIM: &str = "/scim/v2";
+pub const SCIM: &str = "/scim/v2";
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-async fn scim<'a>(app: &TestApp, method: Method, path: &str, auth: impl Into<Auth<'a>>) -> Answer {
+pub async fn scim<'a>(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    auth: impl Into<Auth<'a>>,
+) -> Answer {
     app.request(method, &format!("{SCIM}{path}"), auth).await
 }
 
 /// A 200 in the SCIM media type; its body.
 #[track_caller]
-fn scim_body(answer: &Answer) -> Value {
+pub fn scim_body(answer: &Answer) -> Value {
     answer.assert_status(200);
     assert_eq!(
         answer.header("content-type"),
@@ -32,7 +37,7 @@ fn scim_body(answer: &Answer) -> Value {
 
 /// A SCIM error: the status (also as a string in the body), the `scimType` if any.
 #[track_caller]
-fn assert_scim_error(answer: &Answer, status: u16, scim_type: Option<&str>) {
+pub fn assert_scim_error(answer: &Answer, status: u16, scim_type: Option<&str>) {
     answer.assert_status(status);
     assert_eq!(answer.header("content-type"), Some("application/scim+json"));
     let body = answer.json();
@@ -142,7 +147,7 @@ async fn scim_refusals_come_in_the_scim_error_form(backend: Backend) {
 }
 
 /// `path` with `filter` percent-encoded into its query.
-fn filtered(path: &str, filter: &str) -> String {
+pub fn filtered(path: &str, filter: &str) -> String {
     format!("{path}?filter={}", crate::helpers::encode(filter))
 }
 

@@ -1,0 +1,459 @@
+//! `POST /Groups`, `PUT`, `PATCH` and `DELETE /Groups/{id}`: an identity provider's
+//! changes to groups, each one `Service` command decided as a whole. A PATCH's operations
+//! are folded, in order, into one change (a rename, an external id, the members added and
+//! removed, or the members wanted), so the member list is never read, edited and written
+//! back: each membership that changes is an event of its own, checked when it is applied,
+//! exactly as the Contensis API's calls are.
+
+use std::str::FromStr;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use scim_v2::filter::{AttrExp, CompValue, CompareOp, PatchPath, ValFilter};
+use scim_v2::models::errors::ScimType;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::reads::show_group;
+use super::resources::{Projection, location};
+use super::{ScimCaller, ScimError};
+use crate::domain::{
+    Command, Custom, GroupIdentifier, GroupName, GroupType, MemberChange, NewGroup, Set,
+    UserIdentifier,
+};
+use crate::service::{Service, Write};
+
+/// The longest `externalId` kept, in characters.
+const EXTERNAL_ID_MAX_CHARS: usize = 256;
+/// The most operations one PATCH may have.
+const OPERATIONS_MAX: usize = 1000;
+
+fn invalid(scim_type: ScimType, detail: impl Into<String>) -> ScimError {
+    ScimError::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
+}
+
+fn write_of(req: &HttpRequest) -> Write {
+    Write::new(crate::http::log_id(req).0)
+}
+
+/// The attributes of a body, their names in lower case without a schema URN prefix
+/// (`urn:ietf:params:scim:schemas:core:2.0:Group:displayName` is `displayname`).
+fn attributes(body: Value) -> Result<Map<String, Value>, ScimError> {
+    let Value::Object(fields) = body else {
+        return Err(invalid(
+            ScimType::InvalidSyntax,
+            "The body must be a JSON object.",
+        ));
+    };
+    Ok((fields.into_iter())
+        .map(|(name, value)| (short_name(&name), value))
+        .collect())
+}
+
+fn short_name(name: &str) -> String {
+    let short = match name.rsplit_once(':') {
+        Some((urn, short)) if urn.starts_with("urn:") => short,
+        _ => name,
+    };
+    short.to_lowercase()
+}
+
+fn display_name(value: &Value) -> Result<GroupName, ScimError> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| invalid(ScimType::InvalidValue, "displayName must be a string."))?;
+    GroupName::parse(text).map_err(|e| invalid(ScimType::InvalidValue, format!("displayName {e}.")))
+}
+
+fn external_id(value: &Value) -> Result<Option<String>, ScimError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) if text.chars().count() <= EXTERNAL_ID_MAX_CHARS => {
+            Ok(Some(text.clone()))
+        }
+        _ => Err(invalid(
+            ScimType::InvalidValue,
+            format!("externalId must be a string of at most {EXTERNAL_ID_MAX_CHARS} characters."),
+        )),
+    }
+}
+
+/// The users `members` names (`[{"value": id}, ...]`; a single member object too).
+fn member_ids(value: &Value) -> Result<Vec<Uuid>, ScimError> {
+    let items = match value {
+        Value::Array(items) => items.as_slice(),
+        Value::Object(_) => std::slice::from_ref(value),
+        Value::Null => &[],
+        _ => return Err(invalid(ScimType::InvalidValue, "members must be a list.")),
+    };
+    items
+        .iter()
+        .map(|item| {
+            // Members without a type are users; a group as a member is not taken here.
+            if item["type"]
+                .as_str()
+                .is_some_and(|t| !t.eq_ignore_ascii_case("user"))
+            {
+                return Err(invalid(
+                    ScimType::InvalidValue,
+                    "Only users can be members here.",
+                ));
+            }
+            (item["value"].as_str())
+                .and_then(|id| Uuid::try_parse(id).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        ScimType::InvalidValue,
+                        "A member's value must be a user id.",
+                    )
+                })
+        })
+        .collect()
+}
+
+fn users(ids: Vec<Uuid>) -> Vec<UserIdentifier> {
+    ids.into_iter().map(UserIdentifier::Id).collect()
+}
+
+/// A group as a POST or PUT sends it: its name, external id and, if given, members.
+struct GroupBody {
+    name: GroupName,
+    external_id: Option<String>,
+    members: Option<Vec<Uuid>>,
+}
+
+impl GroupBody {
+    /// Read-only and unknown attributes (`id`, `meta`, `schemas`) are ignored.
+    fn parse(body: Value) -> Result<Self, ScimError> {
+        let fields = attributes(body)?;
+        let name = fields
+            .get("displayname")
+            .ok_or_else(|| invalid(ScimType::InvalidValue, "displayName is required."))?;
+        Ok(Self {
+            name: display_name(name)?,
+            external_id: fields
+                .get("externalid")
+                .map(external_id)
+                .transpose()?
+                .flatten(),
+            members: fields.get("members").map(member_ids).transpose()?,
+        })
+    }
+}
+
+pub async fn create(
+    service: web::Data<Service>,
+    caller: ScimCaller,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ScimError> {
+    let body = GroupBody::parse(body.into_inner())?;
+    let group_id = Uuid::new_v4();
+    let command = Command::CreateGroup {
+        group_id,
+        group: NewGroup {
+            name: body.name,
+            description: None,
+            // Made by an identity provider, which keeps it.
+            group_type: GroupType::External,
+            custom: Custom::new(),
+            external_id: body.external_id,
+        },
+        members: users(body.members.unwrap_or_default()),
+    };
+    let made = service
+        .execute_for(caller.0, write_of(&req), command)
+        .await?;
+    let group = service.stored_group(made.unwrap_or(group_id)).await?;
+    let shown = show_group(&service, caller, &req, &Projection::default(), &group).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            location(&req, &format!("/Groups/{}", group.id)),
+        ))
+        .insert_header((header::ETAG, super::resources::etag(group.version)))
+        .content_type(super::SCIM_JSON)
+        .json(shown))
+}
+
+fn group_id(id: &str) -> Result<GroupIdentifier, ScimError> {
+    Uuid::try_parse(id)
+        .map(GroupIdentifier::Id)
+        .map_err(|_| ScimError::not_found(format!("There is no group {id}.")))
+}
+
+/// `PUT`: the name and external id as sent (absent clears it), and the members as sent
+/// if the body has them; without `members`, memberships are left alone.
+pub async fn replace(
+    service: web::Data<Service>,
+    caller: ScimCaller,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ScimError> {
+    let group = group_id(&id)?;
+    let body = GroupBody::parse(body.into_inner())?;
+    let members = match body.members {
+        Some(members) => MemberChange::Replace(users(members)),
+        None => MemberChange::Edit {
+            add: Vec::new(),
+            remove: Vec::new(),
+        },
+    };
+    let command = Command::ChangeGroup {
+        group: group.clone(),
+        name: Set::To(body.name),
+        external_id: Set::To(body.external_id),
+        members,
+    };
+    service
+        .execute_for(caller.0, write_of(&req), command)
+        .await?;
+    let group = service.group(caller.0, group).await?;
+    let shown = show_group(&service, caller, &req, &Projection::default(), &group).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, super::resources::etag(group.version)))
+        .content_type(super::SCIM_JSON)
+        .json(shown))
+}
+
+pub async fn delete(
+    service: web::Data<Service>,
+    caller: ScimCaller,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ScimError> {
+    let command = Command::DeleteGroup {
+        group: group_id(&id)?,
+    };
+    service
+        .execute_for(caller.0, write_of(&req), command)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The members a PATCH wants, folded operation by operation.
+enum Members {
+    Edit { add: Vec<Uuid>, remove: Vec<Uuid> },
+    Replace(Vec<Uuid>),
+}
+
+impl Members {
+    fn add(&mut self, ids: Vec<Uuid>) {
+        for id in ids {
+            match self {
+                Self::Edit { add, remove } => {
+                    remove.retain(|r| *r != id);
+                    add.push(id);
+                }
+                Self::Replace(wanted) => wanted.push(id),
+            }
+        }
+    }
+
+    fn remove(&mut self, ids: Vec<Uuid>) {
+        for id in ids {
+            match self {
+                Self::Edit { add, remove } => {
+                    add.retain(|a| *a != id);
+                    remove.push(id);
+                }
+                Self::Replace(wanted) => wanted.retain(|w| *w != id),
+            }
+        }
+    }
+
+    fn into_change(self) -> MemberChange {
+        match self {
+            Self::Edit { add, remove } => MemberChange::Edit {
+                add: users(add),
+                remove: users(remove),
+            },
+            Self::Replace(wanted) => MemberChange::Replace(users(wanted)),
+        }
+    }
+}
+
+/// What a PATCH asks of a group, folded from its operations in order.
+struct Patch {
+    name: Set<GroupName>,
+    external_id: Set<Option<String>>,
+    members: Members,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    Remove,
+    Replace,
+}
+
+impl Patch {
+    fn parse(body: Value) -> Result<Self, ScimError> {
+        let fields = attributes(body)?;
+        let operations = fields
+            .get("operations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid(ScimType::InvalidSyntax, "A PATCH needs its Operations."))?;
+        if operations.len() > OPERATIONS_MAX {
+            return Err(invalid(
+                ScimType::TooMany,
+                format!("A PATCH may have at most {OPERATIONS_MAX} operations."),
+            ));
+        }
+        let mut patch = Self {
+            name: Set::Keep,
+            external_id: Set::Keep,
+            members: Members::Edit {
+                add: Vec::new(),
+                remove: Vec::new(),
+            },
+        };
+        for operation in operations {
+            patch.operation(operation)?;
+        }
+        Ok(patch)
+    }
+
+    fn operation(&mut self, operation: &Value) -> Result<(), ScimError> {
+        let op = match operation["op"].as_str().map(str::to_lowercase).as_deref() {
+            Some("add") => Op::Add,
+            Some("remove") => Op::Remove,
+            Some("replace") => Op::Replace,
+            _ => {
+                return Err(invalid(
+                    ScimType::InvalidSyntax,
+                    "op must be add, remove or replace.",
+                ));
+            }
+        };
+        let value = &operation["value"];
+        match operation["path"]
+            .as_str()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            None => self.without_path(op, value),
+            Some(path) => self.at_path(op, path, value),
+        }
+    }
+
+    /// An operation without a path: its value's attributes are the targets.
+    fn without_path(&mut self, op: Op, value: &Value) -> Result<(), ScimError> {
+        if op == Op::Remove {
+            return Err(invalid(ScimType::NoTarget, "A remove needs a path."));
+        }
+        for (name, value) in attributes(value.clone())? {
+            self.attribute(op, &name, value)?;
+        }
+        Ok(())
+    }
+
+    fn at_path(&mut self, op: Op, path: &str, value: &Value) -> Result<(), ScimError> {
+        let parsed = PatchPath::from_str(path).map_err(|e| {
+            invalid(
+                ScimType::InvalidPath,
+                format!("The path does not parse: {e}."),
+            )
+        })?;
+        match parsed {
+            PatchPath::Attr(attr) if attr.sub_attr.is_none() => {
+                self.attribute(op, &short_name(&attr.name), value.clone())
+            }
+            PatchPath::Value(target)
+                if short_name(&target.attr.name) == "members" && op == Op::Remove =>
+            {
+                let ValFilter::Attr(AttrExp::Comparison(on, CompareOp::Eq, CompValue::Str(id))) =
+                    target.filter
+                else {
+                    return Err(invalid(
+                        ScimType::InvalidFilter,
+                        "Members are removed by value eq \"id\".",
+                    ));
+                };
+                if !on.name.eq_ignore_ascii_case("value") {
+                    return Err(invalid(
+                        ScimType::InvalidFilter,
+                        "Members are removed by value eq \"id\".",
+                    ));
+                }
+                // An id no user could have is no member: nothing to remove.
+                self.members
+                    .remove(Uuid::try_parse(&id).into_iter().collect());
+                Ok(())
+            }
+            _ => Err(invalid(
+                ScimType::InvalidPath,
+                format!("The path {path} names nothing a group has here."),
+            )),
+        }
+    }
+
+    /// One attribute's operation: `displayName`, `externalId` or `members`; read-only
+    /// ones sent back as they are (`id`, `meta`, `schemas`) are ignored.
+    fn attribute(&mut self, op: Op, name: &str, value: Value) -> Result<(), ScimError> {
+        match (name, op) {
+            ("displayname", Op::Remove) => Err(invalid(
+                ScimType::Mutability,
+                "displayName is required; it can be replaced, not removed.",
+            )),
+            ("displayname", _) => {
+                self.name = Set::To(display_name(&value)?);
+                Ok(())
+            }
+            ("externalid", Op::Remove) => {
+                self.external_id = Set::To(None);
+                Ok(())
+            }
+            ("externalid", _) => {
+                self.external_id = Set::To(external_id(&value)?);
+                Ok(())
+            }
+            ("members", Op::Add) => {
+                self.members.add(member_ids(&value)?);
+                Ok(())
+            }
+            // Without a value, every member goes (RFC 7644 section 3.5.2.2).
+            ("members", Op::Remove) if value.is_null() => {
+                self.members = Members::Replace(Vec::new());
+                Ok(())
+            }
+            ("members", Op::Remove) => {
+                self.members.remove(member_ids(&value)?);
+                Ok(())
+            }
+            ("members", Op::Replace) => {
+                self.members = Members::Replace(member_ids(&value)?);
+                Ok(())
+            }
+            ("id" | "meta" | "schemas", _) => Ok(()),
+            (other, _) => Err(invalid(
+                ScimType::InvalidPath,
+                format!("A group has no attribute {other} here."),
+            )),
+        }
+    }
+}
+
+/// `PATCH`: 204 once every change shows in this instance's reads; a change that changes
+/// nothing (a member already there, or already gone) appends nothing.
+pub async fn patch(
+    service: web::Data<Service>,
+    caller: ScimCaller,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ScimError> {
+    let group = group_id(&id)?;
+    let patch = Patch::parse(body.into_inner())?;
+    let command = Command::ChangeGroup {
+        group,
+        name: patch.name,
+        external_id: patch.external_id,
+        members: patch.members.into_change(),
+    };
+    service
+        .execute_for(caller.0, write_of(&req), command)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
