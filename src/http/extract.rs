@@ -35,7 +35,8 @@ impl FromRequest for Write {
             .remove::<KeyHeader>()
             .and_then(|header| header.0)
             .transpose();
-        ready(if_match(req).and_then(|if_match| {
+        let if_match = if_match(req).map_err(ApiError::BadRequest);
+        ready(if_match.and_then(|if_match| {
             Ok(Write {
                 log_id: log_id(req).0,
                 if_match,
@@ -46,15 +47,15 @@ impl FromRequest for Write {
 }
 
 /// `If-Match`: `*`, or a list of entity tags, compared strongly (RFC 9110): byte for byte
-/// with the tag this service writes (`"7"`), so a weak tag (`W/"7"`) never matches.
-fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
+/// with the tag this service writes (`"7"`), so a weak tag (`W/"7"`) never matches. A
+/// header that is neither is refused with a message for the caller, which each protocol
+/// renders as its own 400.
+pub fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, String> {
     let mut headers = req.headers().get_all(header::IF_MATCH).peekable();
     if headers.peek().is_none() {
         return Ok(None);
     }
-    let invalid = || {
-        ApiError::BadRequest("If-Match must be * or a list of entity tags such as \"7\".".into())
-    };
+    let invalid = || "If-Match must be * or a list of entity tags such as \"7\".".to_owned();
     let mut tags = Vec::new();
     for value in headers {
         let text = value.to_str().map_err(|_| invalid())?;
@@ -73,9 +74,9 @@ fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
         return Err(invalid());
     }
     if tags.len() > IF_MATCH_TAGS_MAX {
-        return Err(ApiError::BadRequest(format!(
+        return Err(format!(
             "If-Match may list at most {IF_MATCH_TAGS_MAX} entity tags."
-        )));
+        ));
     }
     Ok(Some(IfMatch::Tags(tags)))
 }

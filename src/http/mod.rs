@@ -18,7 +18,7 @@ use crate::read_model::{Listed, Sort};
 use crate::service::{GroupScope, List, ListRequest, Service, UserScope};
 
 pub use error::{ApiError, OAuthError};
-pub use extract::{LogId, bearer_of, log_and_render_errors, log_id};
+pub use extract::{LogId, bearer_of, if_match, log_and_render_errors, log_id};
 
 /// Both prefixes serve the same calls: the documentation's and the one the official
 /// JavaScript client uses.

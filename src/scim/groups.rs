@@ -32,8 +32,14 @@ fn invalid(scim_type: ScimType, detail: impl Into<String>) -> ScimError {
     ScimError::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
 }
 
-fn write_of(req: &HttpRequest) -> Write {
-    Write::new(crate::http::log_id(req).0)
+/// The request's logId, and its `If-Match` on the group's version (`meta.version`, the
+/// ETag): never required; one that no longer holds is 412 and changes nothing.
+fn write_of(req: &HttpRequest) -> Result<Write, ScimError> {
+    let if_match = crate::http::if_match(req).map_err(|e| invalid(ScimType::InvalidSyntax, e))?;
+    Ok(Write {
+        if_match,
+        ..Write::new(crate::http::log_id(req).0)
+    })
 }
 
 /// The attributes of a body, their names in lower case without a schema URN prefix
@@ -162,7 +168,7 @@ pub async fn create(
         members: users(body.members.unwrap_or_default()),
     };
     let made = service
-        .execute_for(caller.0, write_of(&req), command)
+        .execute_for(caller.0, write_of(&req)?, command)
         .await?;
     let group = service.stored_group(made.unwrap_or(group_id)).await?;
     let shown = show_group(&service, caller, &req, &Projection::default(), &group).await?;
@@ -207,7 +213,7 @@ pub async fn replace(
         members,
     };
     service
-        .execute_for(caller.0, write_of(&req), command)
+        .execute_for(caller.0, write_of(&req)?, command)
         .await?;
     let group = service.group(caller.0, group).await?;
     let shown = show_group(&service, caller, &req, &Projection::default(), &group).await?;
@@ -227,7 +233,7 @@ pub async fn delete(
         group: group_id(&id)?,
     };
     service
-        .execute_for(caller.0, write_of(&req), command)
+        .execute_for(caller.0, write_of(&req)?, command)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -453,7 +459,7 @@ pub async fn patch(
         members: patch.members.into_change(),
     };
     service
-        .execute_for(caller.0, write_of(&req), command)
+        .execute_for(caller.0, write_of(&req)?, command)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

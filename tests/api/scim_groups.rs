@@ -289,3 +289,35 @@ async fn concurrent_patches_of_different_members_lose_none_of_them(backend: Back
     let removed = app.events_of("MemberRemoved").len();
     assert_eq!((added, removed), (12, 3), "one event per change, none lost");
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_patch_under_if_match_lands_only_on_the_version_it_names(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tyler = user(&app, "tdurden").await;
+    let created = json!({ "schemas": [GROUP_URN], "displayName": "Versioned" });
+    let created = send(&app, Method::POST, "/Groups", &created).await;
+    let version = created.header("etag").unwrap().to_owned();
+    assert_eq!(created.json()["meta"]["version"], version.as_str());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let add = json!({
+        "schemas": [PATCH_OP],
+        "Operations": [{ "op": "add", "path": "members", "value": [{ "value": tyler }] }],
+    });
+    let conditional = |tag: &str| {
+        app.client
+            .patch(app.url(&format!("{SCIM}/Groups/{id}")))
+            .bearer_auth(&app.admin_token)
+            .header("if-match", tag)
+            .json(&add)
+    };
+    let stale = "\"999\"";
+    let refused = Answer::read(conditional(stale).send().await.unwrap()).await;
+    assert_scim_error(&refused, 412, None);
+    assert!(!is_member(&app, &id, &tyler).await);
+    let landed = Answer::read(conditional(&version).send().await.unwrap()).await;
+    landed.assert_no_content();
+    assert!(is_member(&app, &id, &tyler).await);
+    let garbled = Answer::read(conditional("seven").send().await.unwrap()).await;
+    assert_scim_error(&garbled, 400, Some("invalidSyntax"));
+}
