@@ -321,3 +321,57 @@ async fn a_patch_under_if_match_lands_only_on_the_version_it_names(backend: Back
     let garbled = Answer::read(conditional("seven").send().await.unwrap()).await;
     assert_scim_error(&garbled, 400, Some("invalidSyntax"));
 }
+
+/// Users made through the Contensis API, `batch` at a time; their ids.
+async fn many_users(app: &TestApp, count: usize, batch: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(count);
+    for first in (0..count).step_by(batch) {
+        let made = (first..count.min(first + batch))
+            .map(|n| async move { user(app, &format!("bulk{n:04}")).await })
+            .collect();
+        ids.extend(crate::helpers::join_all(made).await);
+    }
+    ids
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_patch_of_a_thousand_members_lands_whole_and_reads_back(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let users = many_users(&app, 1000, 25).await;
+    let created = json!({ "schemas": [GROUP_URN], "displayName": "Everyone" });
+    let group = send(&app, Method::POST, "/Groups", &created).await.json();
+    let id = group["id"].as_str().unwrap().to_owned();
+    let members: Vec<Value> = users.iter().map(|u| json!({ "value": u })).collect();
+
+    let add = json!([{ "op": "add", "path": "members", "value": members }]);
+    patch(&app, &id, add).await.assert_no_content();
+    let read = scim_body(
+        &scim(
+            &app,
+            Method::GET,
+            &format!("/Groups/{id}"),
+            &app.admin_token,
+        )
+        .await,
+    );
+    assert_eq!(read["members"].as_array().unwrap().len(), 1000);
+    assert_eq!(
+        read["meta"]["version"], "\"1001\"",
+        "created, then a thousand members"
+    );
+
+    let remove = json!([{ "op": "remove", "path": "members", "value": members }]);
+    patch(&app, &id, remove).await.assert_no_content();
+    let read = scim_body(
+        &scim(
+            &app,
+            Method::GET,
+            &format!("/Groups/{id}"),
+            &app.admin_token,
+        )
+        .await,
+    );
+    assert_eq!(read["members"], json!([]));
+    assert_eq!(app.count_of("MemberRemoved"), 1000);
+}
