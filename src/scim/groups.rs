@@ -183,9 +183,7 @@ pub async fn create(
 }
 
 fn group_id(id: &str) -> Result<GroupIdentifier, ScimError> {
-    Uuid::try_parse(id)
-        .map(GroupIdentifier::Id)
-        .map_err(|_| ScimError::not_found(format!("There is no group {id}.")))
+    super::reads::id_of(id, "group").map(GroupIdentifier::Id)
 }
 
 /// `PUT`: the name and external id as sent (absent clears it), and the members as sent

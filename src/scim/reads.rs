@@ -34,7 +34,7 @@ impl ReadQuery {
 }
 
 /// A SCIM id: this service's ids are UUIDs, so anything else names nothing.
-fn id_of(text: &str, kind: &str) -> Result<Uuid, ScimError> {
+pub(super) fn id_of(text: &str, kind: &str) -> Result<Uuid, ScimError> {
     Uuid::try_parse(text).map_err(|_| ScimError::not_found(format!("There is no {kind} {text}.")))
 }
 
