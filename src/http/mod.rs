@@ -251,6 +251,7 @@ impl ListQuery {
         let page = self.page(service.page_size_max)?;
         let request = ListRequest {
             search: self.search()?,
+            filter: None,
             sorts: self.sorts(listed, default_order)?,
             offset: page.offset(),
             limit: page.size,

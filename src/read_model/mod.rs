@@ -4,6 +4,7 @@
 //! Architecture Invariant: only the projector writes here; handlers get read-only
 //! connections through [`ReadModel::read`], off the async executor.
 
+pub mod filter;
 mod queries;
 mod state;
 
@@ -17,9 +18,8 @@ use tokio::sync::Semaphore;
 
 pub use queries::{
     AccountStatus, ClientCredential, GroupView, Groups, HistoryItem, KeyUseOutcomes, Listed, Login,
-    Sort, UserView, Users, account_status, actor, group_by_external_id, is_administrator,
-    key_use_outcomes, list_groups, list_history, list_users, password_hash, password_of,
-    service_account, token_stands,
+    Sort, UserView, Users, account_status, actor, is_administrator, key_use_outcomes, list_groups,
+    list_history, list_users, password_hash, password_of, service_account, token_stands,
 };
 pub use state::SqliteState;
 

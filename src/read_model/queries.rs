@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::filter::{Filter, Over};
 use super::state::{IS_ADMINISTRATOR, IS_DIRECT_ADMINISTRATOR, group_type, uuid};
 use crate::auth::{Bearer, Credential};
 use crate::domain::{Actor, Custom, GroupType, Outcome, Profile, Username};
@@ -162,14 +163,6 @@ pub fn actor(conn: &Connection, user: Uuid) -> anyhow::Result<Option<Actor>> {
             })
         })
         .transpose()
-}
-
-/// The group an identity provider knows by `external_id` (compared exactly), by key.
-pub fn group_by_external_id(conn: &Connection, external_id: &str) -> anyhow::Result<Option<Uuid>> {
-    conn.prepare_cached("SELECT id FROM groups WHERE external_id = ?1")?
-        .query_row([external_id], |row| uuid(row, 0))
-        .optional()
-        .map_err(Into::into)
 }
 
 /// The service account bound to an API client.
@@ -399,11 +392,39 @@ pub enum Groups {
     },
 }
 
-/// The parameters of a list: the search pattern, then the id the list is scoped to.
-fn keys<'a>(pattern: &'a Option<String>, id: &'a Option<String>) -> Vec<&'a dyn rusqlite::ToSql> {
-    match id {
-        Some(id) => vec![pattern, id],
-        None => vec![pattern],
+/// The parameters of a list: the search pattern, then the id the list is scoped to, then
+/// a filter's, which are numbered from 3.
+fn keys<'a>(
+    pattern: &'a Option<String>,
+    id: &'a Option<String>,
+    filtered: &'a [rusqlite::types::Value],
+) -> Vec<&'a dyn rusqlite::ToSql> {
+    let mut keys: Vec<&dyn rusqlite::ToSql> = match (id, filtered.is_empty()) {
+        (Some(id), _) => vec![pattern, id],
+        (None, false) => vec![pattern, &rusqlite::types::Null],
+        (None, true) => vec![pattern],
+    };
+    keys.extend(filtered.iter().map(|value| value as &dyn rusqlite::ToSql));
+    keys
+}
+
+/// `FROM ... WHERE ...` of a list of users: its scope, its search, its filter.
+fn users_where(scope: &str, search: &str, condition: &str) -> String {
+    format!("FROM users u WHERE {scope}{search} AND {condition}")
+}
+
+fn groups_where(scope: &str, search: &str, condition: &str) -> String {
+    format!("FROM groups g WHERE {scope}{search} AND {condition}")
+}
+
+/// A filter's condition over the list's rows, and its parameters, from `?3`.
+fn filtered(
+    filter: Option<&Filter>,
+    over: Over,
+) -> anyhow::Result<(String, Vec<rusqlite::types::Value>)> {
+    match filter {
+        Some(filter) => Ok(super::filter::compile(filter, over, 3)?),
+        None => Ok(("1".to_owned(), Vec::new())),
     }
 }
 
@@ -413,20 +434,26 @@ const BELOW: &str = "WITH RECURSIVE below(id) AS (
         UNION SELECT c.child_id FROM child_groups c JOIN below b ON c.parent_id = b.id
     ) SELECT id FROM below";
 
+/// `q` over users: username, email, first and last name contain it.
+const USER_SEARCH: &str = "(?1 IS NULL
+        OR u.username LIKE ?1 ESCAPE '\\' OR u.email LIKE ?1 ESCAPE '\\'
+        OR json_extract(u.profile, '$.firstname') LIKE ?1 ESCAPE '\\'
+        OR json_extract(u.profile, '$.lastname') LIKE ?1 ESCAPE '\\')";
+
+/// `q` over groups: the name contains it.
+const GROUP_SEARCH: &str = "(?1 IS NULL OR g.name LIKE ?1 ESCAPE '\\')";
+
 /// A page of users and the total that match: `q` is a case-insensitive "contains" over
-/// username, email, first name and last name.
+/// username, email, first name and last name; `filter`, if any, must hold too.
 pub fn list_users(
     conn: &Connection,
     which: Users,
-    q: Option<&str>,
+    (q, filter): (Option<&str>, Option<&Filter>),
     sorts: &[Sort],
     offset: u64,
     limit: u64,
 ) -> anyhow::Result<(u64, Vec<UserView>)> {
-    let filter = "(?1 IS NULL
-        OR u.username LIKE ?1 ESCAPE '\\' OR u.email LIKE ?1 ESCAPE '\\'
-        OR json_extract(u.profile, '$.firstname') LIKE ?1 ESCAPE '\\'
-        OR json_extract(u.profile, '$.lastname') LIKE ?1 ESCAPE '\\')";
+    let search = USER_SEARCH;
     let pattern = q.map(contains);
     let (scope, id) = match which {
         Users::All => (String::new(), None),
@@ -441,12 +468,13 @@ pub fn list_users(
             (scope, Some(group.to_string()))
         }
     };
+    let (condition, params) = filtered(filter, Over::Users)?;
     page(
         conn,
         USER_COLUMNS,
-        &format!("FROM users u WHERE {scope}{filter}"),
+        &users_where(&scope, search, &condition),
         &order_by(sorts, "u.id"),
-        &keys(&pattern, &id),
+        &keys(&pattern, &id, &params),
         offset,
         limit,
         user_view,
@@ -454,16 +482,16 @@ pub fn list_users(
 }
 
 /// A page of groups and the total that match: `q` is a case-insensitive "contains" over
-/// the name.
+/// the name; `filter`, if any, must hold too.
 pub fn list_groups(
     conn: &Connection,
     which: Groups,
-    q: Option<&str>,
+    (q, filter): (Option<&str>, Option<&Filter>),
     sorts: &[Sort],
     offset: u64,
     limit: u64,
 ) -> anyhow::Result<(u64, Vec<GroupView>)> {
-    let filter = "(?1 IS NULL OR g.name LIKE ?1 ESCAPE '\\')";
+    let search = GROUP_SEARCH;
     let pattern = q.map(contains);
     let (groups, id) = match which {
         Groups::All => (None, None),
@@ -503,12 +531,13 @@ pub fn list_groups(
         .map(|groups| format!("g.id IN ({groups}) AND "))
         .unwrap_or_default();
     let id = id.map(|id| id.to_string());
+    let (condition, params) = filtered(filter, Over::Groups)?;
     page(
         conn,
         GROUP_COLUMNS,
-        &format!("FROM groups g WHERE {scope}{filter}"),
+        &groups_where(&scope, search, &condition),
         &order_by(sorts, "g.id"),
-        &keys(&pattern, &id),
+        &keys(&pattern, &id, &params),
         offset,
         limit,
         group_view,
@@ -619,4 +648,60 @@ pub fn key_use_outcomes(
         expected,
         outcomes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_model::filter::{Attribute, Op, Operand, compile};
+
+    /// Whether the plan of `sql` reads a table whole (`SCAN u` or `SCAN g`).
+    fn scans(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let args = vec![""; statement.parameter_count()];
+        let plan: Vec<String> = statement
+            .query_map(rusqlite::params_from_iter(args), |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        plan.into_iter()
+            .filter(|line| line.starts_with("SCAN"))
+            .collect()
+    }
+
+    #[test]
+    fn an_equality_filter_on_an_indexed_attribute_reads_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::read_model::open_for_writing(&dir.path().join("read.db")).unwrap();
+        let text = || Operand::Text("x".into());
+        for (attribute, over) in [
+            (Attribute::Username, Over::Users),
+            (Attribute::Email, Over::Users),
+            (Attribute::Id, Over::Users),
+            (Attribute::Name, Over::Groups),
+            (Attribute::ExternalId, Over::Groups),
+            (Attribute::Id, Over::Groups),
+        ] {
+            let filter = Filter::Compare(attribute, Op::Eq, text());
+            let (condition, _) = compile(&filter, over, 3).unwrap();
+            let from_where = match over {
+                Over::Users => users_where("", USER_SEARCH, &condition),
+                Over::Groups => groups_where("", GROUP_SEARCH, &condition),
+            };
+            let sql = format!("SELECT COUNT(*) {from_where}");
+            assert_eq!(
+                scans(&conn, &sql),
+                Vec::<String>::new(),
+                "{attribute:?}: {sql}"
+            );
+        }
+        // A "contains" has no index to read: the check sees the scan.
+        let contains = Filter::Compare(Attribute::Username, Op::Co, text());
+        let (condition, _) = compile(&contains, Over::Users, 3).unwrap();
+        let sql = format!(
+            "SELECT COUNT(*) {}",
+            users_where("", USER_SEARCH, &condition)
+        );
+        assert_eq!(scans(&conn, &sql).len(), 1, "{sql}");
+    }
 }

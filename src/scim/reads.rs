@@ -8,11 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::resources::{self, Equals, MEMBERS_SHOWN_MAX, Paging, Projection};
+use super::resources::{self, MEMBERS_SHOWN_MAX, Paging, Projection};
 use super::{ScimCaller, ScimError, scim_json};
-use crate::domain::{DomainError, Email, GroupIdentifier, GroupName, UserIdentifier, Username};
+use crate::domain::{GroupIdentifier, UserIdentifier};
+use crate::read_model::filter::{Filter as ReadFilter, Over};
 use crate::read_model::{GroupView, Listed, Sort, UserView};
-use crate::service::{GroupScope, ListRequest, Service, ServiceError, UserScope};
+use crate::service::{GroupScope, ListRequest, Service, UserScope};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,33 +44,15 @@ fn by_creation(listed: Listed) -> Vec<Sort> {
     listed.sort("created").into_iter().collect()
 }
 
-/// The first `limit` of a list, with its total.
-fn page(offset: u64, limit: u64, listed: Listed) -> ListRequest {
+/// A page of a list, `filter` holding for each item.
+fn page(offset: u64, limit: u64, listed: Listed, filter: Option<ReadFilter>) -> ListRequest {
     ListRequest {
         search: None,
+        filter,
         sorts: by_creation(listed),
         offset,
         limit,
     }
-}
-
-/// A lookup that found nothing is an empty result, not an error.
-fn found<T>(result: Result<T, ServiceError>) -> Result<Option<T>, ScimError> {
-    match result {
-        Ok(found) => Ok(Some(found)),
-        Err(ServiceError::Refused(DomainError::UserNotFound | DomainError::GroupNotFound)) => {
-            Ok(None)
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
-fn unfilterable(attribute: &str) -> ScimError {
-    ScimError::new(
-        StatusCode::BAD_REQUEST,
-        Some(ScimType::InvalidFilter),
-        format!("Filtering on {attribute} is not answered so far."),
-    )
 }
 
 /// The groups a user is a direct member of, as (id, name).
@@ -82,7 +65,7 @@ async fn groups_of(
         user: UserIdentifier::Id(user),
         inherited: false,
     };
-    let request = page(0, MEMBERS_SHOWN_MAX, Listed::Groups);
+    let request = page(0, MEMBERS_SHOWN_MAX, Listed::Groups, None);
     let groups = service.list_groups(caller.0, scope, request).await?;
     Ok((groups.items.into_iter())
         .map(|group| (group.id.to_string(), group.name))
@@ -126,50 +109,20 @@ pub async fn users(
 ) -> Result<HttpResponse, ScimError> {
     service.require_administrator(caller.0).await?;
     let paging = Paging::new(query.start_index, query.count, service.page_size_max);
-    let (total, users) = match resources::equals(query.filter.as_deref())? {
-        None => {
-            let request = page(paging.offset(), paging.count, Listed::Users);
-            let list = service
-                .list_users(caller.0, UserScope::All, request)
-                .await?;
-            (list.total, list.items)
-        }
-        Some(equals) => {
-            let found = match user_named(&equals)? {
-                Some(user) => found(service.user(caller.0, user).await)?,
-                None => None,
-            };
-            one_page(found, paging)
-        }
-    };
+    let filter = resources::filter(query.filter.as_deref(), Over::Users)?;
+    let request = page(paging.offset(), paging.count, Listed::Users, filter);
+    let list = service
+        .list_users(caller.0, UserScope::All, request)
+        .await?;
     let projection = query.projection();
-    let mut shown = Vec::with_capacity(users.len());
-    for user in &users {
+    let mut shown = Vec::with_capacity(list.items.len());
+    for user in &list.items {
         shown.push(show_user(&service, caller, &req, &projection, user).await?);
     }
     Ok(scim_json(
         StatusCode::OK,
-        &resources::list(paging, total, shown),
+        &resources::list(paging, list.total, shown),
     ))
-}
-
-/// The user a filter names, if any user could have that name (a `userName` with `@` is
-/// no username here).
-fn user_named(equals: &Equals) -> Result<Option<UserIdentifier>, ScimError> {
-    let value = equals.value.clone();
-    Ok(match equals.attribute.as_str() {
-        "username" => Username::parse(value).ok().map(UserIdentifier::Username),
-        "id" => Uuid::try_parse(&value).ok().map(UserIdentifier::Id),
-        "emails" | "emails.value" => Email::parse(value).ok().map(UserIdentifier::Email),
-        other => return Err(unfilterable(other)),
-    })
-}
-
-/// The page of a result of at most one resource.
-fn one_page<T>(found: Option<T>, paging: Paging) -> (u64, Vec<T>) {
-    let total = u64::from(found.is_some());
-    let shown = found.filter(|_| paging.offset() == 0 && paging.count > 0);
-    (total, shown.into_iter().collect())
 }
 
 /// A group's direct members as (id, username), or 400 `tooMany` for a group too large to
@@ -183,7 +136,7 @@ async fn members_of(
         group: GroupIdentifier::Id(group.id),
         inherited: false,
     };
-    let request = page(0, MEMBERS_SHOWN_MAX, Listed::Users);
+    let request = page(0, MEMBERS_SHOWN_MAX, Listed::Users, None);
     let members = service.list_users(caller.0, scope, request).await?;
     if members.total > MEMBERS_SHOWN_MAX {
         return Err(ScimError::new(
@@ -240,52 +193,18 @@ pub async fn groups(
 ) -> Result<HttpResponse, ScimError> {
     service.require_administrator(caller.0).await?;
     let paging = Paging::new(query.start_index, query.count, service.page_size_max);
-    let (total, groups) = match resources::equals(query.filter.as_deref())? {
-        None => {
-            let request = page(paging.offset(), paging.count, Listed::Groups);
-            let list = service
-                .list_groups(caller.0, GroupScope::All, request)
-                .await?;
-            (list.total, list.items)
-        }
-        Some(equals) => {
-            let value = equals.value.clone();
-            let named = match equals.attribute.as_str() {
-                "displayname" => GroupName::parse(value).ok().map(GroupIdentifier::Name),
-                "id" => Uuid::try_parse(&value).ok().map(GroupIdentifier::Id),
-                "externalid" => {
-                    let found = service.group_by_external_id(caller.0, value).await?;
-                    let page = one_page(found, paging);
-                    return list_groups(&service, caller, &req, &query, paging, page).await;
-                }
-                other => return Err(unfilterable(other)),
-            };
-            let found = match named {
-                Some(group) => found(service.group(caller.0, group).await)?,
-                None => None,
-            };
-            one_page(found, paging)
-        }
-    };
-    list_groups(&service, caller, &req, &query, paging, (total, groups)).await
-}
-
-/// A page of groups as a list response.
-async fn list_groups(
-    service: &Service,
-    caller: ScimCaller,
-    req: &HttpRequest,
-    query: &ReadQuery,
-    paging: Paging,
-    (total, groups): (u64, Vec<GroupView>),
-) -> Result<HttpResponse, ScimError> {
+    let filter = resources::filter(query.filter.as_deref(), Over::Groups)?;
+    let request = page(paging.offset(), paging.count, Listed::Groups, filter);
+    let list = service
+        .list_groups(caller.0, GroupScope::All, request)
+        .await?;
     let projection = query.projection();
-    let mut shown = Vec::with_capacity(groups.len());
-    for group in &groups {
-        shown.push(show_group(service, caller, req, &projection, group).await?);
+    let mut shown = Vec::with_capacity(list.items.len());
+    for group in &list.items {
+        shown.push(show_group(&service, caller, &req, &projection, group).await?);
     }
     Ok(scim_json(
         StatusCode::OK,
-        &resources::list(paging, total, shown),
+        &resources::list(paging, list.total, shown),
     ))
 }

@@ -5,12 +5,13 @@ use std::str::FromStr;
 
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
-use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter};
+use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, ValFilter};
 use scim_v2::models::errors::ScimType;
 use scim_v2::schema_urns;
 use serde_json::{Value, json};
 
 use super::ScimError;
+use crate::read_model::filter::{Attribute, Filter as ReadFilter, Op, Operand, Over};
 use crate::read_model::{GroupView, UserView};
 
 /// The most members a group shows inside itself; a larger group is read with
@@ -183,51 +184,139 @@ pub fn list(paging: Paging, total: u64, resources: Vec<Value>) -> Value {
     })
 }
 
-/// What a list's filter asks for, as far as this service answers filters so far: one
-/// attribute equal to a string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Equals {
-    /// The attribute, in lower case, with a sub-attribute as `emails.value`.
-    pub attribute: String,
-    pub value: String,
-}
-
-/// The filter, if any, as an `attribute eq "value"`: 400 `invalidFilter` for one that
-/// does not parse or asks for more.
-pub fn equals(filter: Option<&str>) -> Result<Option<Equals>, ScimError> {
-    let Some(text) = filter.map(str::trim).filter(|f| !f.is_empty()) else {
+/// A list's `filter` in the read model's terms, for users or groups: every operator and
+/// `and` / `or` / `not`, attribute names in any case, over the attributes this service
+/// keeps; `emails[type eq "work" and value eq "..."]` (the one work email) too, and the
+/// form some providers send, `emails[type eq "work"].value eq "..."`. 400 `invalidFilter`
+/// for one that does not parse or names what the resources do not have.
+pub fn filter(text: Option<&str>, over: Over) -> Result<Option<ReadFilter>, ScimError> {
+    let Some(text) = text.map(str::trim).filter(|f| !f.is_empty()) else {
         return Ok(None);
     };
-    let invalid = |detail: String| {
-        ScimError::new(
-            StatusCode::BAD_REQUEST,
-            Some(ScimType::InvalidFilter),
-            detail,
-        )
+    let text = value_path_quirk(text);
+    let parsed = Filter::from_str(&text)
+        .map_err(|e| invalid_filter(format!("The filter does not parse: {e}.")))?;
+    Ok(Some(convert(&parsed, over)?))
+}
+
+fn invalid_filter(detail: String) -> ScimError {
+    ScimError::new(
+        StatusCode::BAD_REQUEST,
+        Some(ScimType::InvalidFilter),
+        detail,
+    )
+}
+
+/// `emails[type eq "work"].value eq "x"`, which RFC 7644 does not allow, as the valid
+/// `emails[type eq "work" and value eq "x"]`.
+fn value_path_quirk(text: &str) -> String {
+    let Some((head, tail)) = text.split_once("].value ") else {
+        return text.to_owned();
     };
-    let parsed =
-        Filter::from_str(text).map_err(|e| invalid(format!("The filter does not parse: {e}.")))?;
-    match parsed {
-        Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(value))) => {
-            Ok(Some(Equals {
-                attribute: attribute_name(&path),
-                value,
-            }))
+    let Some((attribute, inner)) = head.split_once('[') else {
+        return text.to_owned();
+    };
+    let (op, value) = tail.trim().split_once(' ').unwrap_or((tail, ""));
+    format!("{attribute}[{inner} and value {op} {value}]")
+}
+
+fn convert(filter: &Filter, over: Over) -> Result<ReadFilter, ScimError> {
+    let all = |items: &[Filter]| -> Result<Vec<ReadFilter>, ScimError> {
+        items.iter().map(|item| convert(item, over)).collect()
+    };
+    Ok(match filter {
+        Filter::Attr(AttrExp::Present(path)) => ReadFilter::Present(attribute(path, over)?),
+        Filter::Attr(AttrExp::Comparison(path, op, value)) => {
+            ReadFilter::Compare(attribute(path, over)?, operator(op), operand(value))
         }
-        _ => Err(invalid(
-            "Only a filter of one attribute equal to a string (such as \
-             userName eq \"bjensen\") is answered so far."
-                .into(),
-        )),
+        Filter::Not(inner) => ReadFilter::Not(Box::new(convert(inner, over)?)),
+        Filter::And(items) => ReadFilter::And(all(items.as_slice())?),
+        Filter::Or(items) => ReadFilter::Or(all(items.as_slice())?),
+        Filter::ValuePath(path)
+            if over == Over::Users && path.attr.name.eq_ignore_ascii_case("emails") =>
+        {
+            email_filter(&path.filter)?
+        }
+        Filter::ValuePath(path) => {
+            return Err(invalid_filter(format!(
+                "{} has no values to filter.",
+                path.attr.name
+            )));
+        }
+    })
+}
+
+/// A filter inside `emails[...]`: a user's one email is its `value`, of type `work`,
+/// primary.
+fn email_filter(filter: &ValFilter) -> Result<ReadFilter, ScimError> {
+    let all = |items: &[ValFilter]| -> Result<Vec<ReadFilter>, ScimError> {
+        items.iter().map(email_filter).collect()
+    };
+    let always = |holds: bool| match holds {
+        true => ReadFilter::Present(Attribute::Email),
+        false => ReadFilter::Not(Box::new(ReadFilter::Present(Attribute::Email))),
+    };
+    Ok(match filter {
+        ValFilter::Attr(AttrExp::Present(path)) => match path.name.to_lowercase().as_str() {
+            "value" | "type" | "primary" => always(true),
+            other => return Err(invalid_filter(format!("An email has no {other}."))),
+        },
+        ValFilter::Attr(AttrExp::Comparison(path, op, value)) => {
+            match path.name.to_lowercase().as_str() {
+                "value" => ReadFilter::Compare(Attribute::Email, operator(op), operand(value)),
+                "type" => always(*op == CompareOp::Eq && *value == CompValue::Str("work".into())),
+                "primary" => always(*op == CompareOp::Eq && *value == CompValue::True),
+                other => return Err(invalid_filter(format!("An email has no {other}."))),
+            }
+        }
+        ValFilter::Not(inner) => ReadFilter::Not(Box::new(email_filter(inner)?)),
+        ValFilter::And(items) => ReadFilter::And(all(items.as_slice())?),
+        ValFilter::Or(items) => ReadFilter::Or(all(items.as_slice())?),
+    })
+}
+
+/// The attribute a path names on a user or a group, any case, with or without its URN.
+fn attribute(path: &AttrPath, over: Over) -> Result<Attribute, ScimError> {
+    let name = path.name.to_lowercase();
+    let sub = path.sub_attr.as_deref().map(str::to_lowercase);
+    let found = match (over, name.as_str(), sub.as_deref()) {
+        (_, "id", None) => Some(Attribute::Id),
+        (Over::Users, "username", None) => Some(Attribute::Username),
+        (Over::Users, "emails", None | Some("value")) => Some(Attribute::Email),
+        (Over::Users, "name", Some("givenname")) => Some(Attribute::GivenName),
+        (Over::Users, "name", Some("familyname")) => Some(Attribute::FamilyName),
+        (Over::Users, "active", None) => Some(Attribute::Active),
+        (Over::Groups, "displayname", None) => Some(Attribute::Name),
+        (Over::Groups, "externalid", None) => Some(Attribute::ExternalId),
+        (_, "meta", Some("created")) => Some(Attribute::Created),
+        (Over::Users, "meta", Some("lastmodified")) => Some(Attribute::Modified),
+        _ => None,
+    };
+    found.ok_or_else(|| invalid_filter(format!("Filtering on {path} is not answered here.")))
+}
+
+fn operator(op: &CompareOp) -> Op {
+    match op {
+        CompareOp::Eq => Op::Eq,
+        CompareOp::Ne => Op::Ne,
+        CompareOp::Co => Op::Co,
+        CompareOp::Sw => Op::Sw,
+        CompareOp::Ew => Op::Ew,
+        CompareOp::Gt => Op::Gt,
+        CompareOp::Ge => Op::Ge,
+        CompareOp::Lt => Op::Lt,
+        CompareOp::Le => Op::Le,
     }
 }
 
-fn attribute_name(path: &AttrPath) -> String {
-    let mut name = path.name.to_lowercase();
-    if let Some(sub) = &path.sub_attr {
-        name = format!("{name}.{}", sub.to_lowercase());
+fn operand(value: &CompValue) -> Operand {
+    match value {
+        CompValue::Str(text) => Operand::Text(text.clone()),
+        CompValue::True => Operand::Bool(true),
+        CompValue::False => Operand::Bool(false),
+        CompValue::Null => Operand::Null,
+        CompValue::Number(number) => Operand::Text(number.to_string()),
     }
-    name
 }
 
 #[cfg(test)]
@@ -263,23 +352,33 @@ mod tests {
     }
 
     #[test]
-    fn an_equality_filter_is_read_and_anything_else_refused() {
-        let found = equals(Some(r#"UserName eq "Bjensen""#)).unwrap().unwrap();
+    fn filters_read_in_any_case_and_what_is_not_kept_is_refused() {
+        let found = filter(Some(r#"UserName eq "Bjensen""#), Over::Users).unwrap();
         assert_eq!(
-            (found.attribute.as_str(), found.value.as_str()),
-            ("username", "Bjensen")
+            found,
+            Some(ReadFilter::Compare(
+                Attribute::Username,
+                Op::Eq,
+                Operand::Text("Bjensen".into())
+            ))
         );
-        let email = equals(Some(r#"emails.value eq "b@x.com""#))
-            .unwrap()
-            .unwrap();
-        assert_eq!(email.attribute, "emails.value");
-        assert_eq!(equals(None).unwrap(), None);
-        for refused in [
-            r#"userName sw "b""#,
-            "userName eq",
-            r#"a eq "1" or b eq "2""#,
+        let quirk = filter(
+            Some(r#"emails[type eq "work"].value eq "b@x.com""#),
+            Over::Users,
+        );
+        let valid = filter(
+            Some(r#"emails[type eq "work" and value eq "b@x.com"]"#),
+            Over::Users,
+        );
+        assert_eq!(quirk.unwrap(), valid.unwrap());
+        assert_eq!(filter(None, Over::Users).unwrap(), None);
+        for (refused, over) in [
+            (r#"nickName eq "b""#, Over::Users),
+            ("userName eq", Over::Users),
+            (r#"displayName eq "x""#, Over::Users),
+            (r#"members eq "x""#, Over::Groups),
         ] {
-            let error = equals(Some(refused)).unwrap_err();
+            let error = filter(Some(refused), over).unwrap_err();
             assert_eq!(error.scim_type, Some(ScimType::InvalidFilter), "{refused}");
         }
     }

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{Service, ServiceError};
 use crate::auth::Bearer;
 use crate::domain::{DomainError, GroupIdentifier, State, UserIdentifier};
+use crate::read_model::filter::Filter;
 use crate::read_model::{self, GroupView, Groups, HistoryItem, Sort, SqliteState, UserView, Users};
 
 /// Which users a list is of, as a request names them.
@@ -42,6 +43,8 @@ pub enum GroupScope {
 #[derive(Debug, Clone)]
 pub struct ListRequest {
     pub search: Option<String>,
+    /// A filter that must hold too.
+    pub filter: Option<Filter>,
     pub sorts: Vec<Sort>,
     pub offset: u64,
     pub limit: u64,
@@ -109,22 +112,6 @@ impl Service {
         .await
     }
 
-    /// The group an identity provider knows by `external_id`, if any, for an
-    /// administrator.
-    pub async fn group_by_external_id(
-        &self,
-        caller: Bearer,
-        external_id: String,
-    ) -> Result<Option<GroupView>, ServiceError> {
-        self.query(caller, move |conn| {
-            let Some(id) = read_model::group_by_external_id(conn, &external_id)? else {
-                return Ok(None);
-            };
-            Ok(GroupView::load(conn, id)?)
-        })
-        .await
-    }
-
     /// The group a write just made or changed, as stored (see [`Self::stored_user`]).
     pub async fn stored_group(&self, group: Uuid) -> Result<GroupView, ServiceError> {
         self.read(move |conn| {
@@ -150,12 +137,13 @@ impl Service {
             };
             let ListRequest {
                 search,
+                filter,
                 sorts,
                 offset,
                 limit,
             } = request;
-            let page =
-                read_model::list_users(conn, which, search.as_deref(), &sorts, offset, limit)?;
+            let matching = (search.as_deref(), filter.as_ref());
+            let page = read_model::list_users(conn, which, matching, &sorts, offset, limit)?;
             Ok(page.into())
         })
         .await
@@ -187,12 +175,13 @@ impl Service {
             };
             let ListRequest {
                 search,
+                filter,
                 sorts,
                 offset,
                 limit,
             } = request;
-            let page =
-                read_model::list_groups(conn, which, search.as_deref(), &sorts, offset, limit)?;
+            let matching = (search.as_deref(), filter.as_ref());
+            let page = read_model::list_groups(conn, which, matching, &sorts, offset, limit)?;
             Ok(page.into())
         })
         .await

@@ -307,10 +307,11 @@ async fn a_filter_this_service_does_not_answer_is_an_invalid_filter(backend: Bac
     let app = TestApp::spawn(backend).await;
     let token = &app.admin_token;
     for (path, filter) in [
-        ("/Users", r#"userName sw "t""#),
         ("/Users", r#"userName eq"#),
         ("/Users", r#"nickName eq "x""#),
+        ("/Users", r#"displayName eq "x""#),
         ("/Groups", r#"members eq "x""#),
+        ("/Groups", r#"emails[type eq "work"]"#),
     ] {
         let answer = scim(&app, Method::GET, &filtered(path, filter), token).await;
         assert_scim_error(&answer, 400, Some("invalidFilter"));
@@ -319,4 +320,76 @@ async fn a_filter_this_service_does_not_answer_is_an_invalid_filter(backend: Bac
     assert_scim_error(&missing, 404, None);
     let missing = format!("/Groups/{}", uuid::Uuid::new_v4());
     assert_scim_error(&scim(&app, Method::GET, &missing, token).await, 404, None);
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn filters_take_every_operator_and_combination_over_kept_attributes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let seed = app.seed().await;
+    let marla = app
+        .create_user("msinger", "marla@fightclub.com", None)
+        .await;
+    let token = &app.admin_token;
+    let ids = |answer: &Answer| -> Vec<String> {
+        let body = scim_body(answer);
+        let mut ids: Vec<String> = (body["Resources"].as_array().unwrap().iter())
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let tyler = seed.user_id.to_string();
+    let marla = marla["id"].as_str().unwrap().to_owned();
+    let mut both = vec![tyler.clone(), marla.clone()];
+    both.sort();
+    for (filter, expected) in [
+        (r#"userName sw "TD""#, vec![tyler.clone()]),
+        (r#"userName co "SING""#, vec![marla.clone()]),
+        (r#"emails ew "@fightclub.com""#, both.clone()),
+        (
+            r#"userName eq "tdurden" or userName eq "msinger""#,
+            both.clone(),
+        ),
+        (
+            r#"emails ew "@fightclub.com" and not (userName eq "tdurden")"#,
+            vec![marla.clone()],
+        ),
+        (
+            r#"name.givenName eq "tyler" and userName ne "tdurden""#,
+            vec![marla.clone()],
+        ),
+        (
+            r#"emails[type eq "work" and value eq "MARLA@fightclub.com"]"#,
+            vec![marla.clone()],
+        ),
+        (
+            r#"emails[type eq "work"].value eq "marla@fightclub.com""#,
+            vec![marla.clone()],
+        ),
+        (r#"active eq false"#, vec![]),
+        (
+            r#"meta.created gt "2000-01-01T00:00:00Z" and emails ew "fightclub.com""#,
+            both.clone(),
+        ),
+    ] {
+        let answer = scim(&app, Method::GET, &filtered("/Users", filter), token).await;
+        assert_eq!(ids(&answer), expected, "{filter}");
+    }
+    let groups = scim(
+        &app,
+        Method::GET,
+        &filtered("/Groups", r#"displayName sw "paper""#),
+        token,
+    )
+    .await;
+    assert_eq!(ids(&groups), vec![seed.group_id.to_string()]);
+    let none = scim(
+        &app,
+        Method::GET,
+        &filtered("/Groups", "externalId pr"),
+        token,
+    )
+    .await;
+    assert_eq!(ids(&none), Vec::<String>::new());
 }
