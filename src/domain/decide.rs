@@ -355,9 +355,10 @@ fn create_group(
 fn found_users(state: &impl State, users: &[UserIdentifier]) -> Result<Vec<UserRef>, Refusal> {
     let mut missing = Vec::new();
     let mut found: Vec<UserRef> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for id in users {
         match state.user(id)? {
-            Some(user) if found.iter().any(|f| f.id == user.id) => {}
+            Some(user) if !seen.insert(user.id) => {}
             Some(user) => found.push(user),
             None => missing.push(id.to_string()),
         }
@@ -400,16 +401,19 @@ fn change_members(
 ) -> Result<Vec<EventData>, Refusal> {
     let (add, remove) = match change {
         MemberChange::Edit { add, remove } => {
+            let mut seen = std::collections::HashSet::new();
             let remove = (remove.iter())
                 .filter_map(|user| state.user(user).transpose())
+                .filter(|user| user.as_ref().map_or(true, |user| seen.insert(user.id)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             (found_users(state, &add)?, remove)
         }
         MemberChange::Replace(wanted) => {
             let wanted = found_users(state, &wanted)?;
+            let ids: std::collections::HashSet<Uuid> = wanted.iter().map(|w| w.id).collect();
             let current = state.members_of(group.id)?;
             let remove = (current.into_iter())
-                .filter(|member| !wanted.iter().any(|w| w.id == member.id))
+                .filter(|member| !ids.contains(&member.id))
                 .collect();
             (wanted, remove)
         }

@@ -66,21 +66,43 @@ pub enum Over {
     Groups,
 }
 
-/// An attribute's column, and whether it compares case-exactly.
-fn column(over: Over, attribute: Attribute) -> Result<(&'static str, bool), Unanswerable> {
+/// How a column compares text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// As stored: ids, external ids, times.
+    Exact,
+    /// A key stored in (Unicode) lower case: usernames, emails, group names.
+    Key,
+    /// Folded by SQLite's `lower`, which folds ASCII letters only: names in the profile.
+    Ascii,
+}
+
+impl Case {
+    fn fold(self, text: &str) -> String {
+        match self {
+            Self::Exact => text.to_owned(),
+            Self::Key => text.to_lowercase(),
+            Self::Ascii => text.to_ascii_lowercase(),
+        }
+    }
+}
+
+/// An attribute's column, and how it compares.
+fn column(over: Over, attribute: Attribute) -> Result<(&'static str, Case), Unanswerable> {
     use Attribute as A;
+    use Case::{Ascii, Exact, Key};
     Ok(match (over, attribute) {
-        (Over::Users, A::Id) => ("u.id", true),
-        (Over::Users, A::Username) => ("u.username_key", false),
-        (Over::Users, A::Email) => ("u.email_key", false),
-        (Over::Users, A::GivenName) => ("lower(json_extract(u.profile, '$.firstname'))", false),
-        (Over::Users, A::FamilyName) => ("lower(json_extract(u.profile, '$.lastname'))", false),
-        (Over::Users, A::Created) => ("u.created", true),
-        (Over::Users, A::Modified) => ("u.modified", true),
-        (Over::Groups, A::Id) => ("g.id", true),
-        (Over::Groups, A::Name) => ("g.name_key", false),
-        (Over::Groups, A::ExternalId) => ("g.external_id", true),
-        (Over::Groups, A::Created) => ("g.created", true),
+        (Over::Users, A::Id) => ("u.id", Exact),
+        (Over::Users, A::Username) => ("u.username_key", Key),
+        (Over::Users, A::Email) => ("u.email_key", Key),
+        (Over::Users, A::GivenName) => ("lower(json_extract(u.profile, '$.firstname'))", Ascii),
+        (Over::Users, A::FamilyName) => ("lower(json_extract(u.profile, '$.lastname'))", Ascii),
+        (Over::Users, A::Created) => ("u.created", Exact),
+        (Over::Users, A::Modified) => ("u.modified", Exact),
+        (Over::Groups, A::Id) => ("g.id", Exact),
+        (Over::Groups, A::Name) => ("g.name_key", Key),
+        (Over::Groups, A::ExternalId) => ("g.external_id", Exact),
+        (Over::Groups, A::Created) => ("g.created", Exact),
         (_, other) => {
             return Err(Unanswerable(format!(
                 "{other:?} cannot be filtered on here"
@@ -126,35 +148,32 @@ fn condition(
             active(*op, operand)
         }
         Filter::Compare(attribute, op, operand) => {
-            let (column, exact) = column(over, *attribute)?;
+            let (column, case) = column(over, *attribute)?;
             let Operand::Text(text) = operand else {
                 return Err(Unanswerable(format!("{attribute:?} is compared with text")));
             };
-            let text = if exact {
-                text.clone()
-            } else {
-                text.to_lowercase()
-            };
+            let text = case.fold(text);
             let at = first + params.len();
-            let (sql, value) = match op {
-                Op::Eq => (format!("{column} = ?{at}"), text),
-                Op::Ne => (format!("{column} IS NOT ?{at}"), text),
-                Op::Co => (
-                    format!("{column} LIKE ?{at} ESCAPE '\\'"),
-                    format!("%{}%", escape(&text)),
-                ),
-                Op::Sw => (
-                    format!("{column} LIKE ?{at} ESCAPE '\\'"),
-                    format!("{}%", escape(&text)),
-                ),
-                Op::Ew => (
-                    format!("{column} LIKE ?{at} ESCAPE '\\'"),
-                    format!("%{}", escape(&text)),
-                ),
-                Op::Gt => (format!("{column} > ?{at}"), text),
-                Op::Ge => (format!("{column} >= ?{at}"), text),
-                Op::Lt => (format!("{column} < ?{at}"), text),
-                Op::Le => (format!("{column} <= ?{at}"), text),
+            let like = |pattern: String| (format!("{column} LIKE ?{at} ESCAPE '\\'"), pattern);
+            // `LIKE` ignores ASCII case: a case-exact column matches its parts by position.
+            let (sql, value) = match (op, case) {
+                (Op::Co, Case::Exact) => (format!("instr({column}, ?{at}) > 0"), text),
+                (Op::Sw, Case::Exact) => {
+                    let sql = format!("substr({column}, 1, length(?{at})) = ?{at}");
+                    (sql, text)
+                }
+                (Op::Ew, Case::Exact) => {
+                    (format!("substr({column}, -length(?{at})) = ?{at}"), text)
+                }
+                (Op::Co, _) => like(format!("%{}%", escape(&text))),
+                (Op::Sw, _) => like(format!("{}%", escape(&text))),
+                (Op::Ew, _) => like(format!("%{}", escape(&text))),
+                (Op::Eq, _) => (format!("{column} = ?{at}"), text),
+                (Op::Ne, _) => (format!("{column} IS NOT ?{at}"), text),
+                (Op::Gt, _) => (format!("{column} > ?{at}"), text),
+                (Op::Ge, _) => (format!("{column} >= ?{at}"), text),
+                (Op::Lt, _) => (format!("{column} < ?{at}"), text),
+                (Op::Le, _) => (format!("{column} <= ?{at}"), text),
             };
             params.push(Sql::Text(value));
             Ok(sql)

@@ -11,6 +11,9 @@ use super::SCIM_JSON;
 use crate::domain::DomainError;
 use crate::service::ServiceError;
 
+/// How long a client should wait before retrying a 503, in seconds.
+const RETRY_AFTER_S: u32 = 1;
+
 #[derive(Debug, thiserror::Error)]
 #[error("{status} {detail}")]
 pub struct ScimError {
@@ -78,9 +81,13 @@ fn refused(reason: DomainError) -> ScimError {
     use StatusCode as S;
     let detail = reason.to_string();
     match reason {
-        E::GroupNotFound | E::UserNotFound | E::GroupsNotFound { .. } | E::UsersNotFound { .. } => {
-            ScimError::new(S::NOT_FOUND, None, detail)
-        }
+        E::GroupNotFound | E::UserNotFound => ScimError::new(S::NOT_FOUND, None, detail),
+        // Members that name no user are a bad value in the request, not a missing resource.
+        E::GroupsNotFound { missing } | E::UsersNotFound { missing } => ScimError::new(
+            S::BAD_REQUEST,
+            Some(ScimType::InvalidValue),
+            format!("{detail}: {}", missing.join(", ")),
+        ),
         E::UsernameTaken | E::EmailTaken | E::GroupNameTaken | E::IdTaken => {
             ScimError::new(S::CONFLICT, Some(ScimType::Uniqueness), detail)
         }
@@ -111,8 +118,14 @@ impl ResponseError for ScimError {
             ..ScimHttpError::default()
         };
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+            }
+            _ => {}
         }
         response.content_type(SCIM_JSON).json(body)
     }

@@ -5,6 +5,7 @@
 //! back: each membership that changes is an event of its own, checked when it is applied,
 //! exactly as the Contensis API's calls are.
 
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use actix_web::http::{StatusCode, header};
@@ -14,7 +15,7 @@ use scim_v2::models::errors::ScimType;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::reads::show_group;
+use super::reads::{TooMany, show_group};
 use super::resources::{Projection, location};
 use super::{ScimCaller, ScimError};
 use crate::domain::{
@@ -171,7 +172,15 @@ pub async fn create(
         .execute_for(caller.0, write_of(&req)?, command)
         .await?;
     let group = service.stored_group(made.unwrap_or(group_id)).await?;
-    let shown = show_group(&service, caller, &req, &Projection::default(), &group).await?;
+    let shown = show_group(
+        &service,
+        caller,
+        &req,
+        &Projection::default(),
+        &group,
+        TooMany::Omit,
+    )
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -214,7 +223,15 @@ pub async fn replace(
         .execute_for(caller.0, write_of(&req)?, command)
         .await?;
     let group = service.group(caller.0, group).await?;
-    let shown = show_group(&service, caller, &req, &Projection::default(), &group).await?;
+    let shown = show_group(
+        &service,
+        caller,
+        &req,
+        &Projection::default(),
+        &group,
+        TooMany::Omit,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, super::resources::etag(group.version)))
         .content_type(super::SCIM_JSON)
@@ -236,10 +253,14 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The members a PATCH wants, folded operation by operation.
+/// The members a PATCH wants, folded operation by operation; sets, so that each id
+/// counts once and folding stays linear in the request's size.
 enum Members {
-    Edit { add: Vec<Uuid>, remove: Vec<Uuid> },
-    Replace(Vec<Uuid>),
+    Edit {
+        add: BTreeSet<Uuid>,
+        remove: BTreeSet<Uuid>,
+    },
+    Replace(BTreeSet<Uuid>),
 }
 
 impl Members {
@@ -247,10 +268,12 @@ impl Members {
         for id in ids {
             match self {
                 Self::Edit { add, remove } => {
-                    remove.retain(|r| *r != id);
-                    add.push(id);
+                    remove.remove(&id);
+                    add.insert(id);
                 }
-                Self::Replace(wanted) => wanted.push(id),
+                Self::Replace(wanted) => {
+                    wanted.insert(id);
+                }
             }
         }
     }
@@ -259,15 +282,18 @@ impl Members {
         for id in ids {
             match self {
                 Self::Edit { add, remove } => {
-                    add.retain(|a| *a != id);
-                    remove.push(id);
+                    add.remove(&id);
+                    remove.insert(id);
                 }
-                Self::Replace(wanted) => wanted.retain(|w| *w != id),
+                Self::Replace(wanted) => {
+                    wanted.remove(&id);
+                }
             }
         }
     }
 
     fn into_change(self) -> MemberChange {
+        let users = |ids: BTreeSet<Uuid>| ids.into_iter().map(UserIdentifier::Id).collect();
         match self {
             Self::Edit { add, remove } => MemberChange::Edit {
                 add: users(add),
@@ -309,8 +335,8 @@ impl Patch {
             name: Set::Keep,
             external_id: Set::Keep,
             members: Members::Edit {
-                add: Vec::new(),
-                remove: Vec::new(),
+                add: BTreeSet::new(),
+                remove: BTreeSet::new(),
             },
         };
         for operation in operations {
@@ -419,7 +445,7 @@ impl Patch {
             }
             // Without a value, every member goes (RFC 7644 section 3.5.2.2).
             ("members", Op::Remove) if value.is_null() => {
-                self.members = Members::Replace(Vec::new());
+                self.members = Members::Replace(BTreeSet::new());
                 Ok(())
             }
             ("members", Op::Remove) => {
@@ -427,7 +453,7 @@ impl Patch {
                 Ok(())
             }
             ("members", Op::Replace) => {
-                self.members = Members::Replace(member_ids(&value)?);
+                self.members = Members::Replace(member_ids(&value)?.into_iter().collect());
                 Ok(())
             }
             ("id" | "meta" | "schemas", _) => Ok(()),

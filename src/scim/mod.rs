@@ -47,6 +47,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/Users", web::get().to(reads::users))
             .route("/Users/{id}", web::get().to(reads::user))
             .app_data(json_config())
+            .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                let detail = format!("The query string is not valid: {error}.");
+                ScimError::new(
+                    StatusCode::BAD_REQUEST,
+                    Some(scim_v2::models::errors::ScimType::InvalidValue),
+                    detail,
+                )
+                .into()
+            }))
             .route("/Groups", web::get().to(reads::groups))
             .route("/Groups", web::post().to(groups::create))
             .route("/Groups/{id}", web::get().to(reads::group))

@@ -125,19 +125,32 @@ pub async fn users(
     ))
 }
 
-/// A group's direct members as (id, username), or 400 `tooMany` for a group too large to
-/// show in one answer.
+/// What to do with a group too large to show its members in one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TooMany {
+    /// A read of the one group: 400 `tooMany`, saying how to read it.
+    Refuse,
+    /// A list, or the answer to a write that was made: the group without `members`.
+    Omit,
+}
+
+/// A group's direct members as (id, username); for a group too large to show in one
+/// answer, as `too_many` says.
 async fn members_of(
     service: &Service,
     caller: ScimCaller,
     group: &GroupView,
-) -> Result<Vec<(String, String)>, ScimError> {
+    too_many: TooMany,
+) -> Result<Option<Vec<(String, String)>>, ScimError> {
     let scope = UserScope::MembersOf {
         group: GroupIdentifier::Id(group.id),
         inherited: false,
     };
     let request = page(0, MEMBERS_SHOWN_MAX, Listed::Users, None);
     let members = service.list_users(caller.0, scope, request).await?;
+    if members.total > MEMBERS_SHOWN_MAX && too_many == TooMany::Omit {
+        return Ok(None);
+    }
     if members.total > MEMBERS_SHOWN_MAX {
         return Err(ScimError::new(
             StatusCode::BAD_REQUEST,
@@ -149,9 +162,11 @@ async fn members_of(
             ),
         ));
     }
-    Ok((members.items.into_iter())
-        .map(|user| (user.id.to_string(), user.username))
-        .collect())
+    Ok(Some(
+        (members.items.into_iter())
+            .map(|user| (user.id.to_string(), user.username))
+            .collect(),
+    ))
 }
 
 pub(super) async fn show_group(
@@ -160,9 +175,10 @@ pub(super) async fn show_group(
     req: &HttpRequest,
     projection: &Projection,
     group: &GroupView,
+    too_many: TooMany,
 ) -> Result<Value, ScimError> {
     let members = match projection.shows("members") {
-        true => Some(members_of(service, caller, group).await?),
+        true => members_of(service, caller, group, too_many).await?,
         false => None,
     };
     let shown = resources::group(req, group, members.as_deref());
@@ -178,7 +194,8 @@ pub async fn group(
 ) -> Result<HttpResponse, ScimError> {
     let id = id_of(&id, "group")?;
     let group = service.group(caller.0, GroupIdentifier::Id(id)).await?;
-    let shown = show_group(&service, caller, &req, &query.projection(), &group).await?;
+    let projection = query.projection();
+    let shown = show_group(&service, caller, &req, &projection, &group, TooMany::Refuse).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, resources::etag(group.version)))
         .content_type(super::SCIM_JSON)
@@ -201,7 +218,7 @@ pub async fn groups(
     let projection = query.projection();
     let mut shown = Vec::with_capacity(list.items.len());
     for group in &list.items {
-        shown.push(show_group(&service, caller, &req, &projection, group).await?);
+        shown.push(show_group(&service, caller, &req, &projection, group, TooMany::Omit).await?);
     }
     Ok(scim_json(
         StatusCode::OK,

@@ -227,7 +227,7 @@ fn convert(filter: &Filter, over: Over) -> Result<ReadFilter, ScimError> {
     Ok(match filter {
         Filter::Attr(AttrExp::Present(path)) => ReadFilter::Present(attribute(path, over)?),
         Filter::Attr(AttrExp::Comparison(path, op, value)) => {
-            ReadFilter::Compare(attribute(path, over)?, operator(op), operand(value))
+            compared(attribute(path, over)?, op, value)?
         }
         Filter::Not(inner) => ReadFilter::Not(Box::new(convert(inner, over)?)),
         Filter::And(items) => ReadFilter::And(all(items.as_slice())?),
@@ -263,7 +263,7 @@ fn email_filter(filter: &ValFilter) -> Result<ReadFilter, ScimError> {
         },
         ValFilter::Attr(AttrExp::Comparison(path, op, value)) => {
             match path.name.to_lowercase().as_str() {
-                "value" => ReadFilter::Compare(Attribute::Email, operator(op), operand(value)),
+                "value" => compared(Attribute::Email, op, value)?,
                 "type" => always(*op == CompareOp::Eq && *value == CompValue::Str("work".into())),
                 "primary" => always(*op == CompareOp::Eq && *value == CompValue::True),
                 other => return Err(invalid_filter(format!("An email has no {other}."))),
@@ -293,6 +293,27 @@ fn attribute(path: &AttrPath, over: Over) -> Result<Attribute, ScimError> {
         _ => None,
     };
     found.ok_or_else(|| invalid_filter(format!("Filtering on {path} is not answered here.")))
+}
+
+/// A comparison, if its value is of the attribute's type: `active` with `true` or `false`
+/// by `eq` or `ne`, every other attribute with a string.
+fn compared(
+    attribute: Attribute,
+    op: &CompareOp,
+    value: &CompValue,
+) -> Result<ReadFilter, ScimError> {
+    let operand = operand(value);
+    let fits = match (attribute, &operand) {
+        (Attribute::Active, Operand::Bool(_)) => matches!(op, CompareOp::Eq | CompareOp::Ne),
+        (Attribute::Active, _) => false,
+        (_, operand) => matches!(operand, Operand::Text(_)),
+    };
+    if !fits {
+        return Err(invalid_filter(format!(
+            "{attribute:?} cannot be compared with {value} by {op}."
+        )));
+    }
+    Ok(ReadFilter::Compare(attribute, operator(op), operand))
 }
 
 fn operator(op: &CompareOp) -> Op {
@@ -377,6 +398,11 @@ mod tests {
             ("userName eq", Over::Users),
             (r#"displayName eq "x""#, Over::Users),
             (r#"members eq "x""#, Over::Groups),
+            ("userName eq true", Over::Users),
+            ("userName eq null", Over::Users),
+            (r#"active eq "true""#, Over::Users),
+            ("active gt true", Over::Users),
+            ("emails[value eq null]", Over::Users),
         ] {
             let error = filter(Some(refused), over).unwrap_err();
             assert_eq!(error.scim_type, Some(ScimType::InvalidFilter), "{refused}");

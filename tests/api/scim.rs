@@ -316,6 +316,12 @@ async fn a_filter_this_service_does_not_answer_is_an_invalid_filter(backend: Bac
         let answer = scim(&app, Method::GET, &filtered(path, filter), token).await;
         assert_scim_error(&answer, 400, Some("invalidFilter"));
     }
+    for filter in ["userName eq true", r#"active eq "true""#, "active gt true"] {
+        let answer = scim(&app, Method::GET, &filtered("/Users", filter), token).await;
+        assert_scim_error(&answer, 400, Some("invalidFilter"));
+    }
+    let count = scim(&app, Method::GET, "/Users?count=many", token).await;
+    assert_scim_error(&count, 400, Some("invalidValue"));
     let missing = scim(&app, Method::GET, "/Users/not-a-uuid", token).await;
     assert_scim_error(&missing, 404, None);
     let missing = format!("/Groups/{}", uuid::Uuid::new_v4());

@@ -226,7 +226,11 @@ async fn a_refused_scim_change_answers_in_the_scim_form_and_appends_nothing(back
         }
         let stranger = uuid::Uuid::new_v4().to_string();
         let unknown = json!([{ "op": "add", "path": "members", "value": [{ "value": stranger }] }]);
-        assert_scim_error(&patch(&app, &group, unknown).await, 404, None);
+        assert_scim_error(
+            &patch(&app, &group, unknown).await,
+            400,
+            Some("invalidValue"),
+        );
         let nameless = json!({ "schemas": [GROUP_URN] });
         assert_scim_error(
             &send(&app, Method::POST, "/Groups", &nameless).await,
