@@ -443,16 +443,25 @@ const USER_SEARCH: &str = "(?1 IS NULL
 /// `q` over groups: the name contains it.
 const GROUP_SEARCH: &str = "(?1 IS NULL OR g.name LIKE ?1 ESCAPE '\\')";
 
+/// One page of a list: searched (`q`), filtered, ordered, from `offset`, at most `limit`.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    pub search: Option<String>,
+    /// A filter that must hold too.
+    pub filter: Option<Filter>,
+    pub sorts: Vec<Sort>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
 /// A page of users and the total that match: `q` is a case-insensitive "contains" over
 /// username, email, first name and last name; `filter`, if any, must hold too.
 pub fn list_users(
     conn: &Connection,
     which: Users,
-    (q, filter): (Option<&str>, Option<&Filter>),
-    sorts: &[Sort],
-    offset: u64,
-    limit: u64,
+    request: &ListRequest,
 ) -> anyhow::Result<(u64, Vec<UserView>)> {
+    let q = request.search.as_deref();
     let search = USER_SEARCH;
     let pattern = q.map(contains);
     let (scope, id) = match which {
@@ -468,15 +477,15 @@ pub fn list_users(
             (scope, Some(group.to_string()))
         }
     };
-    let (condition, params) = filtered(filter, Over::Users)?;
+    let (condition, params) = filtered(request.filter.as_ref(), Over::Users)?;
     page(
         conn,
         USER_COLUMNS,
         &users_where(&scope, search, &condition),
-        &order_by(sorts, "u.id"),
+        &order_by(&request.sorts, "u.id"),
         &keys(&pattern, &id, &params),
-        offset,
-        limit,
+        request.offset,
+        request.limit,
         user_view,
     )
 }
@@ -486,11 +495,9 @@ pub fn list_users(
 pub fn list_groups(
     conn: &Connection,
     which: Groups,
-    (q, filter): (Option<&str>, Option<&Filter>),
-    sorts: &[Sort],
-    offset: u64,
-    limit: u64,
+    request: &ListRequest,
 ) -> anyhow::Result<(u64, Vec<GroupView>)> {
+    let q = request.search.as_deref();
     let search = GROUP_SEARCH;
     let pattern = q.map(contains);
     let (groups, id) = match which {
@@ -531,15 +538,15 @@ pub fn list_groups(
         .map(|groups| format!("g.id IN ({groups}) AND "))
         .unwrap_or_default();
     let id = id.map(|id| id.to_string());
-    let (condition, params) = filtered(filter, Over::Groups)?;
+    let (condition, params) = filtered(request.filter.as_ref(), Over::Groups)?;
     page(
         conn,
         GROUP_COLUMNS,
         &groups_where(&scope, search, &condition),
-        &order_by(sorts, "g.id"),
+        &order_by(&request.sorts, "g.id"),
         &keys(&pattern, &id, &params),
-        offset,
-        limit,
+        request.offset,
+        request.limit,
         group_view,
     )
 }

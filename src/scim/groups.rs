@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use scim_v2::filter::{AttrExp, CompValue, CompareOp, PatchPath, ValFilter};
 use scim_v2::models::errors::ScimType;
 use serde_json::{Map, Value};
@@ -22,6 +22,7 @@ use crate::domain::{
     Command, Custom, GroupIdentifier, GroupName, GroupType, MemberChange, NewGroup, Set,
     UserIdentifier,
 };
+use crate::read_model::GroupView;
 use crate::service::{Service, Write};
 
 /// The longest `externalId` kept, in characters.
@@ -172,20 +173,26 @@ pub async fn create(
         .execute_for(caller.0, write_of(&req)?, command)
         .await?;
     let group = service.stored_group(made.unwrap_or(group_id)).await?;
-    let shown = show_group(
-        &service,
-        caller,
-        &req,
-        &Projection::default(),
-        &group,
-        TooMany::Omit,
-    )
-    .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            header::LOCATION,
-            location(&req, &format!("/Groups/{}", group.id)),
-        ))
+    let mut created = HttpResponse::Created();
+    created.insert_header((
+        header::LOCATION,
+        location(&req, &format!("/Groups/{}", group.id)),
+    ));
+    answer(&service, caller, &req, &group, created).await
+}
+
+/// The answer to a write of `group`: the group as it now stands, with its ETag (without
+/// members if it has too many to show).
+async fn answer(
+    service: &Service,
+    caller: ScimCaller,
+    req: &HttpRequest,
+    group: &GroupView,
+    mut response: HttpResponseBuilder,
+) -> Result<HttpResponse, ScimError> {
+    let projection = Projection::default();
+    let shown = show_group(service, caller, req, &projection, group, TooMany::Omit).await?;
+    Ok(response
         .insert_header((header::ETAG, super::resources::etag(group.version)))
         .content_type(super::SCIM_JSON)
         .json(shown))
@@ -223,19 +230,7 @@ pub async fn replace(
         .execute_for(caller.0, write_of(&req)?, command)
         .await?;
     let group = service.group(caller.0, group).await?;
-    let shown = show_group(
-        &service,
-        caller,
-        &req,
-        &Projection::default(),
-        &group,
-        TooMany::Omit,
-    )
-    .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, super::resources::etag(group.version)))
-        .content_type(super::SCIM_JSON)
-        .json(shown))
+    answer(&service, caller, &req, &group, HttpResponse::Ok()).await
 }
 
 pub async fn delete(

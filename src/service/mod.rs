@@ -25,9 +25,10 @@ use crate::projector::Outcomes;
 use crate::read_model::{ClientCredential, ReadModel, ReadersBusy};
 use crate::throttle::LoginThrottle;
 
+pub use crate::read_model::ListRequest;
 pub use error::ServiceError;
 pub use logins::{Grant, LoginError, RevocationError};
-pub use queries::{GroupScope, List, ListRequest, UserScope};
+pub use queries::{GroupScope, List, UserScope};
 
 pub struct Service {
     pub log: Arc<dyn EventLog>,

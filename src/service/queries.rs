@@ -6,8 +6,9 @@ use uuid::Uuid;
 use super::{Service, ServiceError};
 use crate::auth::Bearer;
 use crate::domain::{DomainError, GroupIdentifier, State, UserIdentifier};
-use crate::read_model::filter::Filter;
-use crate::read_model::{self, GroupView, Groups, HistoryItem, Sort, SqliteState, UserView, Users};
+use crate::read_model::{
+    self, GroupView, Groups, HistoryItem, ListRequest, SqliteState, UserView, Users,
+};
 
 /// Which users a list is of, as a request names them.
 #[derive(Debug, Clone)]
@@ -37,17 +38,6 @@ pub enum GroupScope {
         user: UserIdentifier,
         inherited: bool,
     },
-}
-
-/// One page of a list: searched, ordered, from `offset`, at most `limit` items.
-#[derive(Debug, Clone)]
-pub struct ListRequest {
-    pub search: Option<String>,
-    /// A filter that must hold too.
-    pub filter: Option<Filter>,
-    pub sorts: Vec<Sort>,
-    pub offset: u64,
-    pub limit: u64,
 }
 
 /// A page of a list, and how many items the whole list has.
@@ -135,16 +125,7 @@ impl Service {
                     inherited,
                 },
             };
-            let ListRequest {
-                search,
-                filter,
-                sorts,
-                offset,
-                limit,
-            } = request;
-            let matching = (search.as_deref(), filter.as_ref());
-            let page = read_model::list_users(conn, which, matching, &sorts, offset, limit)?;
-            Ok(page.into())
+            Ok(read_model::list_users(conn, which, &request)?.into())
         })
         .await
     }
@@ -173,16 +154,7 @@ impl Service {
                     inherited,
                 },
             };
-            let ListRequest {
-                search,
-                filter,
-                sorts,
-                offset,
-                limit,
-            } = request;
-            let matching = (search.as_deref(), filter.as_ref());
-            let page = read_model::list_groups(conn, which, matching, &sorts, offset, limit)?;
-            Ok(page.into())
+            Ok(read_model::list_groups(conn, which, &request)?.into())
         })
         .await
     }
