@@ -149,22 +149,6 @@ pub fn is_administrator(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
     Ok(is(IS_DIRECT_ADMINISTRATOR)? || is(&IS_ADMINISTRATOR)?)
 }
 
-/// The user as an actor of events, if it still exists.
-pub fn actor(conn: &Connection, user: Uuid) -> anyhow::Result<Option<Actor>> {
-    let username: Option<String> = conn
-        .prepare_cached("SELECT username FROM users WHERE id = ?1")?
-        .query_row([user.to_string()], |row| row.get(0))
-        .optional()?;
-    username
-        .map(|name| {
-            Ok(Actor {
-                user_id: user,
-                username: Username::parse(name)?,
-            })
-        })
-        .transpose()
-}
-
 /// The service account bound to an API client.
 pub fn service_account(conn: &Connection, client_id: &str) -> anyhow::Result<Option<Uuid>> {
     conn.prepare_cached("SELECT id FROM users WHERE client_id = ?1")?
@@ -236,16 +220,18 @@ pub struct ClientCredential {
 /// suspended since the token was issued, the token is not revoked, and its credential is
 /// unchanged. Counts above the stored ones are of a token another instance issued after a
 /// change this one has yet to read.
+/// The token's user as an actor when it stands, read from the same row.
 pub fn token_stands(
     conn: &Connection,
     bearer: &Bearer,
     client: &ClientCredential,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<Actor>> {
     let found = conn
         .prepare_cached(
             "SELECT u.suspended OR u.suspensions > ?4, u.client_id IS ?3,
                     (SELECT version FROM passwords WHERE user_id = u.id),
-                    EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = ?2)
+                    EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = ?2),
+                    u.username
              FROM users u WHERE u.id = ?1",
         )?
         .query_row(
@@ -261,20 +247,25 @@ pub fn token_stands(
                     row.get::<_, bool>(1)?,
                     row.get::<_, Option<u64>>(2)?,
                     row.get::<_, bool>(3)?,
+                    row.get::<_, String>(4)?,
                 ))
             },
         )
         .optional()?;
-    let Some((suspended, is_client, password_version, revoked)) = found else {
-        return Ok(false);
+    let Some((suspended, is_client, password_version, revoked, username)) = found else {
+        return Ok(None);
     };
-    if suspended || revoked {
-        return Ok(false);
-    }
-    Ok(match bearer.credential {
+    let credential_holds = match bearer.credential {
         Credential::Client(digest) => is_client && digest == client.digest,
         Credential::Password(version) => password_version.is_some_and(|stored| version >= stored),
-    })
+    };
+    if suspended || revoked || !credential_holds {
+        return Ok(None);
+    }
+    Ok(Some(Actor {
+        user_id: bearer.user,
+        username: Username::parse(username)?,
+    }))
 }
 
 /// The password hash of a user, if it has a password.

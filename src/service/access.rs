@@ -47,10 +47,7 @@ pub(super) fn authenticate(
     caller: &Bearer,
     client: &ClientCredential,
 ) -> Result<Actor, ServiceError> {
-    if !read_model::token_stands(conn, caller, client)? {
-        return Err(ServiceError::Unauthorized);
-    }
-    read_model::actor(conn, caller.user)?.ok_or(ServiceError::Unauthorized)
+    read_model::token_stands(conn, caller, client)?.ok_or(ServiceError::Unauthorized)
 }
 
 /// Nobody suspends or reinstates itself: an administrator who could would lock itself
