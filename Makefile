@@ -1,12 +1,14 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 CARGO ?= cargo
 NPM ?= npm
+PYTHON ?= python3
+SCIM_VENV := target/scim-venv
 TANSU_VERSION := 0.6.0
 OHA_VERSION := 1.16.0
 TANSU ?= $(shell command -v tansu || echo $(HOME)/.cargo/bin/tansu)
 OHA ?= $(shell command -v oha || echo $(HOME)/.cargo/bin/oha)
 
-.PHONY: run test lint unit tansu client-deps kafka run-kafka bench oha
+.PHONY: run test lint unit tansu client-deps scim-tester kafka run-kafka bench oha
 
 ## Build in release mode and serve on the embedded log (data in ./data).
 run:
@@ -14,8 +16,9 @@ run:
 
 ## Formatting, lints, then every test: unit tests and the HTTP suite against the real
 ## server, on the embedded log and on a Kafka-compatible broker (Tansu) started for the run,
-## and the official JavaScript client's scenario (needs Node.js 18 or newer).
-test: lint tansu client-deps
+## the official JavaScript client's scenario (needs Node.js 18 or newer), and the SCIM
+## compliance tester (needs Python 3.11 or newer).
+test: lint tansu client-deps scim-tester
 	tests/with-broker.sh $(CARGO) test --all-targets
 
 lint:
@@ -39,6 +42,18 @@ client-deps: tests/client/node_modules
 
 tests/client/node_modules: tests/client/package-lock.json
 	$(NPM) ci --prefix tests/client --no-audit --no-fund
+	@touch $@
+
+## Install the SCIM compliance tester (scim2-cli, every package pinned with its hashes in
+## tests/scim/requirements.txt) into a virtualenv in $(SCIM_VENV), made anew unless its
+## `scim2` is already there and newer than that file.
+scim-tester: $(SCIM_VENV)/bin/scim2
+
+$(SCIM_VENV)/bin/scim2: tests/scim/requirements.txt
+	rm -rf $(SCIM_VENV)
+	$(PYTHON) -m venv $(SCIM_VENV)
+	$(SCIM_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+	  --only-binary :all: --requirement tests/scim/requirements.txt
 	@touch $@
 
 ## A broker in the foreground on 127.0.0.1:9092, its storage in target/tansu/dev.

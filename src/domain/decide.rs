@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::error::{DomainError, LINKS_PER_DELETION_MAX};
 use super::event::{
     Event, EventData, ExpectedVersion, GroupDeleted, GroupDetails, GroupType, Idempotency,
-    Membership, Nesting, PasswordSet, Profile, TokenRevoked, UserCreated, UserDeleted, UserStatus,
-    UserUpdated,
+    Membership, Nesting, PasswordSet, Profile, Provisioned, TokenRevoked, UserCreated, UserDeleted,
+    UserStatus, UserUpdated,
 };
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 use super::state::{GroupRef, Removal, State, UserRef};
@@ -99,7 +99,9 @@ pub enum Command {
         user: UserIdentifier,
         username: Username,
         email: Email,
+        /// Without its `provisioned` part, which `provisioned` sets or keeps.
         profile: Profile,
+        provisioned: Set<Provisioned>,
         suspended: Option<bool>,
     },
     /// Removes the user from its groups, then deletes it.
@@ -250,6 +252,7 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
             username,
             email,
             profile,
+            provisioned,
             suspended,
         } => {
             let user_id = state.require_user(&user)?.id;
@@ -259,7 +262,7 @@ pub fn decide(state: &impl State, command: Command) -> Result<Vec<EventData>, Re
                 email,
                 profile,
             };
-            update_user(state, updated, suspended)
+            update_user(state, updated, provisioned, suspended)
         }
         Command::DeleteUser { user } => delete_user(state, state.require_user(&user)?),
         Command::SetPassword {
@@ -461,12 +464,14 @@ fn create_user(
 /// that differs: nothing at all for an update that changes nothing.
 fn update_user(
     state: &impl State,
-    updated: UserUpdated,
+    mut updated: UserUpdated,
+    provisioned: Set<Provisioned>,
     suspended: Option<bool>,
 ) -> Result<Vec<EventData>, Refusal> {
     let current = state
         .user_details(updated.user_id)?
         .ok_or(DomainError::UserNotFound)?;
+    updated.profile.provisioned = provisioned.or(current.profile.provisioned.clone());
     // A status event names the user as it is after the update.
     let status = UserStatus {
         user_id: updated.user_id,
@@ -716,6 +721,12 @@ fn check_user_creatable(state: &impl State, user: &UserCreated) -> Result<(), Re
     {
         return Err(DomainError::UsernameTaken.into());
     }
+    if let Some(id) = as_email(&user.username)
+        && state.user(&id)?.is_some()
+    {
+        return Err(DomainError::UsernameTaken.into());
+    }
+    // Finds another user's email, or a username that looks like this email.
     if state
         .user(&UserIdentifier::Email(user.email.clone()))?
         .is_some()
@@ -725,11 +736,25 @@ fn check_user_creatable(state: &impl State, user: &UserCreated) -> Result<(), Re
     Ok(())
 }
 
+/// A username that reads as an email, as the identifier it would be: it may not name
+/// another user's email, so that an identifier with '@' always names one user.
+fn as_email(username: &Username) -> Option<UserIdentifier> {
+    let email = username
+        .looks_like_email()
+        .then(|| Email::parse(username.as_str()).ok())?;
+    email.map(UserIdentifier::Email)
+}
+
 /// The new username and email may not belong to another user.
 fn check_user_updatable(state: &impl State, user: &UserUpdated) -> Result<(), Refusal> {
     state.require_user(&UserIdentifier::Id(user.user_id))?;
     let other = |found: Option<UserRef>| found.is_some_and(|f| f.id != user.user_id);
     if other(state.user(&UserIdentifier::Username(user.username.clone()))?) {
+        return Err(DomainError::UsernameTaken.into());
+    }
+    if let Some(id) = as_email(&user.username)
+        && other(state.user(&id)?)
+    {
         return Err(DomainError::UsernameTaken.into());
     }
     if other(state.user(&UserIdentifier::Email(user.email.clone()))?) {

@@ -235,6 +235,27 @@ pub struct Profile {
     pub language: Option<String>,
     #[serde(default)]
     pub custom: Custom,
+    #[serde(flatten)]
+    pub provisioned: Provisioned,
+}
+
+/// What an identity provider that provisions a user (over SCIM) keeps on it beside the
+/// profile the Contensis API knows, kept as sent; an update through that API leaves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provisioned {
+    /// The user's id in the identity provider (SCIM `externalId`), compared case-exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The name the provider shows for the user (SCIM `displayName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The kind of the user's email as the provider labels it (`work`, `home`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_type: Option<String>,
+    /// Whether the provider marks the user's email as its primary one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_primary: Option<bool>,
 }
 
 /// A group's details: all of them when it is created (`GroupCreated`) and when they are

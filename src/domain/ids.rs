@@ -53,6 +53,13 @@ fn check_new_name(text: &str, max_chars: usize) -> Result<(), InvalidName> {
     if text.trim() != text {
         return Err(InvalidName::OuterWhiteSpace);
     }
+    Ok(())
+}
+
+/// The Contensis API's names: no GUID, since there an identifier that parses as a GUID is
+/// an id. Identity providers may name things anything (a GUID too): such a name is found
+/// by id and by its other identifiers, never as a name.
+fn check_plain_name(text: &str) -> Result<(), InvalidName> {
     if is_guid(text) {
         return Err(InvalidName::LooksLikeGuid);
     }
@@ -111,21 +118,47 @@ text_newtype!(Username);
 text_newtype!(Email);
 
 impl GroupName {
+    /// Any name within the limits, a GUID included (see [`check_plain_name`]).
     pub fn parse(text: impl Into<String>) -> Result<Self, InvalidName> {
         let text = text.into();
         check_new_name(&text, NAME_MAX_CHARS)?;
         Ok(Self(text))
     }
+
+    /// A name the Contensis API sets: not a GUID.
+    pub fn parse_plain(text: impl Into<String>) -> Result<Self, InvalidName> {
+        let name = Self::parse(text)?;
+        check_plain_name(&name.0)?;
+        Ok(name)
+    }
 }
 
 impl Username {
+    /// Any name within the limits, '@' and GUIDs included: an identity provider's
+    /// usernames are often addresses (Entra ID's `userPrincipalName`). A user identifier
+    /// with '@' is looked up as an email first, then as a username (see
+    /// [`UserIdentifier`]); the decisions keep the two from naming different users. A
+    /// GUID is always looked up as an id (see [`check_plain_name`]).
     pub fn parse(text: impl Into<String>) -> Result<Self, InvalidName> {
         let text = text.into();
         check_new_name(&text, NAME_MAX_CHARS)?;
-        if text.contains('@') {
+        Ok(Self(text))
+    }
+
+    /// The Contensis API's usernames: as [`Username::parse`], but no GUID and no '@', so
+    /// that on that API an identifier with '@' is an email.
+    pub fn parse_plain(text: impl Into<String>) -> Result<Self, InvalidName> {
+        let username = Self::parse(text)?;
+        check_plain_name(&username.0)?;
+        if username.0.contains('@') {
             return Err(InvalidName::ContainsAt);
         }
-        Ok(Self(text))
+        Ok(username)
+    }
+
+    /// Whether an identifier with '@' could name this user by its username.
+    pub fn looks_like_email(&self) -> bool {
+        self.0.contains('@')
     }
 }
 
@@ -178,7 +211,8 @@ impl fmt::Display for GroupIdentifier {
     }
 }
 
-/// A user named by id, username or email.
+/// A user named by id, username or email. `Email` is any text with '@': it finds the
+/// user with that email or, if none has it, the user with that username.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserIdentifier {
     Id(Uuid),
@@ -264,9 +298,15 @@ mod tests {
     #[test]
     fn names_that_would_shadow_another_identifier_are_refused() {
         let guid = "6254736c-70e1-43b0-b769-f8e0f6359862";
-        assert_eq!(GroupName::parse(guid), Err(InvalidName::LooksLikeGuid));
-        assert_eq!(Username::parse(guid), Err(InvalidName::LooksLikeGuid));
-        assert_eq!(Username::parse("a@b"), Err(InvalidName::ContainsAt));
+        assert_eq!(
+            GroupName::parse_plain(guid),
+            Err(InvalidName::LooksLikeGuid)
+        );
+        assert_eq!(Username::parse_plain(guid), Err(InvalidName::LooksLikeGuid));
+        assert!(GroupName::parse(guid).is_ok());
+        assert!(Username::parse(guid).is_ok());
+        assert_eq!(Username::parse_plain("a@b"), Err(InvalidName::ContainsAt));
+        assert!(Username::parse("a@b").unwrap().looks_like_email());
         assert_eq!(Email::parse("tdurden"), Err(InvalidName::NotAnEmail));
     }
 

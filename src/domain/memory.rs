@@ -177,6 +177,13 @@ impl State for MemoryState {
             UserIdentifier::Username(name) => u.username.key() == name.key(),
             UserIdentifier::Email(email) => u.email.key() == email.key(),
         });
+        // An email, else a username that looks like one.
+        let found = found.or_else(|| match id {
+            UserIdentifier::Email(email) => {
+                (self.users.values()).find(|u| u.username.key() == email.key())
+            }
+            _ => None,
+        });
         Ok(found.map(|u| self.user_ref(u.user_id)))
     }
 

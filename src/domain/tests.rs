@@ -555,6 +555,7 @@ fn updating_a_user_to_another_users_name_is_refused_but_its_own_is_fine() {
         username: Username::parse(username).unwrap(),
         email: Email::parse(email).unwrap(),
         profile: Profile::default(),
+        provisioned: Set::Keep,
         suspended: None,
     };
     let taken = decide(&state, update("MSinger", "tyler@fightclub.com"));
@@ -627,6 +628,7 @@ fn set_suspended(user: &str, suspended: Option<bool>) -> Command {
         username: Username::parse(user).unwrap(),
         email: Email::parse(format!("{user}@fightclub.com")).unwrap(),
         profile: Profile::default(),
+        provisioned: Set::Keep,
         suspended,
     }
 }

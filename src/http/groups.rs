@@ -41,23 +41,29 @@ impl NewGroupBody {
             }
             Some(other) => parse_type(other)?,
         };
-        self.parse_with(group_type)
+        self.parse_with(group_type, None)
     }
 
     /// The group's new details; without a type, the type it has. Whether a type may
     /// change is the domain's call, since only it knows the current one.
-    fn parse_update(self) -> Result<(NewGroup, bool), ApiError> {
+    fn parse_update(self, kept: Option<&str>) -> Result<(NewGroup, bool), ApiError> {
         let keep_type = self.group_type.is_none();
         let group_type = match self.group_type.as_deref() {
             None => GroupType::Contensis,
             Some(other) => parse_type(other)?,
         };
-        Ok((self.parse_with(group_type)?, keep_type))
+        Ok((self.parse_with(group_type, kept)?, keep_type))
     }
 
-    fn parse_with(self, group_type: GroupType) -> Result<NewGroup, ApiError> {
-        let name = GroupName::parse(self.name.unwrap_or_default())
-            .map_err(|e| ApiError::unprocessable("name", e))?;
+    /// A name that parses as a GUID is refused (on this API such an identifier is an id),
+    /// unless it is `kept`: the name an identity provider gave the group, left as it is.
+    fn parse_with(self, group_type: GroupType, kept: Option<&str>) -> Result<NewGroup, ApiError> {
+        let name = self.name.unwrap_or_default();
+        let name = match kept == Some(name.as_str()) {
+            true => GroupName::parse(name),
+            false => GroupName::parse_plain(name),
+        }
+        .map_err(|e| ApiError::unprocessable("name", e))?;
         Ok(NewGroup {
             name,
             description: text("description", self.description)?,
@@ -125,8 +131,18 @@ pub async fn update(
     req: HttpRequest,
     body: web::Json<NewGroupBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (details, keep_type) = body.into_inner().parse_update()?;
     let group = group_param(&req)?;
+    let body = body.into_inner();
+    // Only a name that parses as a GUID needs the one it replaces.
+    let kept = match body
+        .name
+        .as_deref()
+        .is_some_and(|n| Uuid::try_parse(n).is_ok())
+    {
+        true => Some(find(&service, caller, group.clone()).await?.name),
+        false => None,
+    };
+    let (details, keep_type) = body.parse_update(kept.as_deref())?;
     let command = Command::UpdateGroup {
         group: group.clone(),
         details,

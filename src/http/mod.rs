@@ -19,6 +19,7 @@ use crate::service::{GroupScope, List, ListRequest, Service, UserScope};
 
 pub use error::{ApiError, OAuthError};
 pub use extract::{LogId, bearer_of, if_match, log_and_render_errors, log_id};
+pub use token::peer;
 
 /// Both prefixes serve the same calls: the documentation's and the one the official
 /// JavaScript client uses.

@@ -26,7 +26,7 @@ pub struct TokenForm {
 
 /// The address a request came from, as the socket says: a proxy in front is counted as
 /// one address (see the README's Security section).
-pub(super) fn peer(req: &HttpRequest) -> IpAddr {
+pub fn peer(req: &HttpRequest) -> IpAddr {
     req.peer_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip())
 }

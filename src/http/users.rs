@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::extract::{Caller, groups_param, user_param, user_param_or_current};
 use super::token::peer;
 use super::{ApiError, ListQuery};
-use crate::domain::{Command, Custom, Email, NewUser, Password, Profile, UserIdentifier, Username};
+use crate::domain::{
+    Command, Custom, Email, NewUser, Password, Profile, Set, UserIdentifier, Username,
+};
 use crate::read_model::UserView;
 use crate::service::{GroupScope, Principal, Service, UserScope, Write};
 
@@ -141,9 +143,16 @@ fn password(field: &str, text: String) -> Result<Password, ApiError> {
 }
 
 impl NewUserBody {
-    fn parse(self) -> Result<(NewUser, Asked), ApiError> {
-        let username = Username::parse(self.username.unwrap_or_default())
-            .map_err(|e| ApiError::unprocessable("username", e))?;
+    /// The body's user. Its username may not contain '@' (on this API an identifier with
+    /// '@' is an email), unless it is `kept`: the username an identity provider gave the
+    /// user, left as it is.
+    fn parse(self, kept: Option<&str>) -> Result<(NewUser, Asked), ApiError> {
+        let username = self.username.unwrap_or_default();
+        let username = match kept == Some(username.as_str()) {
+            true => Username::parse(username),
+            false => Username::parse_plain(username),
+        }
+        .map_err(|e| ApiError::unprocessable("username", e))?;
         let email = Email::parse(self.email.unwrap_or_default())
             .map_err(|e| ApiError::unprocessable("email", e))?;
         let profile = Profile {
@@ -152,6 +161,7 @@ impl NewUserBody {
             timezone: text("timezone", self.timezone)?,
             language: text("language", self.language)?,
             custom: custom(self.custom)?,
+            provisioned: Default::default(),
         };
         let password = (self.credentials.and_then(|c| c.password))
             .map(|text| password("credentials.password", text))
@@ -181,7 +191,7 @@ pub async fn create(
     req: HttpRequest,
     body: web::Json<NewUserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user, asked) = body.into_inner().parse()?;
+    let (user, asked) = body.into_inner().parse(None)?;
     if asked.suspended == Some(true) {
         return Err(ApiError::unprocessable(
             "status.suspended",
@@ -276,7 +286,12 @@ async fn replace(
     user: UserIdentifier,
     body: NewUserBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (details, asked) = body.parse()?;
+    // Only a username with '@' needs the one it replaces.
+    let kept = match body.username.as_deref().is_some_and(|u| u.contains('@')) {
+        true => Some(service.user(caller.0, user.clone()).await?.username),
+        false => None,
+    };
+    let (details, asked) = body.parse(kept.as_deref())?;
     if asked.password.is_some() {
         return Err(ApiError::unprocessable(
             "credentials.password",
@@ -288,6 +303,8 @@ async fn replace(
         username: details.username,
         email: details.email,
         profile: details.profile,
+        // This API does not know them: an update here keeps them.
+        provisioned: Set::Keep,
         suspended: asked.suspended,
     };
     let principal = Principal::CallerOrUser {

@@ -238,6 +238,7 @@ impl Op {
                     firstname: firstname.map(|n| format!("First {n}")),
                     ..Profile::default()
                 },
+                provisioned: Set::Keep,
                 suspended,
             },
             Self::DeleteUser { user } => Command::DeleteUser {

@@ -19,8 +19,10 @@ pub enum Attribute {
     Active,
     /// A group's name.
     Name,
-    /// A group's id in an identity provider.
+    /// A user's or a group's id in an identity provider.
     ExternalId,
+    /// The name an identity provider shows for a user.
+    DisplayName,
     Created,
     Modified,
 }
@@ -87,6 +89,9 @@ impl Case {
     }
 }
 
+/// A user's external id, as the index `users_by_external_id` has it.
+const USER_EXTERNAL_ID: &str = "json_extract(u.profile, '$.externalId')";
+
 /// An attribute's column, and how it compares.
 fn column(over: Over, attribute: Attribute) -> Result<(&'static str, Case), Unanswerable> {
     use Attribute as A;
@@ -97,6 +102,8 @@ fn column(over: Over, attribute: Attribute) -> Result<(&'static str, Case), Unan
         (Over::Users, A::Email) => ("u.email_key", Key),
         (Over::Users, A::GivenName) => ("lower(json_extract(u.profile, '$.firstname'))", Ascii),
         (Over::Users, A::FamilyName) => ("lower(json_extract(u.profile, '$.lastname'))", Ascii),
+        (Over::Users, A::ExternalId) => (USER_EXTERNAL_ID, Exact),
+        (Over::Users, A::DisplayName) => ("lower(json_extract(u.profile, '$.displayName'))", Ascii),
         (Over::Users, A::Created) => ("u.created", Exact),
         (Over::Users, A::Modified) => ("u.modified", Exact),
         (Over::Groups, A::Id) => ("g.id", Exact),
@@ -227,8 +234,8 @@ mod tests {
 
     #[test]
     fn an_attribute_the_rows_do_not_have_is_unanswerable() {
-        let filter = Filter::Present(Attribute::ExternalId);
-        assert!(compile(&filter, Over::Users, 1).is_err());
+        let filter = Filter::Present(Attribute::DisplayName);
+        assert!(compile(&filter, Over::Groups, 1).is_err());
         let filter = Filter::Compare(Attribute::Active, Op::Gt, Operand::Bool(true));
         assert!(compile(&filter, Over::Users, 1).is_err());
     }

@@ -41,6 +41,9 @@ const SCHEMA: &str = "
         modified TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS users_by_client ON users (client_id) WHERE client_id IS NOT NULL;
+    -- The user's id in an identity provider (SCIM `externalId`), kept in its profile.
+    CREATE INDEX IF NOT EXISTS users_by_external_id
+        ON users (json_extract(profile, '$.externalId'));
     CREATE TABLE IF NOT EXISTS groups (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,

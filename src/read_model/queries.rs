@@ -676,6 +676,7 @@ mod tests {
             (Attribute::Username, Over::Users),
             (Attribute::Email, Over::Users),
             (Attribute::Id, Over::Users),
+            (Attribute::ExternalId, Over::Users),
             (Attribute::Name, Over::Groups),
             (Attribute::ExternalId, Over::Groups),
             (Attribute::Id, Over::Groups),

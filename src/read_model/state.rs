@@ -176,7 +176,12 @@ impl State for SqliteState<'_> {
         let (sql, key) = match id {
             UserIdentifier::Id(id) => ("id = ?1", id.to_string()),
             UserIdentifier::Username(name) => ("username_key = ?1", name.key()),
-            UserIdentifier::Email(email) => ("email_key = ?1", email.key()),
+            // An email, else a username that looks like one; the decisions keep them from
+            // naming two users.
+            UserIdentifier::Email(email) => (
+                "email_key = ?1 OR username_key = ?1 ORDER BY email_key = ?1 DESC LIMIT 1",
+                email.key(),
+            ),
         };
         let sql = format!("SELECT id, username, email FROM users WHERE {sql}");
         Ok(self

@@ -181,32 +181,45 @@ fn with(mut attribute: Value, changes: Value) -> Value {
     attribute
 }
 
-/// A multi-valued reference to users or groups (`members`, `groups`).
-fn references(name: &str, description: &str, mutability: &str, types: &[&str]) -> Value {
+/// A multi-valued reference to users or groups (`members`, `groups`), with the name of
+/// what it references if `display`.
+fn references(
+    name: &str,
+    description: &str,
+    mutability: &str,
+    types: &[&str],
+    display: bool,
+) -> Value {
     let reference = with(
         attribute("$ref", "reference", "The URI of the referenced resource."),
         json!({ "referenceTypes": types, "mutability": mutability }),
     );
+    let sub_attributes: Vec<Value> = [
+        Some(with(
+            attribute("value", "string", "The id of the referenced resource."),
+            json!({ "mutability": mutability }),
+        )),
+        Some(reference),
+        display.then(|| {
+            with(
+                attribute("display", "string", "The referenced resource's name."),
+                json!({ "mutability": "readOnly" }),
+            )
+        }),
+        Some(with(
+            attribute("type", "string", "What the reference is to."),
+            json!({ "canonicalValues": types, "mutability": mutability }),
+        )),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
     with(
         attribute(name, "complex", description),
         json!({
             "multiValued": true,
             "mutability": mutability,
-            "subAttributes": [
-                with(
-                    attribute("value", "string", "The id of the referenced resource."),
-                    json!({ "mutability": mutability }),
-                ),
-                reference,
-                with(
-                    attribute("display", "string", "The referenced resource's name."),
-                    json!({ "mutability": "readOnly" }),
-                ),
-                with(
-                    attribute("type", "string", "What the reference is to."),
-                    json!({ "canonicalValues": types, "mutability": mutability }),
-                ),
-            ],
+            "subAttributes": sub_attributes,
         }),
     )
 }
@@ -223,12 +236,17 @@ fn user_schema() -> Value {
         attribute(
             "emails",
             "complex",
-            "The user's email, the primary or first work one.",
+            "The user's email (one is kept: the primary, else the first work one, else the \
+             first).",
         ),
         json!({
             "multiValued": true,
+            "required": true,
             "subAttributes": [
-                attribute("value", "string", "An email address."),
+                with(
+                    attribute("value", "string", "An email address."),
+                    json!({ "required": true }),
+                ),
                 with(
                     attribute("type", "string", "The kind of address."),
                     json!({ "canonicalValues": ["work", "home", "other"] }),
@@ -249,8 +267,18 @@ fn user_schema() -> Value {
             name,
             attribute("displayName", "string", "The name to show for the user."),
             emails,
-            attribute("active", "boolean", "False while the user is suspended."),
-            references("groups", "The groups the user is a direct member of.", "readOnly", &["direct"]),
+            with(
+                attribute(
+                    "active",
+                    "boolean",
+                    "False while the user is suspended; a user always has it (true when a \
+                     creation does not say), so it is replaced, never removed.",
+                ),
+                json!({ "required": true }),
+            ),
+            attribute("preferredLanguage", "string", "The user's language."),
+            attribute("timezone", "string", "The user's time zone."),
+            references("groups", "The groups the user is a direct member of.", "readOnly", &["direct"], true),
         ],
     })
 }
@@ -265,7 +293,7 @@ fn group_schema() -> Value {
                 attribute("displayName", "string", "Unique; compared in any case."),
                 json!({ "required": true, "uniqueness": "server" }),
             ),
-            references("members", "The group's direct members.", "readWrite", &["User"]),
+            references("members", "The group's direct members.", "readWrite", &["User"], false),
         ],
     })
 }

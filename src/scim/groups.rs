@@ -6,15 +6,15 @@
 //! exactly as the Contensis API's calls are.
 
 use std::collections::BTreeSet;
-use std::str::FromStr;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use scim_v2::filter::{AttrExp, CompValue, CompareOp, PatchPath, ValFilter};
 use scim_v2::models::errors::ScimType;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
+use super::body::{Op, attributes, external_id, invalid, operations, short_name, write_of};
 use super::reads::{TooMany, show_group};
 use super::resources::{Projection, location};
 use super::{ScimCaller, ScimError};
@@ -23,67 +23,13 @@ use crate::domain::{
     UserIdentifier,
 };
 use crate::read_model::GroupView;
-use crate::service::{Service, Write};
-
-/// The longest `externalId` kept, in characters.
-const EXTERNAL_ID_MAX_CHARS: usize = 256;
-/// The most operations one PATCH may have.
-const OPERATIONS_MAX: usize = 1000;
-
-fn invalid(scim_type: ScimType, detail: impl Into<String>) -> ScimError {
-    ScimError::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
-}
-
-/// The request's logId, and its `If-Match` on the group's version (`meta.version`, the
-/// ETag): never required; one that no longer holds is 412 and changes nothing.
-fn write_of(req: &HttpRequest) -> Result<Write, ScimError> {
-    let if_match = crate::http::if_match(req).map_err(|e| invalid(ScimType::InvalidSyntax, e))?;
-    Ok(Write {
-        if_match,
-        ..Write::new(crate::http::log_id(req).0)
-    })
-}
-
-/// The attributes of a body, their names in lower case without a schema URN prefix
-/// (`urn:ietf:params:scim:schemas:core:2.0:Group:displayName` is `displayname`).
-fn attributes(body: Value) -> Result<Map<String, Value>, ScimError> {
-    let Value::Object(fields) = body else {
-        return Err(invalid(
-            ScimType::InvalidSyntax,
-            "The body must be a JSON object.",
-        ));
-    };
-    Ok((fields.into_iter())
-        .map(|(name, value)| (short_name(&name), value))
-        .collect())
-}
-
-fn short_name(name: &str) -> String {
-    let short = match name.rsplit_once(':') {
-        Some((urn, short)) if urn.starts_with("urn:") => short,
-        _ => name,
-    };
-    short.to_lowercase()
-}
+use crate::service::Service;
 
 fn display_name(value: &Value) -> Result<GroupName, ScimError> {
     let text = value
         .as_str()
         .ok_or_else(|| invalid(ScimType::InvalidValue, "displayName must be a string."))?;
     GroupName::parse(text).map_err(|e| invalid(ScimType::InvalidValue, format!("displayName {e}.")))
-}
-
-fn external_id(value: &Value) -> Result<Option<String>, ScimError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(text) if text.chars().count() <= EXTERNAL_ID_MAX_CHARS => {
-            Ok(Some(text.clone()))
-        }
-        _ => Err(invalid(
-            ScimType::InvalidValue,
-            format!("externalId must be a string of at most {EXTERNAL_ID_MAX_CHARS} characters."),
-        )),
-    }
 }
 
 /// The users `members` names (`[{"value": id}, ...]`; a single member object too).
@@ -306,26 +252,9 @@ struct Patch {
     members: Members,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Add,
-    Remove,
-    Replace,
-}
-
 impl Patch {
     fn parse(body: Value) -> Result<Self, ScimError> {
         let fields = attributes(body)?;
-        let operations = fields
-            .get("operations")
-            .and_then(Value::as_array)
-            .ok_or_else(|| invalid(ScimType::InvalidSyntax, "A PATCH needs its Operations."))?;
-        if operations.len() > OPERATIONS_MAX {
-            return Err(invalid(
-                ScimType::TooMany,
-                format!("A PATCH may have at most {OPERATIONS_MAX} operations."),
-            ));
-        }
         let mut patch = Self {
             name: Set::Keep,
             external_id: Set::Keep,
@@ -334,53 +263,30 @@ impl Patch {
                 remove: BTreeSet::new(),
             },
         };
-        for operation in operations {
-            patch.operation(operation)?;
+        for operation in operations(&fields)? {
+            match operation.path {
+                None => patch.without_path(operation.op, operation.value)?,
+                Some((text, path)) => patch.at_path(operation.op, text, path, operation.value)?,
+            }
         }
         Ok(patch)
     }
 
-    fn operation(&mut self, operation: &Value) -> Result<(), ScimError> {
-        let op = match operation["op"].as_str().map(str::to_lowercase).as_deref() {
-            Some("add") => Op::Add,
-            Some("remove") => Op::Remove,
-            Some("replace") => Op::Replace,
-            _ => {
-                return Err(invalid(
-                    ScimType::InvalidSyntax,
-                    "op must be add, remove or replace.",
-                ));
-            }
-        };
-        let value = &operation["value"];
-        match operation["path"]
-            .as_str()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            None => self.without_path(op, value),
-            Some(path) => self.at_path(op, path, value),
-        }
-    }
-
     /// An operation without a path: its value's attributes are the targets.
     fn without_path(&mut self, op: Op, value: &Value) -> Result<(), ScimError> {
-        if op == Op::Remove {
-            return Err(invalid(ScimType::NoTarget, "A remove needs a path."));
-        }
         for (name, value) in attributes(value.clone())? {
             self.attribute(op, &name, value)?;
         }
         Ok(())
     }
 
-    fn at_path(&mut self, op: Op, path: &str, value: &Value) -> Result<(), ScimError> {
-        let parsed = PatchPath::from_str(path).map_err(|e| {
-            invalid(
-                ScimType::InvalidPath,
-                format!("The path does not parse: {e}."),
-            )
-        })?;
+    fn at_path(
+        &mut self,
+        op: Op,
+        path: &str,
+        parsed: PatchPath,
+        value: &Value,
+    ) -> Result<(), ScimError> {
         match parsed {
             PatchPath::Attr(attr) if attr.sub_attr.is_none() => {
                 self.attribute(op, &short_name(&attr.name), value.clone())

@@ -3,19 +3,21 @@
 //! `Service` as the Contensis API: it parses SCIM requests into domain values, calls the
 //! service, and renders `ServiceError` as the SCIM error form (`error.rs`).
 //!
-//! Served so far: the discovery documents (`/ServiceProviderConfig`, `/ResourceTypes`,
-//! `/Schemas`), reads of users and groups (`GET /Users`, `/Groups`, by id or with an
-//! equality filter), `/Bulk` (501), and the SCIM error form for everything under
+//! Served: the discovery documents (`/ServiceProviderConfig`, `/ResourceTypes`,
+//! `/Schemas`), users and groups (`/Users`, `/Groups`: reads with filters and paging,
+//! and every write), `/Bulk` (501), and the SCIM error form for everything under
 //! `/scim/v2`.
 //!
 //! Architecture Invariant: nothing here touches SQLite or the log; like `src/http`, it
 //! calls `Service`.
 
+mod body;
 mod discovery;
 mod error;
 mod groups;
 mod reads;
 mod resources;
+mod users;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -44,8 +46,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/Schemas", web::get().to(discovery::schemas))
             .route("/Schemas/{urn}", web::get().to(discovery::schema))
+            // The discovery documents are read-only.
+            .route("/ServiceProviderConfig", web::route().to(read_only))
+            .route("/ResourceTypes", web::route().to(read_only))
+            .route("/ResourceTypes/{name}", web::route().to(read_only))
+            .route("/Schemas", web::route().to(read_only))
+            .route("/Schemas/{urn}", web::route().to(read_only))
             .route("/Users", web::get().to(reads::users))
+            .route("/Users", web::post().to(users::create))
             .route("/Users/{id}", web::get().to(reads::user))
+            .route("/Users/{id}", web::put().to(users::replace))
+            .route("/Users/{id}", web::patch().to(users::patch))
+            .route("/Users/{id}", web::delete().to(users::delete))
             .app_data(json_config())
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 let detail = format!("The query string is not valid: {error}.");
@@ -63,6 +75,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/Groups/{id}", web::patch().to(groups::patch))
             .route("/Groups/{id}", web::delete().to(groups::delete))
             .route("/Bulk", web::route().to(bulk))
+            .route("/.search", web::route().to(search))
             .default_service(web::to(no_such_resource)),
     );
 }
@@ -121,6 +134,28 @@ async fn bulk(service: web::Data<Service>, caller: ScimCaller) -> Result<HttpRes
         StatusCode::NOT_IMPLEMENTED,
         None,
         "Bulk operations are not supported; send each request on its own.",
+    ))
+}
+
+/// Searches by POST (RFC 7644 section 3.4.3) are not served: filters go in the query of
+/// a GET.
+async fn search(
+    service: web::Data<Service>,
+    caller: ScimCaller,
+) -> Result<HttpResponse, ScimError> {
+    service.require_administrator(caller.0).await?;
+    Err(ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "Searches by POST are not supported; send the filter in the query of a GET.",
+    ))
+}
+
+async fn read_only(req: HttpRequest) -> Result<HttpResponse, ScimError> {
+    Err(ScimError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        format!("{} is read-only: only GET is served.", req.path()),
     ))
 }
 

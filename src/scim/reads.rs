@@ -56,7 +56,7 @@ fn page(offset: u64, limit: u64, listed: Listed, filter: Option<ReadFilter>) -> 
 }
 
 /// The groups a user is a direct member of, as (id, name).
-async fn groups_of(
+pub(super) async fn groups_of(
     service: &Service,
     caller: ScimCaller,
     user: Uuid,
@@ -134,14 +134,14 @@ pub(super) enum TooMany {
     Omit,
 }
 
-/// A group's direct members as (id, username); for a group too large to show in one
-/// answer, as `too_many` says.
+/// The ids of a group's direct members; for a group too large to show in one answer, as
+/// `too_many` says.
 async fn members_of(
     service: &Service,
     caller: ScimCaller,
     group: &GroupView,
     too_many: TooMany,
-) -> Result<Option<Vec<(String, String)>>, ScimError> {
+) -> Result<Option<Vec<Uuid>>, ScimError> {
     let scope = UserScope::MembersOf {
         group: GroupIdentifier::Id(group.id),
         inherited: false,
@@ -163,9 +163,7 @@ async fn members_of(
         ));
     }
     Ok(Some(
-        (members.items.into_iter())
-            .map(|user| (user.id.to_string(), user.username))
-            .collect(),
+        members.items.into_iter().map(|user| user.id).collect(),
     ))
 }
 

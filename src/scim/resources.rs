@@ -9,6 +9,7 @@ use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, ValFilter
 use scim_v2::models::errors::ScimType;
 use scim_v2::schema_urns;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::ScimError;
 use crate::read_model::filter::{Attribute, Filter as ReadFilter, Op, Operand, Over};
@@ -27,15 +28,6 @@ pub fn location(req: &HttpRequest, path: &str) -> String {
 /// A user, with the groups it is a direct member of (`id`, name).
 pub fn user(req: &HttpRequest, user: &UserView, groups: &[(String, String)]) -> Value {
     let profile = &user.profile;
-    let name = [profile.firstname.as_deref(), profile.lastname.as_deref()];
-    let display = match name {
-        [None, None] => user.username.clone(),
-        [first, last] => [first, last]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
     let suspended = user.status["suspended"].as_bool().unwrap_or(false);
     let groups: Vec<Value> = (groups.iter())
         .map(|(id, name)| {
@@ -47,16 +39,15 @@ pub fn user(req: &HttpRequest, user: &UserView, groups: &[(String, String)]) -> 
             })
         })
         .collect();
-    json!({
+    let mut shown = json!({
         "schemas": [schema_urns::USER],
         "id": user.id,
         "userName": user.username,
-        "name": {
-            "givenName": profile.firstname,
-            "familyName": profile.lastname,
-        },
-        "displayName": display,
-        "emails": [{ "value": user.email, "type": "work", "primary": true }],
+        "emails": [{
+            "value": user.email,
+            "type": profile.provisioned.email_type.as_deref().unwrap_or("work"),
+            "primary": profile.provisioned.email_primary.unwrap_or(true),
+        }],
         "active": !suspended,
         "groups": groups,
         "meta": {
@@ -64,12 +55,42 @@ pub fn user(req: &HttpRequest, user: &UserView, groups: &[(String, String)]) -> 
             "created": user.created,
             "lastModified": user.modified,
             "location": location(req, &format!("/Users/{}", user.id)),
+            "version": user_version(user),
         },
-    })
+    });
+    // What is not set is not shown, so that a removal shows as one.
+    let name = [
+        ("givenName", &profile.firstname),
+        ("familyName", &profile.lastname),
+    ];
+    let name: serde_json::Map<String, Value> = (name.into_iter())
+        .filter_map(|(part, value)| Some((part.to_owned(), json!(value.as_ref()?))))
+        .collect();
+    if !name.is_empty() {
+        shown["name"] = Value::Object(name);
+    }
+    let optional = [
+        ("externalId", &profile.provisioned.external_id),
+        ("displayName", &profile.provisioned.display_name),
+        ("preferredLanguage", &profile.language),
+        ("timezone", &profile.timezone),
+    ];
+    for (attribute, value) in optional {
+        if let Some(value) = value {
+            shown[attribute] = json!(value);
+        }
+    }
+    shown
 }
 
-/// A group, with its direct members (`id`, username) when they are asked for.
-pub fn group(req: &HttpRequest, group: &GroupView, members: Option<&[(String, String)]>) -> Value {
+/// A user's `meta.version`, and the tag an `If-Match` names: its last change's time,
+/// which changes whenever the user does.
+pub fn user_version(user: &UserView) -> String {
+    format!("\"{}\"", user.modified)
+}
+
+/// A group, with the ids of its direct members when they are asked for.
+pub fn group(req: &HttpRequest, group: &GroupView, members: Option<&[Uuid]>) -> Value {
     let mut shown = json!({
         "schemas": [schema_urns::GROUP],
         "id": group.id,
@@ -86,11 +107,10 @@ pub fn group(req: &HttpRequest, group: &GroupView, members: Option<&[(String, St
     }
     if let Some(members) = members {
         shown["members"] = (members.iter())
-            .map(|(id, username)| {
+            .map(|id| {
                 json!({
                     "value": id,
                     "$ref": location(req, &format!("/Users/{id}")),
-                    "display": username,
                     "type": "User",
                 })
             })
@@ -286,6 +306,8 @@ fn attribute(path: &AttrPath, over: Over) -> Result<Attribute, ScimError> {
         (Over::Users, "name", Some("givenname")) => Some(Attribute::GivenName),
         (Over::Users, "name", Some("familyname")) => Some(Attribute::FamilyName),
         (Over::Users, "active", None) => Some(Attribute::Active),
+        (Over::Users, "externalid", None) => Some(Attribute::ExternalId),
+        (Over::Users, "displayname", None) => Some(Attribute::DisplayName),
         (Over::Groups, "displayname", None) => Some(Attribute::Name),
         (Over::Groups, "externalid", None) => Some(Attribute::ExternalId),
         (_, "meta", Some("created")) => Some(Attribute::Created),
@@ -396,7 +418,6 @@ mod tests {
         for (refused, over) in [
             (r#"nickName eq "b""#, Over::Users),
             ("userName eq", Over::Users),
-            (r#"displayName eq "x""#, Over::Users),
             (r#"members eq "x""#, Over::Groups),
             ("userName eq true", Over::Users),
             ("userName eq null", Over::Users),

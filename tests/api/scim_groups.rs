@@ -9,22 +9,7 @@ use rstest_reuse::apply;
 use serde_json::{Value, json};
 
 use crate::helpers::{Answer, Backend, PREFIX, SEED_USERNAME, TestApp, backends, encode};
-use crate::scim::{GROUP_URN, SCIM, assert_scim_error, filtered, scim, scim_body};
-
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-
-async fn send(app: &TestApp, method: Method, path: &str, body: &Value) -> Answer {
-    let response = app
-        .client
-        .request(method, app.url(&format!("{SCIM}{path}")))
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "application/scim+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("sending a SCIM request");
-    Answer::read(response).await
-}
+use crate::scim::{GROUP_URN, PATCH_OP, SCIM, assert_scim_error, filtered, scim, scim_body, send};
 
 async fn patch(app: &TestApp, group: &str, operations: Value) -> Answer {
     let body = json!({ "schemas": [PATCH_OP], "Operations": operations });
