@@ -206,6 +206,9 @@ pub struct Bearer {
     pub suspensions: u64,
     /// When it expires, in seconds since the Unix epoch.
     pub expires_s: u64,
+    /// It came with a SCIM request, where a provisioning credential may act (see
+    /// `service::provisioning`); set by the SCIM extractor, never by the token.
+    pub scim: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -278,13 +281,24 @@ impl Tokens {
         credential: Credential,
         suspensions: u64,
     ) -> anyhow::Result<String> {
+        self.issue_for(user, credential, suspensions, self.ttl_s)
+    }
+
+    /// A token that lives `ttl_s` seconds.
+    pub fn issue_for(
+        &self,
+        user: Uuid,
+        credential: Credential,
+        suspensions: u64,
+        ttl_s: u64,
+    ) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let claims = Claims {
             sub: user,
             iss: ISSUER.into(),
             aud: self.audience.clone(),
             iat: now,
-            exp: now + self.ttl_s,
+            exp: now + ttl_s,
             jti: Uuid::new_v4(),
             cred: credential.encode(),
             sus: suspensions,
@@ -308,6 +322,7 @@ impl Tokens {
             token_id: claims.jti,
             suspensions: claims.sus,
             expires_s: claims.exp,
+            scim: false,
         })
     }
 }

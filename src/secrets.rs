@@ -91,7 +91,7 @@ fn load_or_generate(path: &Path) -> anyhow::Result<(Stored, bool)> {
 }
 
 /// 256 bits from the OS, as 64 hexadecimal digits.
-fn generate() -> String {
+pub fn generate() -> String {
     let mut bytes = [0_u8; GENERATED_BYTES];
     OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -107,6 +107,8 @@ pub struct TokenSettings {
     #[serde(default)]
     pub secret: Option<Secret>,
     pub ttl_s: u64,
+    /// The lifetime of a provisioning credential's token (see `service::provisioning`).
+    pub provisioning_ttl_s: u64,
     /// Put in every token as `aud`, and required of every token, when set.
     #[serde(default)]
     pub audience: Option<String>,
@@ -199,6 +201,9 @@ impl Settings {
         if let Some(n) = number("MEMBERSHIP_TOKEN_TTL_S")? {
             self.token.ttl_s = n;
         }
+        if let Some(n) = number("MEMBERSHIP_TOKEN_PROVISIONING_TTL_S")? {
+            self.token.provisioning_ttl_s = n;
+        }
         if let Some(brokers) = var("MEMBERSHIP_KAFKA_BROKERS") {
             self.kafka.brokers = brokers;
         }
@@ -246,6 +251,7 @@ impl Settings {
             ("http.body_max_bytes", self.http.body_max_bytes as u64),
             ("http.workers", self.http.workers as u64),
             ("token.ttl_s", self.token.ttl_s),
+            ("token.provisioning_ttl_s", self.token.provisioning_ttl_s),
             ("log.queue_max", self.log.queue_max as u64),
             ("log.batch_max", self.log.batch_max as u64),
             ("projector.batch_max", self.projector.batch_max as u64),

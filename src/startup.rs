@@ -115,6 +115,7 @@ impl Application {
             logins: LoginThrottle::new(&settings.logins),
             wait_timeout: Duration::from_millis(settings.requests.wait_timeout_ms),
             page_size_max: settings.requests.page_size_max,
+            provisioning_ttl_s: settings.token.provisioning_ttl_s,
         });
 
         tracing::info!("replaying the log into the read model");

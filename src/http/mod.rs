@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod groups;
 mod members;
+mod provisioning;
 mod token;
 mod users;
 
@@ -55,6 +56,14 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                         web::resource("/users{slash:/?}")
                             .route(web::post().to(users::create))
                             .route(web::get().to(users::list)),
+                    )
+                    .service(
+                        web::resource("/provisioning{slash:/?}")
+                            .route(web::post().to(provisioning::create)),
+                    )
+                    .service(
+                        web::resource("/provisioning/{name:[^/]*}")
+                            .route(web::delete().to(provisioning::revoke)),
                     )
                     .service(
                         web::resource("/groups{slash:/?}")

@@ -18,9 +18,9 @@ use tokio::sync::Semaphore;
 
 pub use queries::{
     AccountStatus, ClientCredential, GroupView, Groups, HistoryItem, KeyUseOutcomes, ListRequest,
-    Listed, Login, Sort, UserView, Users, account_status, is_administrator, key_use_outcomes,
-    list_groups, list_history, list_users, password_hash, password_of, service_account,
-    token_stands,
+    Listed, Login, PROVISIONING_CLIENT_PREFIX, Sort, UserView, Users, account_status,
+    is_administrator, is_provisioner, key_use_outcomes, list_groups, list_history, list_users,
+    password_hash, password_of, service_account, token_stands,
 };
 pub use state::SqliteState;
 

@@ -149,6 +149,19 @@ pub fn is_administrator(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
     Ok(is(IS_DIRECT_ADMINISTRATOR)? || is(&IS_ADMINISTRATOR)?)
 }
 
+/// Whether the user is a provisioning credential's account (see `service::provisioning`).
+pub fn is_provisioner(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
+    let client: Option<Option<String>> = conn
+        .prepare_cached("SELECT client_id FROM users WHERE id = ?1")?
+        .query_row([user.to_string()], |row| row.get(0))
+        .optional()?;
+    let client = client.flatten().unwrap_or_default();
+    Ok(client.starts_with(PROVISIONING_CLIENT_PREFIX))
+}
+
+/// The prefix of a provisioning credential's client id: `scim:` and its name.
+pub const PROVISIONING_CLIENT_PREFIX: &str = "scim:";
+
 /// The service account bound to an API client.
 pub fn service_account(conn: &Connection, client_id: &str) -> anyhow::Result<Option<Uuid>> {
     conn.prepare_cached("SELECT id FROM users WHERE client_id = ?1")?

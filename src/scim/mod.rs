@@ -114,7 +114,12 @@ impl FromRequest for ScimCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
             crate::http::bearer_of(req)
-                .map(ScimCaller)
+                .map(|bearer| {
+                    ScimCaller(Bearer {
+                        scim: true,
+                        ..bearer
+                    })
+                })
                 .ok_or_else(ScimError::unauthorized),
         )
     }

@@ -18,7 +18,7 @@ pub(super) fn authorize_self_or_admin(
     user: &UserIdentifier,
 ) -> Result<Actor, ServiceError> {
     let actor = authenticate(conn, caller, client)?;
-    if read_model::is_administrator(conn, caller.user)? {
+    if administers(conn, caller)? {
         return Ok(actor);
     }
     match SqliteState(conn).user(user)? {
@@ -35,10 +35,17 @@ pub(super) fn authorize(
     client: &ClientCredential,
 ) -> Result<Actor, ServiceError> {
     let actor = authenticate(conn, caller, client)?;
-    if !read_model::is_administrator(conn, caller.user)? {
+    if !administers(conn, caller)? {
         return Err(ServiceError::Forbidden);
     }
     Ok(actor)
+}
+
+/// Whether the caller may administer users and groups: a member of System
+/// Administrators, or, on a SCIM request, a provisioning credential.
+fn administers(conn: &Connection, caller: &Bearer) -> anyhow::Result<bool> {
+    Ok(read_model::is_administrator(conn, caller.user)?
+        || (caller.scim && read_model::is_provisioner(conn, caller.user)?))
 }
 
 /// The caller as an actor, if its token still stands: see [`read_model::token_stands`].

@@ -10,6 +10,7 @@ mod access;
 mod error;
 mod execute;
 mod logins;
+mod provisioning;
 mod queries;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::throttle::LoginThrottle;
 pub use crate::read_model::ListRequest;
 pub use error::ServiceError;
 pub use logins::{Grant, LoginError, RevocationError};
+pub use provisioning::{Provisioner, ProvisionerName};
 pub use queries::{GroupScope, List, UserScope};
 
 pub struct Service {
@@ -40,6 +42,8 @@ pub struct Service {
     pub admin: AdminClient,
     pub wait_timeout: Duration,
     pub page_size_max: u64,
+    /// How long a provisioning credential's token lives.
+    pub provisioning_ttl_s: u64,
 }
 
 /// The bootstrap API client, whose tokens act as its service account.

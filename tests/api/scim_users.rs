@@ -268,3 +268,64 @@ async fn a_user_without_an_email_or_with_a_taken_name_is_refused_and_nothing_is_
     })
     .await;
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_provisioning_credential_acts_through_scim_only_is_named_in_its_events_and_stops_when_revoked(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let path = format!("{PREFIX}/provisioning");
+    app.appends_nothing(async {
+        for name in ["", "Entra", "entra prod", "-entra"] {
+            let answer = app
+                .post_json(&path, &app.admin_token, &json!({ "name": name }))
+                .await;
+            assert_eq!(
+                answer.assert_error(422, "ValidationFailed")["field"],
+                "name"
+            );
+        }
+    })
+    .await;
+    let answer = app
+        .post_json(&path, &app.admin_token, &json!({ "name": "entra" }))
+        .await;
+    answer.assert_status(201);
+    let made = answer.json();
+    assert_eq!(made["username"], "scim.entra");
+    assert!(
+        made["expiresIn"].as_u64().unwrap() > 30 * 24 * 3600,
+        "{made}"
+    );
+    let token = made["token"].as_str().unwrap().to_owned();
+
+    let mut body = okta_user("frank@example.com");
+    body.as_object_mut().unwrap().remove("password");
+    let response = app
+        .client
+        .post(app.url("/scim/v2/Users"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created = app.events_of("UserCreated");
+    let created = &created.last().unwrap().payload;
+    assert_eq!(created["data"]["username"], "frank@example.com");
+    assert_eq!(created["actor"]["username"], "scim.entra", "{created}");
+    // Not an administrator of the Contensis API.
+    let listed = app
+        .request(Method::GET, &format!("{PREFIX}/users"), token.as_str())
+        .await;
+    listed.assert_error(403, "Forbidden");
+
+    app.delete(&format!("{path}/entra"), &app.admin_token)
+        .await
+        .assert_no_content();
+    let after = scim(&app, Method::GET, "/Users", token.as_str()).await;
+    assert_scim_error(&after, 401, None);
+    let again = app.delete(&format!("{path}/entra"), &app.admin_token).await;
+    again.assert_error(404, "UserNotFound");
+}
