@@ -6,7 +6,9 @@ use rusqlite::Connection;
 
 use super::ServiceError;
 use crate::auth::Bearer;
-use crate::domain::{Actor, Command, DomainError, State, UserIdentifier};
+use crate::domain::{
+    Actor, Command, DomainError, EventData, GroupIdentifier, GroupType, State, UserIdentifier,
+};
 use crate::read_model::{self, ClientCredential, SqliteState};
 
 /// The caller as an actor, if its token still stands (401 otherwise), and it is `user` or
@@ -55,6 +57,48 @@ pub(super) fn authenticate(
     client: &ClientCredential,
 ) -> Result<Actor, ServiceError> {
     read_model::token_stands(conn, caller, client)?.ok_or(ServiceError::Unauthorized)
+}
+
+/// What a provisioning credential may not reach: System Administrators, and the accounts
+/// of administrators, so that an identity provider's token can neither make anyone an
+/// administrator nor lock the administrators out. Checked on the decided events, so that
+/// every command that would reach them is refused whole (403), whatever its form.
+pub(super) fn check_provisioner_reach(
+    conn: &Connection,
+    actor: &Actor,
+    events: &[EventData],
+) -> Result<(), ServiceError> {
+    if !read_model::is_provisioner(conn, actor.user_id)?
+        || read_model::is_administrator(conn, actor.user_id)?
+    {
+        return Ok(());
+    }
+    let state = SqliteState(conn);
+    for event in events {
+        let group = match event {
+            EventData::GroupDeleted(e) => Some(e.group_id),
+            other => other.changed_group(),
+        };
+        if let Some(group) = group
+            && (state.group(&GroupIdentifier::Id(group))?)
+                .is_some_and(|found| found.group_type == GroupType::Sys)
+        {
+            return Err(ServiceError::Forbidden);
+        }
+        let user = match event {
+            EventData::UserUpdated(e) => Some(e.user_id),
+            EventData::UserDeleted(e) => Some(e.user_id),
+            EventData::UserSuspended(e) | EventData::UserReinstated(e) => Some(e.user_id),
+            EventData::PasswordSet(e) => Some(e.user_id),
+            _ => None,
+        };
+        if let Some(user) = user
+            && read_model::is_administrator(conn, user)?
+        {
+            return Err(ServiceError::Forbidden);
+        }
+    }
+    Ok(())
 }
 
 /// Nobody suspends or reinstates itself: an administrator who could would lock itself

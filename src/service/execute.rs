@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::access::{authorize, authorize_self_or_admin, check_own_status};
+use super::access::{
+    authorize, authorize_self_or_admin, check_own_status, check_provisioner_reach,
+};
 use super::{IfMatch, Principal, Service, ServiceError, Write};
 use crate::auth::Bearer;
 use crate::domain::{
@@ -102,6 +104,11 @@ impl Service {
         let key = write.idempotency.clone();
         let if_match = write.if_match.clone();
         let client = self.admin.credential.clone();
+        // Only a SCIM request may come from a provisioning credential.
+        let via_scim = match &principal {
+            Principal::Caller(caller) | Principal::CallerOrUser { caller, .. } => caller.scim,
+            Principal::Service(_) => false,
+        };
         self.read(move |conn| {
             let actor = actor_of(conn, principal, &client)?;
             if let Some(key) = &key
@@ -116,6 +123,9 @@ impl Service {
             };
             check_own_status(&state, &actor, &command)?;
             let events = domain::decide(&state, command)?;
+            if via_scim {
+                check_provisioner_reach(conn, &actor, &events)?;
+            }
             Ok(Decision::Append(Proposal {
                 actor,
                 events,

@@ -320,6 +320,32 @@ async fn a_provisioning_credential_acts_through_scim_only_is_named_in_its_events
         .request(Method::GET, &format!("{PREFIX}/users"), token.as_str())
         .await;
     listed.assert_error(403, "Forbidden");
+    // Nor can it make anyone one, or reach an administrator's account.
+    let admins = app
+        .get_json(&format!("{PREFIX}/groups/System%20Administrators"))
+        .await;
+    // A second administrator, so that the last-administrator rule is not what refuses.
+    let admin = app.new_user("tyler").await;
+    app.add_member(admins["id"].as_str().unwrap(), &admin).await;
+    let frank = app.events_of("UserCreated").last().unwrap().payload["data"]["userId"].clone();
+    app.appends_nothing(async {
+        let add = json!({ "schemas": [PATCH_OP], "Operations": [
+            { "op": "add", "path": "members", "value": [{ "value": made["userId"] }, { "value": frank }] },
+        ]});
+        let off = json!({ "schemas": [PATCH_OP], "Operations": [
+            { "op": "replace", "path": "active", "value": false },
+        ]});
+        let admin_id = admin.as_str();
+        for (method, path, body) in [
+            (Method::PATCH, format!("/scim/v2/Groups/{}", admins["id"].as_str().unwrap()), add),
+            (Method::PATCH, format!("/scim/v2/Users/{admin_id}"), off),
+                    ] {
+            let answer = app.client.request(method, app.url(&path)).bearer_auth(&token)
+                .json(&body).send().await.unwrap();
+            assert_eq!(answer.status(), 403, "{path}");
+        }
+    })
+    .await;
 
     app.delete(&format!("{path}/entra"), &app.admin_token)
         .await
