@@ -230,7 +230,7 @@ pub(crate) fn apply_batch(
         };
         let payload = std::str::from_utf8(&entry.payload).with_context(unreadable)?;
         let event: Event = serde_json::from_str(payload).with_context(unreadable)?;
-        if let Some(outcome) = apply_once(&tx, &event, payload)? {
+        if let Some(outcome) = apply_once(&tx, &event, payload, entry.position.offset)? {
             decided.push((event.id, outcome));
         }
     }
@@ -247,9 +247,15 @@ pub(crate) fn apply_batch(
     Ok(decided)
 }
 
-/// Applies an event unless it was applied before (a redelivery), recording its outcome.
-/// `payload` is the event as the log holds it, which its groups' history keeps.
-fn apply_once(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Result<Option<Outcome>> {
+/// Applies an event unless it was applied before (a redelivery), recording its outcome,
+/// and, for the events stream, the event in the feed at its `position`. `payload` is the
+/// event as the log holds it, which the feed keeps.
+fn apply_once(
+    tx: &Transaction,
+    event: &Event,
+    payload: &str,
+    position: i64,
+) -> anyhow::Result<Option<Outcome>> {
     let id = event.id.to_string();
     let seen: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM outcomes WHERE event_id = ?1)")?
@@ -260,10 +266,25 @@ fn apply_once(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Result<
     let outcome = domain::apply_event(&SqliteState(tx), event)?;
     if outcome == Outcome::Applied {
         write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
-        record_change(tx, event, payload)?;
+        record_change(tx, event)?;
     }
     tx.prepare_cached("INSERT INTO outcomes (event_id, outcome) VALUES (?1, ?2)")?
         .execute(params![id, outcome.code()])?;
+    if !event.data.is_secret() {
+        tx.prepare_cached(
+            "INSERT INTO feed (position, event_id, type, group_id, user_id, outcome, event)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            position,
+            id,
+            event.data.type_name(),
+            event.data.group().map(|g| g.to_string()),
+            event.data.user().map(|u| u.to_string()),
+            outcome.code(),
+            payload,
+        ])?;
+    }
     if outcome != Outcome::Rejected(DomainError::DuplicateRequest) {
         record_key_use(tx, event)?;
     }
@@ -318,8 +339,9 @@ fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A change to a group counts in its version and joins its history.
-fn record_change(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Result<()> {
+/// A change to a group counts in its version (its history is its applied events in the
+/// feed).
+fn record_change(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
     let Some(group) = event.data.changed_group() else {
         return Ok(());
     };
@@ -331,8 +353,6 @@ fn record_change(tx: &Transaction, event: &Event, payload: &str) -> anyhow::Resu
     };
     tx.prepare_cached(bump)?
         .execute(params![group, event.correlation_id.to_string()])?;
-    tx.prepare_cached("INSERT INTO history (group_id, event_id, event) VALUES (?1, ?2, ?3)")?
-        .execute(params![group, event.id.to_string(), payload])?;
     Ok(())
 }
 

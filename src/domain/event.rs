@@ -174,6 +174,26 @@ impl EventData {
         matches!(self, Self::PasswordSet(_) | Self::TokenRevoked(_))
     }
 
+    /// The group the event is about, deletions included: what a feed filters on.
+    pub fn group(&self) -> Option<Uuid> {
+        match self {
+            Self::GroupDeleted(e) => Some(e.group_id),
+            other => other.changed_group(),
+        }
+    }
+
+    /// The user the event is about, as a member or as itself: what a feed filters on.
+    pub fn user(&self) -> Option<Uuid> {
+        match self {
+            Self::UserCreated(e) => Some(e.user_id),
+            Self::UserUpdated(e) => Some(e.user_id),
+            Self::UserDeleted(e) => Some(e.user_id),
+            Self::UserSuspended(e) | Self::UserReinstated(e) => Some(e.user_id),
+            Self::MemberAdded(e) | Self::MemberRemoved(e) => Some(e.user_id),
+            _ => None,
+        }
+    }
+
     /// The group whose own history and version this event changes, if any: the group an
     /// event is about, for every group event but its deletion.
     pub fn changed_group(&self) -> Option<Uuid> {

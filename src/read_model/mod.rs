@@ -87,14 +87,23 @@ const SCHEMA: &str = "
         expires_s INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_s);
-    -- The changes to each group, in log order: its events as they were written.
-    CREATE TABLE IF NOT EXISTS history (
-        seq INTEGER PRIMARY KEY,
-        group_id TEXT NOT NULL,
+    -- Every event of the events stream (never the credentials stream) at its position in
+    -- the log (its offset, the same on every instance), with the group and user it is
+    -- about, its outcome (`applied` or the refusal's code) and the event as written: the
+    -- feed, and each group's history (its applied events).
+    CREATE TABLE IF NOT EXISTS feed (
+        position INTEGER PRIMARY KEY,
         event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        group_id TEXT,
+        user_id TEXT,
+        outcome TEXT NOT NULL,
         event TEXT NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS history_by_group ON history (group_id, seq);
+    CREATE INDEX IF NOT EXISTS feed_by_group ON feed (group_id, position)
+        WHERE group_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS feed_by_user ON feed (user_id, position)
+        WHERE user_id IS NOT NULL;
     -- Each caller's idempotency keys, and the request each first came with.
     CREATE TABLE IF NOT EXISTS idempotency (
         actor_id TEXT NOT NULL,
@@ -127,7 +136,11 @@ const SCHEMA: &str = "
 /// 4: history keeps each event as the log holds it.
 /// 5: suspension, password versions and revoked tokens.
 /// 6: groups' external ids.
-const SCHEMA_VERSION: i64 = 6;
+/// 7: the feed, every event at its log position, in place of the history table.
+const SCHEMA_VERSION: i64 = 7;
+
+/// Tables earlier versions made, dropped with the others.
+const RETIRED_TABLES: [&str; 1] = ["history"];
 
 /// Every table [`SCHEMA`] makes, for dropping them.
 const TABLES: [&str; 10] = [
@@ -136,7 +149,7 @@ const TABLES: [&str; 10] = [
     "members",
     "child_groups",
     "passwords",
-    "history",
+    "feed",
     "outcomes",
     "positions",
     "idempotency",
@@ -178,7 +191,7 @@ pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
             wanted = SCHEMA_VERSION,
             "the read model has another schema; rebuilding it from the log"
         );
-        for table in TABLES {
+        for table in TABLES.iter().chain(&RETIRED_TABLES) {
             tx.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
         }
     }
@@ -287,8 +300,8 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
             "SELECT token_id, user_id, expires_s FROM revoked_tokens",
         ),
         (
-            "history",
-            "SELECT seq, group_id, event_id, event FROM history",
+            "feed",
+            "SELECT position, event_id, type, group_id, user_id, outcome, event FROM feed",
         ),
         (
             "idempotency",

@@ -610,8 +610,8 @@ pub fn list_history(
     page(
         conn,
         "h.event",
-        "FROM history h WHERE h.group_id = ?1",
-        "h.seq DESC",
+        "FROM feed h WHERE h.group_id = ?1 AND h.outcome = 'applied' AND h.type <> 'GroupDeleted'",
+        "h.position DESC",
         &[&group.to_string()],
         offset,
         limit,
