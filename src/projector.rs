@@ -41,6 +41,8 @@ pub struct ProjectorSettings {
 pub struct Outcomes {
     waiting: Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>,
     caught_up: watch::Sender<bool>,
+    /// Counts the projector's commits: the feed's readers wait on it for news.
+    applied: watch::Sender<u64>,
 }
 
 /// A claim on one event's outcome. Dropping it (say, on a timeout) withdraws the claim.
@@ -60,6 +62,11 @@ impl Outcomes {
             outcome,
             outcomes: self.clone(),
         }
+    }
+
+    /// Changes whenever the projector commits applied events.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// Resolves once the projector has read to the end of the log since start-up.
@@ -187,6 +194,7 @@ fn follow(
         }
         let decided = apply_batch(conn, &batch.entries)?;
         outcomes.publish(decided);
+        outcomes.applied.send_modify(|commits| *commits += 1);
         if let Err(error) = restarts.after_commit(conn) {
             // The batch is committed and answered; the next restart is tried when due.
             tracing::warn!(error = %error, "restarting the read model's write-ahead log failed");

@@ -44,6 +44,7 @@ pub struct Settings {
     pub projector: ProjectorSettings,
     pub requests: RequestSettings,
     pub logins: LoginSettings,
+    pub feed: FeedSettings,
     pub kafka: KafkaSettings,
 }
 
@@ -112,6 +113,15 @@ pub struct TokenSettings {
     /// Put in every token as `aud`, and required of every token, when set.
     #[serde(default)]
     pub audience: Option<String>,
+}
+
+/// The event feed's bounds (see `http::feed`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSettings {
+    pub streams_max: usize,
+    pub stream_buffer: usize,
+    pub heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +211,15 @@ impl Settings {
         if let Some(n) = number("MEMBERSHIP_TOKEN_TTL_S")? {
             self.token.ttl_s = n;
         }
+        if let Some(n) = number("MEMBERSHIP_FEED_STREAMS_MAX")? {
+            self.feed.streams_max = n.try_into()?;
+        }
+        if let Some(n) = number("MEMBERSHIP_FEED_STREAM_BUFFER")? {
+            self.feed.stream_buffer = n.try_into()?;
+        }
+        if let Some(n) = number("MEMBERSHIP_FEED_HEARTBEAT_MS")? {
+            self.feed.heartbeat_ms = n;
+        }
         if let Some(n) = number("MEMBERSHIP_TOKEN_PROVISIONING_TTL_S")? {
             self.token.provisioning_ttl_s = n;
         }
@@ -282,6 +301,9 @@ impl Settings {
             ("logins.window_s", self.logins.window_s),
             ("logins.counters_max", self.logins.counters_max as u64),
             ("requests.page_size_max", self.requests.page_size_max),
+            ("feed.streams_max", self.feed.streams_max as u64),
+            ("feed.stream_buffer", self.feed.stream_buffer as u64),
+            ("feed.heartbeat_ms", self.feed.heartbeat_ms),
             (
                 "kafka.replication_factor",
                 self.kafka.replication_factor.max(0) as u64,

@@ -62,6 +62,7 @@ pub struct Application {
     server: Server,
     addr: SocketAddr,
     projector: Projector,
+    service: web::Data<Service>,
     /// The bootstrap client's secret, when it is the one generated into the data dir, and
     /// whether this start generated it.
     stored_client_secret: Option<(Secret, bool)>,
@@ -116,6 +117,7 @@ impl Application {
             wait_timeout: Duration::from_millis(settings.requests.wait_timeout_ms),
             page_size_max: settings.requests.page_size_max,
             provisioning_ttl_s: settings.token.provisioning_ttl_s,
+            stopping: tokio::sync::watch::Sender::new(false),
         });
 
         tracing::info!("replaying the log into the read model");
@@ -133,9 +135,12 @@ impl Application {
             .with_context(|| format!("binding {}", settings.http.addr))?;
         let addr = listener.local_addr()?;
         let routes = http::routes(settings.http.body_max_bytes);
+        let streams = web::Data::new(http::Streams::new(&settings.feed));
+        let served = service.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(service.clone())
+                .app_data(served.clone())
+                .app_data(streams.clone())
                 .wrap(from_fn(http::log_and_render_errors))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
                 .configure(crate::scim::routes)
@@ -143,12 +148,15 @@ impl Application {
         })
         .workers(settings.http.workers)
         .shutdown_timeout(10)
+        // Stopped by `run_until_stopped`, which first tells long polls and streams.
+        .disable_signals()
         .listen(listener)?
         .run();
         Ok(Self {
             server,
             addr,
             projector,
+            service,
             stored_client_secret: secrets
                 .client_secret_stored
                 .then_some((secrets.client_secret, secrets.generated)),
@@ -167,11 +175,42 @@ impl Application {
             .map(|(secret, generated)| (secret, *generated))
     }
 
-    /// Serves until a signal stops the server, then stops the projector.
+    /// Serves until SIGTERM or SIGINT: then long polls and streams give their connections
+    /// back, the server answers the requests in flight and stops, and so does the
+    /// projector.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = self.server;
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = stop_signal() => {
+                tracing::info!("stopping");
+                self.service.stopping.send_replace(true);
+                handle.stop(true).await;
+                server.await
+            }
+        };
         tracing::info!("HTTP server stopped; stopping the projector");
         self.projector.stop();
         served.context("serving HTTP")
+    }
+}
+
+/// SIGTERM or SIGINT, whichever comes first.
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
     }
 }

@@ -134,6 +134,23 @@ pub enum EventData {
 }
 
 impl EventData {
+    /// The types of the events stream, which consumers are given: every type but those
+    /// of the credentials stream (see [`EventData::is_secret`]).
+    pub const PUBLIC_TYPES: [&'static str; 12] = [
+        "UserCreated",
+        "UserUpdated",
+        "UserDeleted",
+        "GroupCreated",
+        "GroupUpdated",
+        "GroupDeleted",
+        "MemberAdded",
+        "MemberRemoved",
+        "ChildGroupAdded",
+        "ChildGroupRemoved",
+        "UserSuspended",
+        "UserReinstated",
+    ];
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::UserCreated(_) => "UserCreated",

@@ -84,6 +84,8 @@ pub enum ApiError {
     },
     #[error("The service cannot confirm the change right now; retry later.")]
     Unavailable { event_id: Option<Uuid> },
+    #[error("As many event streams are open as the service serves; retry later.")]
+    TooManyStreams,
     #[error("An unexpected error occurred; quote the logId when reporting it.")]
     Internal(#[from] anyhow::Error),
 }
@@ -227,6 +229,7 @@ impl ApiError {
             Self::Domain(error) => (domain_status(error), error.code()),
             Self::ConcurrentModification { .. } => (S::CONFLICT, "ConcurrentModification"),
             Self::Unavailable { .. } => (S::SERVICE_UNAVAILABLE, "Unavailable"),
+            Self::TooManyStreams => (S::SERVICE_UNAVAILABLE, "TooManyStreams"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "ServerError"),
         }
     }
@@ -296,7 +299,7 @@ impl ApiError {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            Self::Unavailable { .. } => {
+            Self::Unavailable { .. } | Self::TooManyStreams => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
             }
             Self::TooManyRequests { retry_after_s } => {
@@ -481,6 +484,7 @@ mod tests {
                 events: 1,
             },
             ApiError::Unavailable { event_id: None },
+            ApiError::TooManyStreams,
             ApiError::Internal(anyhow::anyhow!("unexpected")),
         ];
         every.extend(DomainError::every().into_iter().map(ApiError::Domain));

@@ -5,6 +5,7 @@
 
 mod error;
 mod extract;
+mod feed;
 mod groups;
 mod members;
 mod provisioning;
@@ -20,6 +21,7 @@ use crate::service::{GroupScope, List, ListRequest, Service, UserScope};
 
 pub use error::{ApiError, OAuthError};
 pub use extract::{LogId, bearer_of, if_match, log_and_render_errors, log_id};
+pub use feed::Streams;
 pub use token::peer;
 
 /// Both prefixes serve the same calls: the documentation's and the one the official
@@ -57,6 +59,8 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                             .route(web::post().to(users::create))
                             .route(web::get().to(users::list)),
                     )
+                    .service(web::resource("/events{slash:/?}").route(web::get().to(feed::list)))
+                    .service(web::resource("/events/stream").route(web::get().to(feed::stream)))
                     .service(
                         web::resource("/provisioning{slash:/?}")
                             .route(web::post().to(provisioning::create)),

@@ -4,6 +4,7 @@
 //! Architecture Invariant: only the projector writes here; handlers get read-only
 //! connections through [`ReadModel::read`], off the async executor.
 
+mod feed;
 pub mod filter;
 mod queries;
 mod state;
@@ -16,6 +17,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
+pub use feed::{FeedFilter, FeedItem, FeedPage, feed_page};
 pub use queries::{
     AccountStatus, ClientCredential, GroupView, Groups, HistoryItem, KeyUseOutcomes, ListRequest,
     Listed, Login, PROVISIONING_CLIENT_PREFIX, Sort, UserView, Users, account_status,

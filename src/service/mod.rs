@@ -9,6 +9,7 @@
 mod access;
 mod error;
 mod execute;
+mod feed;
 mod logins;
 mod provisioning;
 mod queries;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::auth::{Bearer, Hasher, Tokens};
@@ -28,6 +30,7 @@ use crate::throttle::LoginThrottle;
 
 pub use crate::read_model::ListRequest;
 pub use error::ServiceError;
+pub use feed::FeedRequest;
 pub use logins::{Grant, LoginError, RevocationError};
 pub use provisioning::{Provisioner, ProvisionerName};
 pub use queries::{GroupScope, List, UserScope};
@@ -44,6 +47,8 @@ pub struct Service {
     pub page_size_max: u64,
     /// How long a provisioning credential's token lives.
     pub provisioning_ttl_s: u64,
+    /// Set when the server is stopping: long polls and streams give their connections back.
+    pub stopping: watch::Sender<bool>,
 }
 
 /// The bootstrap API client, whose tokens act as its service account.

@@ -10,6 +10,7 @@ mod consumer;
 mod delete_contract;
 mod durability;
 mod events;
+mod feed;
 mod groups;
 mod helpers;
 mod instances;

@@ -1,0 +1,283 @@
+//! The event feed over HTTP: `GET .../events` (a page after a position, or a long poll
+//! with `waitMs`) and `GET .../events/stream` (Server-Sent Events, resumed with
+//! `Last-Event-ID`). Both serve the same items: `{position, outcome, code, event}`, the
+//! event as the log holds it and its outcome on this instance.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use uuid::Uuid;
+
+use super::ApiError;
+use super::extract::Caller;
+use crate::domain::{EventData, Outcome};
+use crate::read_model::{FeedFilter, FeedItem, FeedPage};
+use crate::service::{FeedRequest, Service};
+use crate::settings::FeedSettings;
+
+/// The most events one page holds.
+const PAGE_SIZE_MAX: u64 = 1000;
+/// Events per page when a request does not say.
+const PAGE_SIZE_DEFAULT: u64 = 100;
+/// The longest a long poll waits.
+const WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// The streams open, and the bounds of each.
+pub struct Streams {
+    open: Arc<Semaphore>,
+    buffer: usize,
+    heartbeat: Duration,
+}
+
+impl Streams {
+    pub fn new(settings: &FeedSettings) -> Self {
+        Self {
+            open: Arc::new(Semaphore::new(settings.streams_max)),
+            buffer: settings.stream_buffer,
+            heartbeat: Duration::from_millis(settings.heartbeat_ms),
+        }
+    }
+}
+
+/// A feed request's query. Numbers are read from text by hand: serde cannot read them
+/// through a `String`-only query with good errors.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedQuery {
+    after: Option<String>,
+    page_size: Option<String>,
+    wait_ms: Option<String>,
+    types: Option<String>,
+    group: Option<String>,
+    user: Option<String>,
+    include_rejected: Option<String>,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(message.into())
+}
+
+/// A position as a consumer sends it back: the text of a log offset.
+fn position(text: &str, name: &str) -> Result<i64, ApiError> {
+    (text.trim().parse::<i64>().ok())
+        .filter(|p| *p >= 0)
+        .ok_or_else(|| {
+            bad(format!(
+                "{name} must be a position this feed gave (a number)."
+            ))
+        })
+}
+
+impl FeedQuery {
+    /// The request, reading after `resume` (a `Last-Event-ID`) if there is one, else
+    /// after `after`.
+    fn request(&self, resume: Option<&str>, wait_allowed: bool) -> Result<FeedRequest, ApiError> {
+        let after = match (resume, &self.after) {
+            (Some(id), _) => Some(position(id, "Last-Event-ID")?),
+            (None, Some(after)) => Some(position(after, "after")?),
+            (None, None) => None,
+        };
+        let limit = match &self.page_size {
+            None => PAGE_SIZE_DEFAULT,
+            Some(text) => (text.parse::<u64>().ok())
+                .filter(|n| (1..=PAGE_SIZE_MAX).contains(n))
+                .ok_or_else(|| bad(format!("pageSize must be 1 to {PAGE_SIZE_MAX}.")))?,
+        };
+        let wait = match (&self.wait_ms, wait_allowed) {
+            (None, _) => Duration::ZERO,
+            (Some(_), false) => return Err(bad("waitMs is for pages; a stream waits anyway.")),
+            (Some(text), true) => (text.parse::<u64>().ok())
+                .map(Duration::from_millis)
+                .filter(|wait| *wait <= WAIT_MAX)
+                .ok_or_else(|| bad(format!("waitMs must be 0 to {} ms.", WAIT_MAX.as_millis())))?,
+        };
+        Ok(FeedRequest {
+            after,
+            limit,
+            filter: self.filter()?,
+            wait,
+        })
+    }
+
+    fn filter(&self) -> Result<FeedFilter, ApiError> {
+        let types = (self.types.iter())
+            .flat_map(|types| types.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| match EventData::PUBLIC_TYPES.contains(&t) {
+                true => Ok(t.to_owned()),
+                false => Err(bad(format!(
+                    "types names {t}, which is no event type of the feed ({}).",
+                    EventData::PUBLIC_TYPES.join(", ")
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        let id = |text: &Option<String>, name: &str| {
+            (text.as_deref())
+                .map(|t| Uuid::try_parse(t).map_err(|_| bad(format!("{name} must be an id."))))
+                .transpose()
+        };
+        let include_rejected = match self.include_rejected.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(bad("includeRejected must be true or false.")),
+        };
+        Ok(FeedFilter {
+            types,
+            group: id(&self.group, "group")?,
+            user: id(&self.user, "user")?,
+            include_rejected,
+        })
+    }
+}
+
+/// One item as the feed shows it: its position (as text, since it is opaque), whether it
+/// took effect, the refusal's code when it did not, and the event byte for byte as the
+/// log holds it.
+#[derive(Serialize)]
+struct Item<'a> {
+    position: String,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    event: &'a RawValue,
+}
+
+fn item(found: &FeedItem) -> Result<Item<'_>, ApiError> {
+    let event = serde_json::from_str(&found.event)
+        .map_err(|e| anyhow::Error::new(e).context("reading an event of the feed"))?;
+    let applied = Outcome::from_code(&found.outcome) == Some(Outcome::Applied);
+    Ok(Item {
+        position: found.position.to_string(),
+        outcome: if applied { "applied" } else { "rejected" },
+        code: (!applied).then_some(found.outcome.as_str()),
+        event,
+    })
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    items: Vec<Item<'a>>,
+    next: Option<String>,
+}
+
+/// `GET .../events?after=&pageSize=&waitMs=&types=&group=&user=&includeRejected=`.
+pub async fn list(
+    service: web::Data<Service>,
+    caller: Caller,
+    query: web::Query<FeedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let request = query.request(None, true)?;
+    let after = request.after;
+    let found = service.feed(caller.0, request).await?;
+    let page = Page {
+        items: found.items.iter().map(item).collect::<Result<_, _>>()?,
+        next: found.next.or(after).map(|p| p.to_string()),
+    };
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET .../events/stream`: the feed as Server-Sent Events, each event a message with
+/// `id:` its position, `event:` its type and `data:` the item; a comment when nothing has
+/// happened for a heartbeat. It ends when the server stops, when the caller's token stops
+/// standing, or when the client falls a buffer behind (it resumes from the last `id:` it
+/// read). 503 when as many streams are open as are served.
+pub async fn stream(
+    service: web::Data<Service>,
+    streams: web::Data<Streams>,
+    caller: Caller,
+    req: HttpRequest,
+    query: web::Query<FeedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let resume = (req.headers().get("Last-Event-ID"))
+        .map(|id| {
+            id.to_str()
+                .map_err(|_| bad("Last-Event-ID must be a position."))
+        })
+        .transpose()?;
+    let request = query.request(resume, false)?;
+    let permit =
+        (streams.open.clone().try_acquire_owned()).map_err(|_| ApiError::TooManyStreams)?;
+    // The first page before the answer, so that a token that does not stand is a 401.
+    let first = service.feed(caller.0, request.clone()).await?;
+    let (send, receive) = mpsc::channel(streams.buffer);
+    let heartbeat = streams.heartbeat;
+    let service = service.into_inner();
+    tokio::spawn(async move {
+        pump(&service, caller, request, first, &send, heartbeat).await;
+        drop(permit);
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-store"))
+        // Proxies such as nginx would otherwise hold the messages back.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(ReceiverStream::new(receive)))
+}
+
+type Sink = mpsc::Sender<Result<Bytes, Infallible>>;
+
+/// Sends pages of the feed to the stream's client until it is gone, falls behind, the
+/// token stops standing, or the server stops.
+async fn pump(
+    service: &Service,
+    caller: Caller,
+    mut request: FeedRequest,
+    mut found: FeedPage,
+    send: &Sink,
+    heartbeat: Duration,
+) {
+    request.wait = heartbeat;
+    loop {
+        let sent = match found.items.is_empty() {
+            // A full buffer already shows the stream is alive.
+            true => !matches!(
+                send.try_send(Ok(Bytes::from_static(b": heartbeat\n\n"))),
+                Err(mpsc::error::TrySendError::Closed(_))
+            ),
+            false => found.items.iter().all(|found| offer(send, found)),
+        };
+        if !sent || *service.stopping.borrow() {
+            return;
+        }
+        request.after = found.next.or(request.after);
+        found = tokio::select! {
+            next = service.feed(caller.0, request.clone()) => match next {
+                Ok(next) => next,
+                Err(_) => return,
+            },
+            () = send.closed() => return,
+        };
+    }
+}
+
+/// Queues one event for the client; false when the client is gone or a buffer behind.
+fn offer(send: &Sink, found: &FeedItem) -> bool {
+    let Ok(data) = item(found)
+        .and_then(|shown| Ok(serde_json::to_string(&shown).map_err(anyhow::Error::new)?))
+    else {
+        return false;
+    };
+    let message = format!(
+        "id: {}\nevent: {}\ndata: {data}\n\n",
+        found.position, found.event_type,
+    );
+    match send.try_send(Ok(Bytes::from(message))) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::info!(
+                position = found.position,
+                "an event stream's client fell behind; ending the stream"
+            );
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
