@@ -36,7 +36,7 @@ struct GroupSeen {
 }
 
 pub async fn ensure_administrator(service: &Service, client_id: &str) -> anyhow::Result<()> {
-    let username = Username::parse(format!("svc.{client_id}"))?;
+    let username = Username::parse(crate::service::client_username(client_id))?;
     let mut created_account = false;
     for _ in 0..STEPS_MAX {
         let seen = look(service, client_id).await?;
@@ -108,6 +108,7 @@ fn create_account(user_id: Uuid, client_id: &str, username: &Username) -> anyhow
             ..Profile::default()
         },
         client_id: Some(client_id.into()),
+        scopes: Vec::new(),
     };
     Ok(Command::CreateUser {
         user_id,

@@ -393,8 +393,8 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
 fn user_created(tx: &Transaction, e: &UserCreated, time: &str) -> anyhow::Result<()> {
     tx.prepare_cached(
         "INSERT INTO users (id, username, username_key, email, email_key, client_id,
-                                profile, created, modified)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                                scopes, profile, created, modified)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?9, ?7, ?8, ?8)",
     )?
     .execute(params![
         e.user_id.to_string(),
@@ -405,6 +405,7 @@ fn user_created(tx: &Transaction, e: &UserCreated, time: &str) -> anyhow::Result
         e.client_id,
         serde_json::to_string(&e.profile)?,
         time,
+        read_model::scopes_text(&e.scopes),
     ])?;
     Ok(())
 }

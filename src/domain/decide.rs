@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::error::{DomainError, LINKS_PER_DELETION_MAX};
 use super::event::{
     Event, EventData, ExpectedVersion, GroupDeleted, GroupDetails, GroupType, Idempotency,
-    Membership, Nesting, PasswordSet, Profile, Provisioned, TokenRevoked, UserCreated, UserDeleted,
-    UserStatus, UserUpdated,
+    Membership, Nesting, PasswordSet, Profile, Provisioned, Scope, TokenRevoked, UserCreated,
+    UserDeleted, UserStatus, UserUpdated,
 };
 use super::ids::{Email, GroupIdentifier, GroupName, UserIdentifier, Username};
 use super::state::{GroupRef, Removal, State, UserRef};
@@ -32,6 +32,7 @@ pub struct NewUser {
     pub email: Email,
     pub profile: Profile,
     pub client_id: Option<String>,
+    pub scopes: Vec<Scope>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -448,6 +449,7 @@ fn create_user(
         email: user.email,
         profile: user.profile,
         client_id: user.client_id,
+        scopes: user.scopes,
     };
     check_user_creatable(state, &created)?;
     let mut events = vec![EventData::UserCreated(created)];

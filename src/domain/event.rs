@@ -237,6 +237,36 @@ pub struct UserCreated {
     /// Set for a service account: the API client whose tokens act as this user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// What that client's tokens may do besides what the account's groups allow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<Scope>,
+}
+
+/// What an API client's tokens may do besides what its account's groups allow: a client
+/// with scopes is limited to them (see `service::access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Scope {
+    /// Administer users and groups through SCIM, as an identity provider does.
+    #[serde(rename = "scim")]
+    Scim,
+    /// Read the event feed.
+    #[serde(rename = "events:read")]
+    EventsRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 2] = [Scope::Scim, Scope::EventsRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scim => "scim",
+            Self::EventsRead => "events:read",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == text)
+    }
 }
 
 /// A user's new details, replacing the old ones whole (a service account keeps its client).

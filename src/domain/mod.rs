@@ -18,8 +18,8 @@ pub use decide::{
 pub use error::{DomainError, LINKS_PER_DELETION_MAX};
 pub use event::{
     Actor, Custom, Event, EventData, ExpectedVersion, GroupDeleted, GroupDetails, GroupType,
-    Idempotency, Membership, Metadata, Nesting, PasswordSet, Profile, Provisioned, TokenRevoked,
-    UserCreated, UserDeleted, UserStatus, UserUpdated,
+    Idempotency, Membership, Metadata, Nesting, PasswordSet, Profile, Provisioned, Scope,
+    TokenRevoked, UserCreated, UserDeleted, UserStatus, UserUpdated,
 };
 pub use ids::{
     Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, InvalidPassword,

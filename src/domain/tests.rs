@@ -32,6 +32,7 @@ fn user_created(n: u128, username: &str) -> EventData {
         email: Email::parse(format!("{username}@fightclub.com")).unwrap(),
         profile: Profile::default(),
         client_id: None,
+        scopes: Vec::new(),
     })
 }
 
@@ -235,6 +236,7 @@ fn creating_a_user_whose_username_or_email_is_taken_in_other_case_is_refused() {
             email: Email::parse(email).unwrap(),
             profile: Profile::default(),
             client_id: None,
+            scopes: Vec::new(),
         },
         password_hash: None,
     };
@@ -256,6 +258,7 @@ fn a_password_travels_as_its_own_event_beside_the_user() {
                 email: Email::parse("t.durden@fightclub.com").unwrap(),
                 profile: Profile::default(),
                 client_id: None,
+                scopes: Vec::new(),
             },
             password_hash: Some("$argon2id$...".into()),
         },

@@ -3,12 +3,12 @@
 //!
 //! Architecture Invariant: handlers never touch SQLite or the log directly.
 
+mod clients;
 mod error;
 mod extract;
 mod feed;
 mod groups;
 mod members;
-mod provisioning;
 mod token;
 mod users;
 
@@ -62,12 +62,13 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                     .service(web::resource("/events{slash:/?}").route(web::get().to(feed::list)))
                     .service(web::resource("/events/stream").route(web::get().to(feed::stream)))
                     .service(
-                        web::resource("/provisioning{slash:/?}")
-                            .route(web::post().to(provisioning::create)),
+                        web::resource("/clients{slash:/?}")
+                            .route(web::post().to(clients::create))
+                            .route(web::get().to(clients::list)),
                     )
                     .service(
-                        web::resource("/provisioning/{name:[^/]*}")
-                            .route(web::delete().to(provisioning::revoke)),
+                        web::resource("/clients/{client:[^/]*}")
+                            .route(web::delete().to(clients::revoke)),
                     )
                     .service(
                         web::resource("/groups{slash:/?}")

@@ -70,14 +70,14 @@ pub async fn issue(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, OAuthError> {
     let grant = form.into_inner().grant()?;
-    let token = service.login(grant, peer(&req)).await?;
+    let issued = service.login(grant, peer(&req)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(json!({
-            "access_token": token,
+            "access_token": issued.token,
             "token_type": "Bearer",
-            "expires_in": service.tokens.ttl_s,
+            "expires_in": issued.ttl_s,
         })))
 }
 

@@ -171,6 +171,7 @@ impl NewUserBody {
             email,
             profile,
             client_id: None,
+            scopes: Vec::new(),
         };
         let suspended = suspended(self.status)?;
         Ok((

@@ -202,6 +202,7 @@ impl Op {
                     email: email(address),
                     profile: Profile::default(),
                     client_id: None,
+                    scopes: Vec::new(),
                 },
                 password_hash: password.then(|| format!("$argon2id$hash-of-user-{slot}")),
             },

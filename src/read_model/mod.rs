@@ -19,10 +19,10 @@ use tokio::sync::Semaphore;
 
 pub use feed::{FeedFilter, FeedItem, FeedPage, feed_page};
 pub use queries::{
-    AccountStatus, ClientCredential, GroupView, Groups, HistoryItem, KeyUseOutcomes, ListRequest,
-    Listed, Login, PROVISIONING_CLIENT_PREFIX, Sort, UserView, Users, account_status,
-    is_administrator, is_provisioner, key_use_outcomes, list_groups, list_history, list_users,
-    password_hash, password_of, service_account, token_stands,
+    AccountStatus, ClientCredential, ClientView, GroupView, Groups, HistoryItem, KeyUseOutcomes,
+    ListRequest, Listed, Login, Sort, Standing, UserView, Users, account_status, is_administrator,
+    key_use_outcomes, list_clients, list_groups, list_history, list_users, password_hash,
+    password_of, scopes_of, scopes_text, service_account, token_stands,
 };
 pub use state::SqliteState;
 
@@ -34,6 +34,8 @@ const SCHEMA: &str = "
         email TEXT NOT NULL,
         email_key TEXT NOT NULL UNIQUE,
         client_id TEXT,
+        -- The API client's scopes, space-separated (`scim events:read`); empty for most.
+        scopes TEXT NOT NULL DEFAULT '',
         profile TEXT NOT NULL,
         suspended INTEGER NOT NULL DEFAULT 0,
         -- How many times the user has been suspended: tokens issued before the last
@@ -138,7 +140,8 @@ const SCHEMA: &str = "
 /// 4: history keeps each event as the log holds it.
 /// 5: suspension, password versions and revoked tokens.
 /// 6: groups' external ids.
-/// 7: the feed, every event at its log position, in place of the history table.
+/// 7: the feed, every event at its log position, in place of the history table; API
+///    clients' scopes.
 const SCHEMA_VERSION: i64 = 7;
 
 /// Tables earlier versions made, dropped with the others.
@@ -281,8 +284,8 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
     const DUMPED: [(&str, &str); 9] = [
         (
             "users",
-            "SELECT id, username, email, client_id, profile, suspended, suspensions, created,
-                    modified
+            "SELECT id, username, email, client_id, scopes, profile, suspended, suspensions,
+                    created, modified
              FROM users",
         ),
         (

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::filter::{Filter, Over};
 use super::state::{IS_ADMINISTRATOR, IS_DIRECT_ADMINISTRATOR, group_type, uuid};
 use crate::auth::{Bearer, Credential};
-use crate::domain::{Actor, Custom, GroupType, Outcome, Profile, Username};
+use crate::domain::{Actor, Custom, GroupType, Outcome, Profile, Scope, Username};
 
 /// A user as the API shows it. Credentials never leave the read model.
 #[derive(Debug, Serialize)]
@@ -149,18 +149,55 @@ pub fn is_administrator(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
     Ok(is(IS_DIRECT_ADMINISTRATOR)? || is(&IS_ADMINISTRATOR)?)
 }
 
-/// Whether the user is a provisioning credential's account (see `service::provisioning`).
-pub fn is_provisioner(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
-    let client: Option<Option<String>> = conn
-        .prepare_cached("SELECT client_id FROM users WHERE id = ?1")?
-        .query_row([user.to_string()], |row| row.get(0))
-        .optional()?;
-    let client = client.flatten().unwrap_or_default();
-    Ok(client.starts_with(PROVISIONING_CLIENT_PREFIX))
+/// Scopes as the users table keeps them: space-separated.
+pub fn scopes_text(scopes: &[Scope]) -> String {
+    let names: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
+    names.join(" ")
 }
 
-/// The prefix of a provisioning credential's client id: `scim:` and its name.
-pub const PROVISIONING_CLIENT_PREFIX: &str = "scim:";
+fn scopes_of_text(text: &str) -> Vec<Scope> {
+    text.split_whitespace().filter_map(Scope::parse).collect()
+}
+
+/// The scopes of a user's API client (none for most users).
+pub fn scopes_of(conn: &Connection, user: Uuid) -> anyhow::Result<Vec<Scope>> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT scopes FROM users WHERE id = ?1")?
+        .query_row([user.to_string()], |row| row.get(0))
+        .optional()?;
+    Ok(scopes_of_text(&text.unwrap_or_default()))
+}
+
+/// An API client as listed: its id, its account, its scopes, and when it was made.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientView {
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub scopes: Vec<Scope>,
+    pub created: String,
+}
+
+/// Every API client's account, the bootstrap client's included, by client id.
+pub fn list_clients(conn: &Connection) -> anyhow::Result<Vec<ClientView>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT client_id, id, username, scopes, created FROM users
+         WHERE client_id IS NOT NULL ORDER BY client_id",
+    )?;
+    let clients = statement
+        .query_map([], |row| {
+            Ok(ClientView {
+                client_id: row.get(0)?,
+                user_id: uuid(row, 1)?,
+                username: row.get(2)?,
+                scopes: scopes_of_text(&row.get::<_, String>(3)?),
+                created: row.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(clients)
+}
 
 /// The service account bound to an API client.
 pub fn service_account(conn: &Connection, client_id: &str) -> anyhow::Result<Option<Uuid>> {
@@ -233,18 +270,18 @@ pub struct ClientCredential {
 /// suspended since the token was issued, the token is not revoked, and its credential is
 /// unchanged. Counts above the stored ones are of a token another instance issued after a
 /// change this one has yet to read.
-/// The token's user as an actor when it stands, read from the same row.
+/// The token's user as an actor when it stands, and its scopes, read from the same row.
 pub fn token_stands(
     conn: &Connection,
     bearer: &Bearer,
     client: &ClientCredential,
-) -> anyhow::Result<Option<Actor>> {
+) -> anyhow::Result<Option<Standing>> {
     let found = conn
         .prepare_cached(
             "SELECT u.suspended OR u.suspensions > ?4, u.client_id IS ?3,
                     (SELECT version FROM passwords WHERE user_id = u.id),
                     EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = ?2),
-                    u.username
+                    u.username, u.scopes
              FROM users u WHERE u.id = ?1",
         )?
         .query_row(
@@ -261,11 +298,12 @@ pub fn token_stands(
                     row.get::<_, Option<u64>>(2)?,
                     row.get::<_, bool>(3)?,
                     row.get::<_, String>(4)?,
+                    row.get::<_, String>(5)?,
                 ))
             },
         )
         .optional()?;
-    let Some((suspended, is_client, password_version, revoked, username)) = found else {
+    let Some((suspended, is_client, password_version, revoked, username, scopes)) = found else {
         return Ok(None);
     };
     let credential_holds = match bearer.credential {
@@ -275,10 +313,22 @@ pub fn token_stands(
     if suspended || revoked || !credential_holds {
         return Ok(None);
     }
-    Ok(Some(Actor {
+    let actor = Actor {
         user_id: bearer.user,
         username: Username::parse(username)?,
+    };
+    Ok(Some(Standing {
+        actor,
+        scopes: scopes_of_text(&scopes),
     }))
+}
+
+/// A token that stands: its user as an actor, and the scopes its API client has (none
+/// for a user's own token).
+#[derive(Debug, Clone)]
+pub struct Standing {
+    pub actor: Actor,
+    pub scopes: Vec<Scope>,
 }
 
 /// The password hash of a user, if it has a password.

@@ -249,6 +249,7 @@ impl Draft {
             email,
             profile,
             client_id: None,
+            scopes: Vec::new(),
         };
         Ok((user, self.active, password))
     }

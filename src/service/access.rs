@@ -7,70 +7,91 @@ use rusqlite::Connection;
 use super::ServiceError;
 use crate::auth::Bearer;
 use crate::domain::{
-    Actor, Command, DomainError, EventData, GroupIdentifier, GroupType, State, UserIdentifier,
+    Actor, Command, DomainError, EventData, GroupIdentifier, GroupType, Scope, State,
+    UserIdentifier,
 };
-use crate::read_model::{self, ClientCredential, SqliteState};
+use crate::read_model::{self, ClientCredential, SqliteState, Standing};
 
-/// The caller as an actor, if its token still stands (401 otherwise), and it is `user` or
-/// in System Administrators. A caller who is neither learns nothing about `user`.
+/// The caller, if its token still stands (401 otherwise), and it is `user` or an
+/// administrator. A caller who is neither learns nothing about `user`. An API client with
+/// scopes is never "the user": it has only its scopes.
 pub(super) fn authorize_self_or_admin(
     conn: &Connection,
     caller: &Bearer,
     client: &ClientCredential,
     user: &UserIdentifier,
-) -> Result<Actor, ServiceError> {
-    let actor = authenticate(conn, caller, client)?;
-    if administers(conn, caller)? {
-        return Ok(actor);
+) -> Result<Standing, ServiceError> {
+    let standing = authenticate(conn, caller, client)?;
+    if administers(conn, caller, &standing)? {
+        return Ok(standing);
     }
     match SqliteState(conn).user(user)? {
-        Some(found) if found.id == caller.user => Ok(actor),
+        Some(found) if found.id == caller.user && standing.scopes.is_empty() => Ok(standing),
         _ => Err(ServiceError::Forbidden),
     }
 }
 
-/// The caller as an actor, if its token still stands (401 otherwise) and it is in System
-/// Administrators (directly or through child groups).
+/// The caller, if its token still stands (401 otherwise) and it may administer users and
+/// groups (403 otherwise).
 pub(super) fn authorize(
     conn: &Connection,
     caller: &Bearer,
     client: &ClientCredential,
-) -> Result<Actor, ServiceError> {
-    let actor = authenticate(conn, caller, client)?;
-    if !administers(conn, caller)? {
+) -> Result<Standing, ServiceError> {
+    let standing = authenticate(conn, caller, client)?;
+    if !administers(conn, caller, &standing)? {
         return Err(ServiceError::Forbidden);
     }
-    Ok(actor)
+    Ok(standing)
 }
 
-/// Whether the caller may administer users and groups: a member of System
-/// Administrators, or, on a SCIM request, a provisioning credential.
-fn administers(conn: &Connection, caller: &Bearer) -> anyhow::Result<bool> {
-    Ok(read_model::is_administrator(conn, caller.user)?
-        || (caller.scim && read_model::is_provisioner(conn, caller.user)?))
+/// The caller, if its token still stands and it may read the event feed: an
+/// administrator, or a client with the `events:read` scope.
+pub(super) fn authorize_feed(
+    conn: &Connection,
+    caller: &Bearer,
+    client: &ClientCredential,
+) -> Result<Standing, ServiceError> {
+    let standing = authenticate(conn, caller, client)?;
+    let reads = match standing.scopes.is_empty() {
+        true => read_model::is_administrator(conn, caller.user)?,
+        false => standing.scopes.contains(&Scope::EventsRead),
+    };
+    if !reads {
+        return Err(ServiceError::Forbidden);
+    }
+    Ok(standing)
 }
 
-/// The caller as an actor, if its token still stands: see [`read_model::token_stands`].
+/// Whether the caller may administer users and groups: a member of System Administrators
+/// whose client has no scopes, or, on a SCIM request, a client with the `scim` scope. A
+/// client with scopes has only those, whatever groups its account is in.
+fn administers(conn: &Connection, caller: &Bearer, standing: &Standing) -> anyhow::Result<bool> {
+    Ok(match standing.scopes.is_empty() {
+        true => read_model::is_administrator(conn, caller.user)?,
+        false => caller.scim && standing.scopes.contains(&Scope::Scim),
+    })
+}
+
+/// The caller, if its token still stands: see [`read_model::token_stands`].
 pub(super) fn authenticate(
     conn: &Connection,
     caller: &Bearer,
     client: &ClientCredential,
-) -> Result<Actor, ServiceError> {
+) -> Result<Standing, ServiceError> {
     read_model::token_stands(conn, caller, client)?.ok_or(ServiceError::Unauthorized)
 }
 
-/// What a provisioning credential may not reach: System Administrators, and the accounts
-/// of administrators, so that an identity provider's token can neither make anyone an
-/// administrator nor lock the administrators out. Checked on the decided events, so that
-/// every command that would reach them is refused whole (403), whatever its form.
+/// What a client with the `scim` scope may not reach: System Administrators, and the
+/// accounts of administrators, so that an identity provider's token can neither make
+/// anyone an administrator nor lock the administrators out. Checked on the decided events,
+/// so that every command that would reach them is refused whole (403), whatever its form.
 pub(super) fn check_provisioner_reach(
     conn: &Connection,
-    actor: &Actor,
+    standing: &Standing,
     events: &[EventData],
 ) -> Result<(), ServiceError> {
-    if !read_model::is_provisioner(conn, actor.user_id)?
-        || read_model::is_administrator(conn, actor.user_id)?
-    {
+    if !standing.scopes.contains(&Scope::Scim) {
         return Ok(());
     }
     let state = SqliteState(conn);

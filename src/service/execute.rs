@@ -17,7 +17,7 @@ use crate::domain::{
     Idempotency, Metadata, Outcome, State,
 };
 use crate::log::LogError;
-use crate::read_model::{self, ClientCredential, SqliteState};
+use crate::read_model::{self, ClientCredential, SqliteState, Standing};
 
 /// What a decision proposes to append.
 struct Proposal {
@@ -104,13 +104,9 @@ impl Service {
         let key = write.idempotency.clone();
         let if_match = write.if_match.clone();
         let client = self.admin.credential.clone();
-        // Only a SCIM request may come from a provisioning credential.
-        let via_scim = match &principal {
-            Principal::Caller(caller) | Principal::CallerOrUser { caller, .. } => caller.scim,
-            Principal::Service(_) => false,
-        };
         self.read(move |conn| {
-            let actor = actor_of(conn, principal, &client)?;
+            let standing = actor_of(conn, principal, &client)?;
+            let actor = standing.actor.clone();
             if let Some(key) = &key
                 && let Some(first) = first_use(conn, actor.user_id, key, Expiry::Check)?
             {
@@ -123,9 +119,7 @@ impl Service {
             };
             check_own_status(&state, &actor, &command)?;
             let events = domain::decide(&state, command)?;
-            if via_scim {
-                check_provisioner_reach(conn, &actor, &events)?;
-            }
+            check_provisioner_reach(conn, &standing, &events)?;
             Ok(Decision::Append(Proposal {
                 actor,
                 events,
@@ -210,13 +204,16 @@ fn actor_of(
     conn: &Connection,
     principal: Principal,
     client: &ClientCredential,
-) -> Result<Actor, ServiceError> {
+) -> Result<Standing, ServiceError> {
     match principal {
         Principal::Caller(caller) => authorize(conn, &caller, client),
         Principal::CallerOrUser { caller, user } => {
             authorize_self_or_admin(conn, &caller, client, &user)
         }
-        Principal::Service(actor) => Ok(actor),
+        Principal::Service(actor) => Ok(Standing {
+            actor,
+            scopes: Vec::new(),
+        }),
     }
 }
 

@@ -56,7 +56,9 @@ impl Service {
         request: &FeedRequest,
     ) -> Result<FeedPage, ServiceError> {
         let (after, limit, filter) = (request.after, request.limit, request.filter.clone());
-        self.query(caller, move |conn| {
+        let client = self.admin.credential.clone();
+        self.read(move |conn| {
+            super::access::authorize_feed(conn, &caller, &client)?;
             Ok(read_model::feed_page(conn, after, limit, &filter)?)
         })
         .await

@@ -12,11 +12,23 @@ use uuid::Uuid;
 
 use super::{Principal, Service, ServiceError, Write};
 use crate::auth::{Bearer, Credential, HashError};
-use crate::domain::{Command, NewUser, Password, UserIdentifier};
+use crate::domain::{Command, NewUser, Password, Scope, UserIdentifier};
 use crate::read_model;
 use crate::throttle::RetryAfter;
 
 /// What a login presents.
+/// An issued bearer token, and how many seconds it lives.
+#[derive(Debug)]
+pub struct Token {
+    pub token: String,
+    pub ttl_s: u64,
+}
+
+/// The username of an API client's account: `svc.` and its id, as the bootstrap client's.
+pub fn client_username(client_id: &str) -> String {
+    format!("svc.{client_id}")
+}
+
 pub enum Grant {
     /// The bootstrap client's id and secret.
     Client { client_id: String, secret: String },
@@ -77,17 +89,68 @@ impl From<ServiceError> for LoginError {
 }
 
 impl Service {
-    /// A bearer token for the grant, asked from `address`.
-    pub async fn login(&self, grant: Grant, address: IpAddr) -> Result<String, LoginError> {
-        let (user, credential, suspensions) = match grant {
+    /// A bearer token for the grant, asked from `address`, and how long it lives: an API
+    /// client with the `scim` scope gets a provisioning token's lifetime.
+    pub async fn login(&self, grant: Grant, address: IpAddr) -> Result<Token, LoginError> {
+        let (user, credential, suspensions, ttl_s) = match grant {
+            Grant::Client { client_id, secret } if client_id != self.admin.credential.client_id => {
+                self.api_client_login(client_id, secret, address).await?
+            }
             Grant::Client { client_id, secret } => {
-                self.client_login(client_id, secret, address).await?
+                let (user, credential, suspensions) =
+                    self.client_login(client_id, secret, address).await?;
+                (user, credential, suspensions, self.tokens.ttl_s)
             }
             Grant::Password { login, password } => {
-                self.password_login(login, password, address).await?
+                let (user, credential, suspensions) =
+                    self.password_login(login, password, address).await?;
+                (user, credential, suspensions, self.tokens.ttl_s)
             }
         };
-        Ok(self.tokens.issue(user, credential, suspensions)?)
+        let token = self
+            .tokens
+            .issue_for(user, credential, suspensions, ttl_s)?;
+        Ok(Token { token, ttl_s })
+    }
+
+    /// A client made through the API (see `clients.rs`): its account's password is its
+    /// secret. An unknown client costs one verification too, so timing tells nothing.
+    async fn api_client_login(
+        &self,
+        client_id: String,
+        secret: String,
+        address: IpAddr,
+    ) -> Result<(Uuid, Credential, u64, u64), LoginError> {
+        let name = client_id.clone();
+        self.throttled(&name, address, async {
+            let found = self
+                .read(move |conn| {
+                    let Some(account) = read_model::service_account(conn, &client_id)? else {
+                        return Ok(None);
+                    };
+                    let scopes = read_model::scopes_of(conn, account)?;
+                    let login = read_model::password_hash(conn, &client_username(&client_id))?;
+                    Ok(login.map(|login| (login, scopes)))
+                })
+                .await?;
+            let hash = found.as_ref().map_or_else(
+                || self.admin.secret_hash.clone(),
+                |(login, _)| login.hash.clone(),
+            );
+            let secret_ok = self.hasher.verify(address, secret, hash).await?;
+            match found {
+                Some((login, scopes)) if secret_ok && !login.status.suspended => {
+                    let ttl_s = match scopes.contains(&Scope::Scim) {
+                        true => self.provisioning_ttl_s,
+                        false => self.tokens.ttl_s,
+                    };
+                    let credential = Credential::Password(login.version);
+                    Ok((login.user, credential, login.status.suspensions, ttl_s))
+                }
+                _ => Err(LoginError::InvalidClient),
+            }
+        })
+        .await
     }
 
     async fn client_login(

@@ -7,11 +7,11 @@
 //! Architecture Invariant: nothing here knows HTTP.
 
 mod access;
+mod clients;
 mod error;
 mod execute;
 mod feed;
 mod logins;
-mod provisioning;
 mod queries;
 
 use std::sync::Arc;
@@ -29,10 +29,10 @@ use crate::read_model::{ClientCredential, ReadModel, ReadersBusy};
 use crate::throttle::LoginThrottle;
 
 pub use crate::read_model::ListRequest;
+pub use clients::{ClientId, NewClient};
 pub use error::ServiceError;
 pub use feed::FeedRequest;
-pub use logins::{Grant, LoginError, RevocationError};
-pub use provisioning::{Provisioner, ProvisionerName};
+pub use logins::{Grant, LoginError, RevocationError, Token, client_username};
 pub use queries::{GroupScope, List, UserScope};
 
 pub struct Service {

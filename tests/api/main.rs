@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod child_groups;
+mod clients;
 mod conditional;
 mod consumer;
 mod delete_contract;
