@@ -242,7 +242,7 @@ async fn pump(
                 send.try_send(Ok(Bytes::from_static(b": heartbeat\n\n"))),
                 Err(mpsc::error::TrySendError::Closed(_))
             ),
-            false => found.items.iter().all(|found| offer(send, found)),
+            false => offer_all(send, &found.items, heartbeat).await,
         };
         if !sent || *service.stopping.borrow() {
             return;
@@ -258,26 +258,31 @@ async fn pump(
     }
 }
 
-/// Queues one event for the client; false when the client is gone or a buffer behind.
-fn offer(send: &Sink, found: &FeedItem) -> bool {
-    let Ok(data) = item(found)
-        .and_then(|shown| Ok(serde_json::to_string(&shown).map_err(anyhow::Error::new)?))
-    else {
-        return false;
-    };
-    let message = format!(
-        "id: {}\nevent: {}\ndata: {data}\n\n",
-        found.position, found.event_type,
-    );
-    match send.try_send(Ok(Bytes::from(message))) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            tracing::info!(
-                position = found.position,
-                "an event stream's client fell behind; ending the stream"
-            );
-            false
+/// Queues the events for the client, each waiting at most `patience` for room; false when
+/// the client is gone, or a buffer behind for that long (too slow to keep up: its stream
+/// ends, and it resumes from the last event it read).
+async fn offer_all(send: &Sink, items: &[FeedItem], patience: Duration) -> bool {
+    for found in items {
+        let Ok(data) = item(found).and_then(|shown| {
+            serde_json::to_string(&shown).map_err(|e| ApiError::Internal(e.into()))
+        }) else {
+            return false;
+        };
+        let message = format!(
+            "id: {}\nevent: {}\ndata: {data}\n\n",
+            found.position, found.event_type
+        );
+        match tokio::time::timeout(patience, send.send(Ok(Bytes::from(message)))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return false,
+            Err(_) => {
+                tracing::info!(
+                    position = found.position,
+                    "an event stream's client fell behind; ending the stream"
+                );
+                return false;
+            }
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
+    true
 }

@@ -97,8 +97,8 @@ fn parse(block: &str) -> Option<Message> {
     })
 }
 
-/// Every event the feed has, page after page, as (position, item).
-async fn every_item(app: &TestApp, query: &str) -> Vec<Value> {
+/// Every item the feed has, page after page (`query` adds to each page's query).
+pub async fn every_item(app: &TestApp, query: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -334,4 +334,92 @@ async fn the_feed_refuses_what_it_cannot_serve_and_bounds_its_streams(backend: B
     assert!(user["id"].is_string());
     let answer = app.request(Method::GET, EVENTS, token.as_str()).await;
     answer.assert_error(403, "Forbidden");
+}
+
+/// A consumer that stops reading is disconnected once it is a buffer behind, and the
+/// service keeps serving and writing meanwhile. Embedded only: the bound is the
+/// service's, whatever the log.
+#[tokio::test]
+async fn a_stalled_consumer_is_disconnected_and_the_service_keeps_serving() {
+    use std::io::{Read, Write};
+
+    let app = TestApp::spawn_on(
+        Backend::Embedded,
+        &[
+            ("MEMBERSHIP_FEED_STREAMS_MAX", "1"),
+            ("MEMBERSHIP_FEED_STREAM_BUFFER", "8"),
+            // How long a stream waits for a full buffer to drain, too.
+            ("MEMBERSHIP_FEED_HEARTBEAT_MS", "300"),
+        ],
+    )
+    .await;
+    let mut users = Vec::new();
+    for i in 0..100 {
+        users.push(app.new_user(&format!("member{i}")).await);
+    }
+    // A consumer that opens the stream and never reads.
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut stalled = std::net::TcpStream::connect(&host).expect("connecting");
+    let request = format!(
+        "GET {EVENTS}/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\r\n",
+        app.admin_token
+    );
+    stalled.write_all(request.as_bytes()).unwrap();
+    // Writes go on until the stalled stream has given its place back (one stream at most).
+    let mut freed = false;
+    for round in 0..200 {
+        let group = app.new_group(&format!("Round {round}")).await;
+        app.post_json(
+            &format!("{EVENTS}/../groups/{group}/users"),
+            &app.admin_token,
+            &json!(users),
+        )
+        .await
+        .assert_no_content();
+        let other = app
+            .client
+            .get(app.url(&format!("{EVENTS}/stream")))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .unwrap();
+        if other.status() == 200 {
+            eprintln!("the stalled stream ended after {round} rounds of writes");
+            freed = round > 0;
+            break;
+        }
+        assert_eq!(other.status(), 503);
+    }
+    assert!(
+        freed,
+        "the stalled stream was never ended, or ended before it was behind"
+    );
+    // What the stalled consumer gets when it reads at last: messages up to where it fell
+    // behind, then the end of the stream.
+    stalled.set_read_timeout(Some(SETTLE_TIMEOUT)).unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0_u8; 65536];
+    while !received.ends_with(b"\r\n0\r\n\r\n") {
+        let n = stalled
+            .read(&mut chunk)
+            .expect("reading the stalled stream");
+        assert!(n > 0, "the connection closed before the stream's end");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&received);
+    let last: i64 = (text.lines())
+        .rev()
+        .find_map(|line| line.strip_prefix("id: "))
+        .expect("some messages came first")
+        .parse()
+        .unwrap();
+    let rest = app
+        .get_json(&format!("{EVENTS}?after={last}&pageSize=1"))
+        .await;
+    let resumed: i64 = rest["items"][0]["position"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(resumed > last, "it resumes after the last message it read");
 }

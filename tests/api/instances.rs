@@ -248,6 +248,22 @@ async fn racing_removals_on_every_instance_have_one_winner_and_leave_equal_read_
         assert_eq!(outcomes[&id.to_string()], "UserNotInGroup", "event {id}");
     }
     all_see_membership(&apps, &group, &user, 404).await;
+    // Every instance serves the same feed: the same events at the same positions, with the
+    // same outcomes, the lost races marked rejected.
+    let feeds = join_all(
+        (apps.iter())
+            .map(|app| crate::feed::every_item(app, "&includeRejected=true"))
+            .collect(),
+    )
+    .await;
+    assert!(
+        feeds.iter().all(|feed| feed == &feeds[0]),
+        "the instances' feeds differ"
+    );
+    let rejected = (feeds[0].iter())
+        .filter(|item| item["outcome"] == "rejected" && item["code"] == "UserNotInGroup")
+        .count();
+    assert_eq!(rejected, lost.len(), "the lost races, in the feed");
     let by_instance: Vec<_> = (0..INSTANCES)
         .map(|n| tally(answers.iter().skip(n).step_by(INSTANCES)))
         .collect();
