@@ -186,8 +186,9 @@ impl Application {
             () = stop_signal() => {
                 tracing::info!("stopping");
                 self.service.stopping.send_replace(true);
-                handle.stop(true).await;
-                server.await
+                // The server acts on the stop only while it is polled.
+                let ((), served) = tokio::join!(handle.stop(true), &mut server);
+                served
             }
         };
         tracing::info!("HTTP server stopped; stopping the projector");

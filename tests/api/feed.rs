@@ -423,3 +423,32 @@ async fn a_stalled_consumer_is_disconnected_and_the_service_keeps_serving() {
         .unwrap();
     assert!(resumed > last, "it resumes after the last message it read");
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_stop_answers_long_polls_and_ends_streams_at_once(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let head = app.get_json(&format!("{EVENTS}?pageSize=1000")).await;
+    let next = head["next"].as_str().unwrap().to_owned();
+    let poll = app
+        .client
+        .get(app.url(&format!("{EVENTS}?after={next}&waitMs=30000")))
+        .bearer_auth(&app.admin_token)
+        .send();
+    let mut stream = Stream::open(&app, &format!("?after={next}"), None).await;
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let status = app.terminate().await;
+        (status, started.elapsed())
+    };
+    let (answer, (status, took)) = tokio::join!(poll, stop);
+    let answer = answer.expect("the long poll is answered, not dropped");
+    assert_eq!(answer.status(), 200);
+    let page: Value = answer.json().await.unwrap();
+    assert_eq!(page["items"], json!([]));
+    assert_eq!(page["next"], next.as_str());
+    assert!(stream.next().await.is_none(), "the stream ends");
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(10), "the stop took {took:?}");
+}

@@ -239,6 +239,29 @@ impl TestApp {
         }
     }
 
+    /// Sends SIGTERM (a clean stop) and waits for the process to exit, at most
+    /// `SETTLE_TIMEOUT`; its exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the service is running");
+        let signalled = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(signalled.success(), "kill -TERM: {signalled}");
+        let deadline = std::time::Instant::now() + super::SETTLE_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for membershipd") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "membershipd did not exit within {:?} of SIGTERM",
+                super::SETTLE_TIMEOUT
+            );
+            tokio::time::sleep(super::POLL_INTERVAL).await;
+        }
+    }
+
     /// SIGKILL, then start again on the same data dir (on a new port).
     pub async fn restart(&mut self) {
         self.stop();
