@@ -5,7 +5,7 @@ use membership::startup::Application;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: membershipd serve | membershipd rebuild [--into FILE] \
-                     | membershipd events tail [--until-end]";
+                     | membershipd events tail [--until-end] [--json]";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,12 +20,15 @@ async fn main() -> anyhow::Result<()> {
         ["rebuild"] => rebuild(None).await,
         ["rebuild", "--into", file] => rebuild(Some(file.into())).await,
         ["events", "tail", options @ ..] => {
-            let until_end = match options {
-                [] => false,
-                ["--until-end"] => true,
-                _ => bail!("{USAGE}"),
-            };
-            let options = membership::tail::TailOptions { until_end };
+            let mut tail = membership::tail::TailOptions::default();
+            for option in options {
+                match *option {
+                    "--until-end" => tail.until_end = true,
+                    "--json" => tail.json = true,
+                    _ => bail!("{USAGE}"),
+                }
+            }
+            let options = tail;
             membership::tail::run(&Settings::load()?, options).await
         }
         _ => bail!("{USAGE}"),

@@ -2,7 +2,9 @@
 //! line per event with its outcome. Outcomes are decided as the service decides them: each
 //! event is applied, in log order, by the projector's own code to a private read model in
 //! a temporary directory, deleted on exit. Nothing is appended to the log, and the
-//! service's own read model is left alone.
+//! service's own read model is left alone. With `--json`, it prints what the service's
+//! event feed serves, read from that private read model by the feed's own query: one item
+//! per line, `{"position", "outcome", "code", "event"}`, rejected events included.
 
 use std::collections::HashMap;
 use std::fs;
@@ -28,6 +30,8 @@ use crate::settings::Settings;
 pub struct TailOptions {
     /// Exit once the end of the log is reached, instead of waiting for new events.
     pub until_end: bool,
+    /// Print the feed's items (JSON, one per line) instead of a line of text per event.
+    pub json: bool,
 }
 
 /// Prints the log's events until a signal (SIGINT, SIGTERM) stops it, or, with
@@ -40,6 +44,7 @@ pub async fn run(settings: &Settings, options: TailOptions) -> anyhow::Result<()
         batch_max: settings.projector.batch_max,
         poll: Duration::from_millis(settings.projector.poll_ms),
         until_end: options.until_end,
+        json: options.json,
     };
     let stopping = stop.clone();
     // The log is read with blocking calls: off the async executor, like the projector.
@@ -77,6 +82,7 @@ struct Follow {
     /// The longest one read waits for new events: bounds how fast a signal is obeyed.
     poll: Duration,
     until_end: bool,
+    json: bool,
 }
 
 impl Follow {
@@ -108,6 +114,8 @@ impl Follow {
         let model = TempDir::create()?;
         let mut conn = read_model::open_for_writing(&model.path().join("read.db"))?;
         let mut reader = log.reader(&[])?;
+        // Where the feed was printed to, with `--json`.
+        let mut printed: Option<i64> = None;
         while !stop.load(Ordering::Relaxed) {
             let batch = reader.next_batch(self.batch_max, self.poll)?;
             if batch.entries.is_empty() {
@@ -120,6 +128,11 @@ impl Follow {
                 projector::apply_batch(&mut conn, &batch.entries)?
                     .into_iter()
                     .collect();
+            if self.json {
+                printed = print_feed(&conn, printed, out)?;
+                out.flush()?;
+                continue;
+            }
             for entry in &batch.entries {
                 // `apply_batch` has read every entry as an event already.
                 let event: Event = serde_json::from_slice(&entry.payload)?;
@@ -130,6 +143,30 @@ impl Follow {
             out.flush()?;
         }
         Ok(())
+    }
+}
+
+/// Prints the feed's items after `after`, page by page, as the service's feed serves them;
+/// where it got to.
+fn print_feed(
+    conn: &rusqlite::Connection,
+    mut after: Option<i64>,
+    out: &mut impl Write,
+) -> anyhow::Result<Option<i64>> {
+    const PAGE: u64 = 1000;
+    let every = read_model::FeedFilter {
+        include_rejected: true,
+        ..read_model::FeedFilter::default()
+    };
+    loop {
+        let page = read_model::feed_page(conn, after, PAGE, &every)?;
+        for item in &page.items {
+            writeln!(out, "{}", item.to_json()?)?;
+        }
+        if page.next == after || page.items.is_empty() {
+            return Ok(after);
+        }
+        after = page.next;
     }
 }
 

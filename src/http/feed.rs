@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::extract::Caller;
-use crate::domain::{EventData, Outcome};
+use crate::domain::EventData;
 use crate::read_model::{FeedFilter, FeedItem, FeedPage};
 use crate::service::{FeedRequest, Service};
 use crate::settings::FeedSettings;
@@ -138,34 +138,17 @@ impl FeedQuery {
     }
 }
 
-/// One item as the feed shows it: its position (as text, since it is opaque), whether it
-/// took effect, the refusal's code when it did not, and the event byte for byte as the
-/// log holds it.
+/// A page as the feed shows it: its items (see [`FeedItem::to_json`]) and where the next
+/// page starts.
 #[derive(Serialize)]
-struct Item<'a> {
-    position: String,
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<&'a str>,
-    event: &'a RawValue,
-}
-
-fn item(found: &FeedItem) -> Result<Item<'_>, ApiError> {
-    let event = serde_json::from_str(&found.event)
-        .map_err(|e| anyhow::Error::new(e).context("reading an event of the feed"))?;
-    let applied = Outcome::from_code(&found.outcome) == Some(Outcome::Applied);
-    Ok(Item {
-        position: found.position.to_string(),
-        outcome: if applied { "applied" } else { "rejected" },
-        code: (!applied).then_some(found.outcome.as_str()),
-        event,
-    })
-}
-
-#[derive(Serialize)]
-struct Page<'a> {
-    items: Vec<Item<'a>>,
+struct Page {
+    items: Vec<Box<RawValue>>,
     next: Option<String>,
+}
+
+fn shown(found: &FeedItem) -> Result<Box<RawValue>, ApiError> {
+    let text = found.to_json()?;
+    Ok(RawValue::from_string(text).map_err(anyhow::Error::new)?)
 }
 
 /// `GET .../events?after=&pageSize=&waitMs=&types=&group=&user=&includeRejected=`.
@@ -178,7 +161,7 @@ pub async fn list(
     let after = request.after;
     let found = service.feed(caller.0, request).await?;
     let page = Page {
-        items: found.items.iter().map(item).collect::<Result<_, _>>()?,
+        items: found.items.iter().map(shown).collect::<Result<_, _>>()?,
         next: found.next.or(after).map(|p| p.to_string()),
     };
     Ok(HttpResponse::Ok().json(page))
@@ -263,9 +246,7 @@ async fn pump(
 /// ends, and it resumes from the last event it read).
 async fn offer_all(send: &Sink, items: &[FeedItem], patience: Duration) -> bool {
     for found in items {
-        let Ok(data) = item(found).and_then(|shown| {
-            serde_json::to_string(&shown).map_err(|e| ApiError::Internal(e.into()))
-        }) else {
+        let Ok(data) = found.to_json() else {
             return false;
         };
         let message = format!(

@@ -2,8 +2,13 @@
 //! its outcome, read a page at a time after a position. Positions are log offsets, the
 //! same on every instance reading the same log.
 
+use anyhow::Context;
 use rusqlite::{Connection, ToSql};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
+
+use crate::domain::Outcome;
 
 /// How many events one page looks at, at most, whatever its filter keeps: a filter that
 /// keeps few events still answers at once, and its `next` goes past what it looked at.
@@ -28,6 +33,31 @@ pub struct FeedItem {
     pub event_type: String,
     pub outcome: String,
     pub event: String,
+}
+
+impl FeedItem {
+    /// The item as every reader of the feed shows it (a page, a stream's message, `events
+    /// tail --json`): `{"position", "outcome", "code", "event"}`, its position as text
+    /// (it is opaque), `outcome` `applied` or `rejected` with the refusal's `code`, and
+    /// the event byte for byte as the log holds it.
+    pub fn to_json(&self) -> anyhow::Result<String> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            position: String,
+            outcome: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            code: Option<&'a str>,
+            event: &'a RawValue,
+        }
+        let applied = Outcome::from_code(&self.outcome) == Some(Outcome::Applied);
+        let shown = Shown {
+            position: self.position.to_string(),
+            outcome: if applied { "applied" } else { "rejected" },
+            code: (!applied).then_some(self.outcome.as_str()),
+            event: serde_json::from_str(&self.event).context("reading an event of the feed")?,
+        };
+        Ok(serde_json::to_string(&shown)?)
+    }
 }
 
 #[derive(Debug, Clone)]

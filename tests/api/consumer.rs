@@ -284,3 +284,20 @@ async fn events_tail_follows_new_events_until_sigterm_and_then_exits_0(backend: 
     );
     assert_eq!(rest, "", "lines after the last event");
 }
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_tail_json_prints_what_the_feed_serves(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.seed().await;
+    lose_a_race(&app).await;
+    let (status, stdout, stderr) =
+        tokio::task::block_in_place(|| Tail::spawn(&app, &["--until-end", "--json"]).wait());
+    assert!(status.success(), "events tail --json: {status}\n{stderr}");
+    let printed: Vec<serde_json::Value> = (stdout.lines())
+        .map(|line| serde_json::from_str(line).expect("a line is JSON"))
+        .collect();
+    let served = crate::feed::every_item(&app, "&includeRejected=true").await;
+    assert_eq!(printed, served);
+    assert!(printed.iter().any(|item| item["outcome"] == "rejected"));
+}
