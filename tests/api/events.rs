@@ -40,6 +40,12 @@ async fn write_every_kind_of_event(app: &TestApp) {
         "custom": { "rule": "you do not talk about it" },
     });
     app.try_create_group(&external).await.assert_status(201);
+    // An API client's account, with its scopes.
+    let client = json!({ "clientId": "billing", "scopes": ["events:read", "scim"] });
+    let made = app
+        .post_json("/api/management/security/clients", &app.admin_token, &client)
+        .await;
+    made.assert_status(201);
     let marla = json!({
         "username": "marla",
         "email": "Marla.Singer@FightClub.com",
@@ -194,8 +200,8 @@ async fn password_hashes_are_only_in_the_credentials_table(backend: Backend) {
     assert!(revoked.iter().all(|e| !is_secret(e)), "{revoked:#?}");
     assert_eq!(
         credentials.len(),
-        2,
-        "one PasswordSet per user with a password"
+        3,
+        "one PasswordSet per user with a password, the API client's secret among them"
     );
     for event in credentials {
         assert_eq!(event.event_type, "PasswordSet");
