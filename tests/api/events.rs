@@ -43,7 +43,11 @@ async fn write_every_kind_of_event(app: &TestApp) {
     // An API client's account, with its scopes.
     let client = json!({ "clientId": "billing", "scopes": ["events:read", "scim"] });
     let made = app
-        .post_json("/api/management/security/clients", &app.admin_token, &client)
+        .post_json(
+            "/api/management/security/clients",
+            &app.admin_token,
+            &client,
+        )
         .await;
     made.assert_status(201);
     let marla = json!({
