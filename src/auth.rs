@@ -206,8 +206,8 @@ pub struct Bearer {
     pub suspensions: u64,
     /// When it expires, in seconds since the Unix epoch.
     pub expires_s: u64,
-    /// It came with a SCIM request, where a provisioning credential may act (see
-    /// `service::provisioning`); set by the SCIM extractor, never by the token.
+    /// It came with a SCIM request, where a client with the `scim` scope may act (see
+    /// `service::access`); set by the SCIM extractor, never by the token.
     pub scim: bool,
 }
 

@@ -108,7 +108,7 @@ pub struct TokenSettings {
     #[serde(default)]
     pub secret: Option<Secret>,
     pub ttl_s: u64,
-    /// The lifetime of a provisioning credential's token (see `service::provisioning`).
+    /// The lifetime of a `scim` client's tokens (see `service::clients`).
     pub provisioning_ttl_s: u64,
     /// Put in every token as `aud`, and required of every token, when set.
     #[serde(default)]

@@ -50,6 +50,15 @@ pub async fn create(
     req: HttpRequest,
     body: web::Json<NewClientBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // A retry could not be given the secret: only its hash is kept.
+    if write.idempotency.is_some() {
+        return Err(ApiError::BadRequest(
+            "A client is made without an Idempotency-Key: its secret is shown once, so a \
+             retry could not be answered with it. If the answer was lost, revoke the client \
+             and make it again."
+                .into(),
+        ));
+    }
     let body = body.into_inner();
     let id = client_id(body.client_id.as_deref().unwrap_or_default())?;
     let scopes = scopes(body.scopes)?;

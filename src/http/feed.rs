@@ -37,6 +37,11 @@ pub struct Streams {
 }
 
 impl Streams {
+    /// A place for a stream or a long poll, given back when dropped; 503 when none is free.
+    fn place(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        (self.open.clone().try_acquire_owned()).map_err(|_| ApiError::TooManyStreams)
+    }
+
     pub fn new(settings: &FeedSettings) -> Self {
         Self {
             open: Arc::new(Semaphore::new(settings.streams_max)),
@@ -151,13 +156,19 @@ fn shown(found: &FeedItem) -> Result<Box<RawValue>, ApiError> {
     Ok(RawValue::from_string(text).map_err(anyhow::Error::new)?)
 }
 
-/// `GET .../events?after=&pageSize=&waitMs=&types=&group=&user=&includeRejected=`.
+/// `GET .../events?after=&pageSize=&waitMs=&types=&group=&user=&includeRejected=`. A long
+/// poll holds one of the places streams have (503 when none is free).
 pub async fn list(
     service: web::Data<Service>,
+    streams: web::Data<Streams>,
     caller: Caller,
     query: web::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let request = query.request(None, true)?;
+    let _place = match request.wait.is_zero() {
+        true => None,
+        false => Some(streams.place()?),
+    };
     let after = request.after;
     let found = service.feed(caller.0, request).await?;
     let page = Page {
@@ -186,8 +197,7 @@ pub async fn stream(
         })
         .transpose()?;
     let request = query.request(resume, false)?;
-    let permit =
-        (streams.open.clone().try_acquire_owned()).map_err(|_| ApiError::TooManyStreams)?;
+    let permit = streams.place()?;
     // The first page before the answer, so that a token that does not stand is a 401.
     let first = service.feed(caller.0, request.clone()).await?;
     let (send, receive) = mpsc::channel(streams.buffer);
@@ -225,7 +235,7 @@ async fn pump(
                 send.try_send(Ok(Bytes::from_static(b": heartbeat\n\n"))),
                 Err(mpsc::error::TrySendError::Closed(_))
             ),
-            false => offer_all(send, &found.items, heartbeat).await,
+            false => offer_all(service, send, &found.items, heartbeat).await,
         };
         if !sent || *service.stopping.borrow() {
             return;
@@ -244,7 +254,8 @@ async fn pump(
 /// Queues the events for the client, each waiting at most `patience` for room; false when
 /// the client is gone, or a buffer behind for that long (too slow to keep up: its stream
 /// ends, and it resumes from the last event it read).
-async fn offer_all(send: &Sink, items: &[FeedItem], patience: Duration) -> bool {
+async fn offer_all(service: &Service, send: &Sink, items: &[FeedItem], patience: Duration) -> bool {
+    let mut stopping = service.stopping.subscribe();
     for found in items {
         let Ok(data) = found.to_json() else {
             return false;
@@ -253,7 +264,11 @@ async fn offer_all(send: &Sink, items: &[FeedItem], patience: Duration) -> bool 
             "id: {}\nevent: {}\ndata: {data}\n\n",
             found.position, found.event_type
         );
-        match tokio::time::timeout(patience, send.send(Ok(Bytes::from(message)))).await {
+        let sent = tokio::select! {
+            sent = tokio::time::timeout(patience, send.send(Ok(Bytes::from(message)))) => sent,
+            _ = stopping.wait_for(|stopping| *stopping) => return false,
+        };
+        match sent {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return false,
             Err(_) => {

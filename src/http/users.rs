@@ -287,8 +287,9 @@ async fn replace(
     user: UserIdentifier,
     body: NewUserBody,
 ) -> Result<HttpResponse, ApiError> {
-    // Only a username with '@' needs the one it replaces.
-    let kept = match body.username.as_deref().is_some_and(|u| u.contains('@')) {
+    // Only a username this API would not set ('@', a GUID) needs the one it replaces.
+    let unplain = |u: &str| u.contains('@') || Uuid::try_parse(u).is_ok();
+    let kept = match body.username.as_deref().is_some_and(unplain) {
         true => Some(service.user(caller.0, user.clone()).await?.username),
         false => None,
     };

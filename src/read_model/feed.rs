@@ -65,6 +65,8 @@ pub struct FeedPage {
     pub items: Vec<FeedItem>,
     /// Where the next page starts (`after`): past every event this page looked at.
     pub next: Option<i64>,
+    /// The page stopped at the most it looks at: more events follow `next` already.
+    pub more: bool,
 }
 
 /// Up to `limit` events after `after` (from the start if `None`) that `filter` keeps.
@@ -84,16 +86,16 @@ pub fn feed_page(
                 format!("?{}", keys.len())
             })
             .collect();
-        conditions.push(format!("type IN ({})", marks.join(", ")));
+        conditions.push(format!("f.type IN ({})", marks.join(", ")));
     }
-    for (column, id) in [("group_id", filter.group), ("user_id", filter.user)] {
+    for (column, id) in [("f.group_id", filter.group), ("f.user_id", filter.user)] {
         if let Some(id) = id {
             keys.push(Box::new(id.to_string()));
             conditions.push(format!("{column} = ?{}", keys.len()));
         }
     }
     if !filter.include_rejected {
-        conditions.push("outcome = 'applied'".into());
+        conditions.push("f.outcome = 'applied'".into());
     }
     keys.push(Box::new(limit as i64));
     let limit_at = keys.len();
@@ -101,13 +103,15 @@ pub fn feed_page(
         true => "1".to_owned(),
         false => conditions.join(" AND "),
     };
-    // The window looked at, then the events of it the filter keeps.
+    // The window looked at (positions only, from the primary key), then the events of it
+    // the filter keeps, read whole.
     let sql = format!(
         "WITH window AS (
-             SELECT * FROM feed WHERE position > ?1 ORDER BY position LIMIT ?2
+             SELECT position FROM feed WHERE position > ?1 ORDER BY position LIMIT ?2
          )
-         SELECT position, type, outcome, event FROM window WHERE {kept}
-         ORDER BY position LIMIT ?{limit_at}"
+         SELECT f.position, f.type, f.outcome, f.event
+         FROM window w CROSS JOIN feed f ON f.position = w.position
+         WHERE {kept} ORDER BY f.position LIMIT ?{limit_at}"
     );
     let bound: Vec<&dyn ToSql> = keys.iter().map(|k| k.as_ref()).collect();
     let items: Vec<FeedItem> = conn
@@ -121,18 +125,90 @@ pub fn feed_page(
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let next = match items.len() as u64 == limit {
-        true => items.last().map(|item| item.position),
+    // The window's end, and whether it was full (more events after it).
+    let (window_end, window_len): (Option<i64>, u64) = conn
+        .prepare_cached(
+            "SELECT MAX(position), COUNT(*) FROM
+                 (SELECT position FROM feed WHERE position > ?1 ORDER BY position LIMIT ?2)",
+        )?
+        .query_row(rusqlite::params![after, SCANNED_MAX as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let (next, more) = match items.len() as u64 == limit {
+        true => (items.last().map(|item| item.position), true),
         // Fewer than asked: every event of the window was looked at.
-        false => conn
-            .prepare_cached(
-                "SELECT MAX(position) FROM
-                     (SELECT position FROM feed WHERE position > ?1 ORDER BY position LIMIT ?2)",
-            )?
-            .query_row(rusqlite::params![after, SCANNED_MAX as i64], |row| {
-                row.get::<_, Option<i64>>(0)
-            })?
-            .or((after >= 0).then_some(after)),
+        false => (
+            window_end.or((after >= 0).then_some(after)),
+            window_len == SCANNED_MAX,
+        ),
     };
-    Ok(FeedPage { items, next })
+    Ok(FeedPage { items, next, more })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read model whose feed has `n` events at positions 1..=n, every 7th a
+    /// `MemberRemoved` of `group`, the others `MemberAdded`.
+    fn feed_of(n: i64, group: Uuid) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::read_model::open_for_writing(&dir.path().join("read.db")).unwrap();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO feed (position, event_id, type, group_id, outcome, event)
+                 VALUES (?1, ?1, ?2, ?3, 'applied', '{}')",
+            )
+            .unwrap();
+        for position in 1..=n {
+            let kind = if position % 7 == 0 {
+                "MemberRemoved"
+            } else {
+                "MemberAdded"
+            };
+            insert
+                .execute(rusqlite::params![position, kind, group.to_string()])
+                .unwrap();
+        }
+        drop(insert);
+        (dir, conn)
+    }
+
+    #[test]
+    fn pages_follow_on_with_no_gap_or_repeat_whatever_the_filter_keeps() {
+        let group = Uuid::new_v4();
+        let (_dir, conn) = feed_of(25_000, group);
+        let removals = FeedFilter {
+            types: vec!["MemberRemoved".into()],
+            ..FeedFilter::default()
+        };
+        let (mut after, mut seen) = (None, Vec::new());
+        loop {
+            let page = feed_page(&conn, after, 1000, &removals).unwrap();
+            seen.extend(page.items.iter().map(|item| item.position));
+            if page.items.is_empty() && !page.more {
+                break;
+            }
+            assert!(page.next > after, "the page moves on");
+            after = page.next;
+        }
+        let expected: Vec<i64> = (1..=25_000).filter(|p| p % 7 == 0).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_filter_that_keeps_nothing_of_a_full_window_says_there_is_more() {
+        let (_dir, conn) = feed_of(25_000, Uuid::new_v4());
+        let other_group = FeedFilter {
+            group: Some(Uuid::new_v4()),
+            ..FeedFilter::default()
+        };
+        let first = feed_page(&conn, None, 100, &other_group).unwrap();
+        assert!(first.items.is_empty());
+        assert_eq!((first.next, first.more), (Some(SCANNED_MAX as i64), true));
+        let last = feed_page(&conn, Some(20_000), 100, &other_group).unwrap();
+        assert_eq!((last.next, last.more), (Some(25_000), false));
+        let past = feed_page(&conn, Some(25_000), 100, &other_group).unwrap();
+        assert_eq!((past.next, past.more), (Some(25_000), false));
+    }
 }

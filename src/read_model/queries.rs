@@ -199,6 +199,38 @@ pub fn list_clients(conn: &Connection) -> anyhow::Result<Vec<ClientView>> {
     Ok(clients)
 }
 
+/// Whether the user is an API client's account (the bootstrap client's among them).
+pub fn is_service_account(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND client_id IS NOT NULL)",
+        )?
+        .query_row([user.to_string()], |row| row.get(0))?)
+}
+
+/// What a client login needs to know of its account, by the account's id.
+pub fn login_of(conn: &Connection, user: Uuid) -> anyhow::Result<Option<Login>> {
+    conn.prepare_cached(
+        "SELECT u.id, p.hash, p.version, u.suspended, u.suspensions FROM users u
+         JOIN passwords p ON p.user_id = u.id WHERE u.id = ?1",
+    )?
+    .query_row([user.to_string()], login_row)
+    .optional()
+    .map_err(Into::into)
+}
+
+fn login_row(row: &Row) -> rusqlite::Result<Login> {
+    Ok(Login {
+        user: uuid(row, 0)?,
+        hash: row.get(1)?,
+        version: row.get(2)?,
+        status: AccountStatus {
+            suspended: row.get(3)?,
+            suspensions: row.get(4)?,
+        },
+    })
+}
+
 /// The service account bound to an API client.
 pub fn service_account(conn: &Connection, client_id: &str) -> anyhow::Result<Option<Uuid>> {
     conn.prepare_cached("SELECT id FROM users WHERE client_id = ?1")?
@@ -244,17 +276,7 @@ pub fn password_hash(conn: &Connection, login_key: &str) -> anyhow::Result<Optio
          JOIN passwords p ON p.user_id = u.id
          WHERE u.username_key = ?1 OR u.email_key = ?1",
     )?
-    .query_row([login_key], |row| {
-        Ok(Login {
-            user: uuid(row, 0)?,
-            hash: row.get(1)?,
-            version: row.get(2)?,
-            status: AccountStatus {
-                suspended: row.get(3)?,
-                suspensions: row.get(4)?,
-            },
-        })
-    })
+    .query_row([login_key], login_row)
     .optional()
     .map_err(Into::into)
 }

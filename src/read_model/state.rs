@@ -356,6 +356,15 @@ impl State for SqliteState<'_> {
 }
 
 impl SqliteState<'_> {
+    /// Whether the group is a system group or below one, at any depth.
+    pub fn in_system_group(&self, group: Uuid) -> anyhow::Result<bool> {
+        if !self.may_be_in_system_group(group)? {
+            return Ok(false);
+        }
+        let mut statement = self.0.prepare_cached(&ABOVE_GROUP)?;
+        Ok(statement.exists([group.to_string()])?)
+    }
+
     /// Whether the group is a system group or has a parent: a lookup by key, which lets
     /// almost every removal skip the walk up the tree.
     fn may_be_in_system_group(&self, group: Uuid) -> anyhow::Result<bool> {

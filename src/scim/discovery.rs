@@ -53,7 +53,7 @@ pub async fn service_provider_config(
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "OAuth Bearer Token",
-            "description": "A bearer token of an administrator or a provisioning client, \
+            "description": "A bearer token of an administrator or an API client with the scim scope, \
                             in the Authorization header.",
             "primary": true,
         }],

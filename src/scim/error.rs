@@ -35,7 +35,7 @@ impl ScimError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             None,
-            "A bearer token of an administrator or a provisioning client is required.",
+            "A bearer token of an administrator or an API client with the scim scope is required.",
         )
     }
 

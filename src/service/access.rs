@@ -6,10 +6,7 @@ use rusqlite::Connection;
 
 use super::ServiceError;
 use crate::auth::Bearer;
-use crate::domain::{
-    Actor, Command, DomainError, EventData, GroupIdentifier, GroupType, Scope, State,
-    UserIdentifier,
-};
+use crate::domain::{Actor, Command, DomainError, EventData, Scope, State, UserIdentifier};
 use crate::read_model::{self, ClientCredential, SqliteState, Standing};
 
 /// The caller, if its token still stands (401 otherwise), and it is `user` or an
@@ -82,10 +79,14 @@ pub(super) fn authenticate(
     read_model::token_stands(conn, caller, client)?.ok_or(ServiceError::Unauthorized)
 }
 
-/// What a client with the `scim` scope may not reach: System Administrators, and the
-/// accounts of administrators, so that an identity provider's token can neither make
-/// anyone an administrator nor lock the administrators out. Checked on the decided events,
-/// so that every command that would reach them is refused whole (403), whatever its form.
+/// What a client with the `scim` scope may not reach: System Administrators and every
+/// group below it (whose members are administrators), the accounts of administrators, and
+/// the accounts of API clients (its own and the others'), so that an identity provider's
+/// token can neither make anyone an administrator, nor lock the administrators out, nor
+/// take over another client. Checked on the decided events, so that every command that
+/// would reach them is refused whole (403), whatever its form. Checked when decided: a
+/// change an administrator makes meanwhile (nesting the group below System
+/// Administrators, say) is not looked at again when the event is applied.
 pub(super) fn check_provisioner_reach(
     conn: &Connection,
     standing: &Standing,
@@ -96,15 +97,16 @@ pub(super) fn check_provisioner_reach(
     }
     let state = SqliteState(conn);
     for event in events {
-        let group = match event {
-            EventData::GroupDeleted(e) => Some(e.group_id),
-            other => other.changed_group(),
+        let groups = match event {
+            EventData::ChildGroupAdded(n) | EventData::ChildGroupRemoved(n) => {
+                vec![n.group_id, n.child_group_id]
+            }
+            other => other.group().into_iter().collect(),
         };
-        if let Some(group) = group
-            && (state.group(&GroupIdentifier::Id(group))?)
-                .is_some_and(|found| found.group_type == GroupType::Sys)
-        {
-            return Err(ServiceError::Forbidden);
+        for group in groups {
+            if state.in_system_group(group)? {
+                return Err(ServiceError::Forbidden);
+            }
         }
         let user = match event {
             EventData::UserUpdated(e) => Some(e.user_id),
@@ -114,7 +116,8 @@ pub(super) fn check_provisioner_reach(
             _ => None,
         };
         if let Some(user) = user
-            && read_model::is_administrator(conn, user)?
+            && (read_model::is_administrator(conn, user)?
+                || read_model::is_service_account(conn, user)?)
         {
             return Err(ServiceError::Forbidden);
         }

@@ -42,6 +42,10 @@ impl Service {
                 return Ok(page);
             }
             request.after = page.next.or(request.after);
+            // A filter that kept nothing of a full window: read on, not wait.
+            if page.more {
+                continue;
+            }
             tokio::select! {
                 _ = applied.changed() => {}
                 _ = stopping.changed() => {}

@@ -129,7 +129,7 @@ impl Service {
                         return Ok(None);
                     };
                     let scopes = read_model::scopes_of(conn, account)?;
-                    let login = read_model::password_hash(conn, &client_username(&client_id))?;
+                    let login = read_model::login_of(conn, account)?;
                     Ok(login.map(|login| (login, scopes)))
                 })
                 .await?;

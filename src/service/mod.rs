@@ -45,7 +45,7 @@ pub struct Service {
     pub admin: AdminClient,
     pub wait_timeout: Duration,
     pub page_size_max: u64,
-    /// How long a provisioning credential's token lives.
+    /// How long a `scim` client's tokens live.
     pub provisioning_ttl_s: u64,
     /// Set when the server is stopping: long polls and streams give their connections back.
     pub stopping: watch::Sender<bool>,

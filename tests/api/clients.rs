@@ -59,6 +59,17 @@ async fn a_client_is_made_listed_and_revoked_and_bad_requests_change_nothing(bac
         let bootstrap = json!({ "clientId": CLIENT_ID, "scopes": ["events:read"] });
         let answer = app.post_json(CLIENTS, &app.admin_token, &bootstrap).await;
         answer.assert_error(400, "BadRequest");
+        // A retry could not be given the secret: a key is refused.
+        let keyed = app
+            .client
+            .post(app.url(CLIENTS))
+            .bearer_auth(&app.admin_token)
+            .header("Idempotency-Key", "make-billing")
+            .json(&json!({ "clientId": "billing", "scopes": ["events:read"] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(keyed.status(), 400);
     })
     .await;
     let made = make(&app, "billing", &["events:read", "events:read"]).await;
@@ -226,6 +237,17 @@ async fn a_scim_client_acts_through_scim_only_is_named_in_its_events_and_stops_w
     // A second administrator, so that the last-administrator rule is not what refuses.
     let admin = app.new_user("tyler").await;
     app.add_member(admins["id"].as_str().unwrap(), &admin).await;
+    // A group below System Administrators: its members are administrators too.
+    let ops = app.new_group("Ops").await;
+    let admins_id = admins["id"].as_str().unwrap();
+    app.put(
+        &format!("{PREFIX}/groups/{admins_id}/groups/{ops}"),
+        &app.admin_token,
+        &Value::Null,
+    )
+    .await
+    .assert_no_content();
+    let other = make(&app, "billing", &["events:read"]).await;
     app.appends_nothing(async {
         let add = json!({ "schemas": [PATCH_OP], "Operations": [
             { "op": "add", "path": "members", "value": [{ "value": made["userId"] }, { "value": frank }] },
@@ -233,12 +255,17 @@ async fn a_scim_client_acts_through_scim_only_is_named_in_its_events_and_stops_w
         let off = json!({ "schemas": [PATCH_OP], "Operations": [
             { "op": "replace", "path": "active", "value": false },
         ]});
+        let off_other = off.clone();
         for (path, body) in [
-            (format!("/scim/v2/Groups/{}", admins["id"].as_str().unwrap()), add),
+            (format!("/scim/v2/Groups/{admins_id}"), add.clone()),
+            (format!("/scim/v2/Groups/{ops}"), add),
             (format!("/scim/v2/Users/{admin}"), off),
+            (format!("/scim/v2/Users/{}", other["userId"].as_str().unwrap()), off_other),
         ] {
             assert_eq!(status(&app, Method::PATCH, &path, &token, &body).await, 403, "{path}");
         }
+        let ops_path = format!("/scim/v2/Groups/{ops}");
+        assert_eq!(status(&app, Method::DELETE, &ops_path, &token, &Value::Null).await, 403);
     })
     .await;
 

@@ -337,6 +337,16 @@ async fn the_feed_refuses_what_it_cannot_serve_and_bounds_its_streams(backend: B
         .await;
     second.assert_error(503, "TooManyStreams");
     assert!(second.header("retry-after").is_some());
+    // A long poll takes a place too; a page does not.
+    let poll = app
+        .request(
+            Method::GET,
+            &format!("{EVENTS}?waitMs=1000"),
+            &app.admin_token,
+        )
+        .await;
+    poll.assert_error(503, "TooManyStreams");
+    app.get_json(EVENTS).await;
     // The feed is not for anyone: a user who is no administrator gets 403.
     let user = app
         .create_user("marla", "marla@fightclub.com", Some("marla-password"))

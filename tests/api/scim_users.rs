@@ -211,6 +211,17 @@ async fn a_contensis_update_keeps_what_the_provider_set(backend: Backend) {
         scim_body(&scim(&app, Method::GET, &format!("/Users/{id}"), &app.admin_token).await);
     assert_eq!(shown["externalId"], "carol-1");
     assert_eq!(shown["name"]["givenName"], "Caz");
+    // A GUID username alike.
+    let guid = "6254736c-70e1-43b0-b769-f8e0f6359862";
+    let body = json!({ "userName": guid, "emails": [{ "value": "dave@contoso.com" }] });
+    let dave = send(&app, Method::POST, "/Users", &body).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let update = json!({ "username": guid, "email": "dave@contoso.com", "firstname": "Dave" });
+    app.put(&user_path(PREFIX, &dave), &app.admin_token, &update)
+        .await
+        .assert_status(200);
     // But it sets no new one.
     let renamed = json!({ "username": "caz@contoso.com", "email": "carol@contoso.com" });
     app.appends_nothing(async {
