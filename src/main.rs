@@ -1,43 +1,90 @@
-use anyhow::bail;
+//! `membershipd`: the command line. Each subcommand's own `--help` says what it does; a
+//! usage error exits 2 (clap's message), a failure 1 with one line, `error: ...` and its
+//! causes, never a stack trace.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 use membership::rebuild::Difference;
 use membership::settings::Settings;
 use membership::startup::Application;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: membershipd serve | membershipd rebuild [--into FILE] \
-                     | membershipd events tail [--until-end] [--json]";
+/// An event-sourced group-membership service: the Contensis Management API's users and
+/// groups, SCIM 2.0 for identity providers, and an event feed, over an embedded or Kafka
+/// log. Settings come from config/default.toml (or MEMBERSHIP_CONFIG) and MEMBERSHIP_*
+/// variables; see the README.
+#[derive(Debug, Parser)]
+#[command(name = "membershipd", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Serve the HTTP API until SIGTERM or SIGINT (then stop cleanly and exit 0).
+    Serve,
+    /// Fold the whole log into a new read model and compare it with the live one (exit 1
+    /// when they differ).
+    Rebuild {
+        /// Where to write the new read model (default: a file beside the live one).
+        #[arg(long, value_name = "FILE")]
+        into: Option<PathBuf>,
+    },
+    /// Read the log's events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print the log's events with their outcomes, from the beginning, then follow new
+    /// ones until SIGTERM or SIGINT.
+    Tail {
+        /// Exit at the end of the log instead of following it.
+        #[arg(long)]
+        until_end: bool,
+        /// Print what the event feed serves, one JSON item per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
-        ["serve"] => serve().await,
-        ["rebuild"] => rebuild(None).await,
-        ["rebuild", "--into", file] => rebuild(Some(file.into())).await,
-        ["events", "tail", options @ ..] => {
-            let mut tail = membership::tail::TailOptions::default();
-            for option in options {
-                match *option {
-                    "--until-end" => tail.until_end = true,
-                    "--json" => tail.json = true,
-                    _ => bail!("{USAGE}"),
+    let done = match cli.command {
+        Commands::Serve => serve().await,
+        Commands::Rebuild { into } => rebuild(into).await,
+        Commands::Events(EventsCommand::Tail { until_end, json }) => {
+            let options = membership::tail::TailOptions { until_end, json };
+            match Settings::load() {
+                Ok(settings) => {
+                    (membership::tail::run(&settings, options).await).map(|()| ExitCode::SUCCESS)
                 }
+                Err(error) => Err(error),
             }
-            let options = tail;
-            membership::tail::run(&Settings::load()?, options).await
         }
-        _ => bail!("{USAGE}"),
+    };
+    match done {
+        Ok(code) => code,
+        Err(error) => {
+            // One line, with its causes: `{:#}` joins them with ": ".
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 /// Rebuilds the read model from the log into a new file and compares it with the live one;
 /// exits with 1 when they differ.
-async fn rebuild(into: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+async fn rebuild(into: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let settings = Settings::load()?;
     let rebuilt = membership::rebuild::run(&settings, into).await?;
     println!(
@@ -51,13 +98,13 @@ async fn rebuild(into: Option<std::path::PathBuf>) -> anyhow::Result<()> {
         Some(Difference::Equal) => println!("equal to the live read model"),
         Some(Difference::Differs(ours, theirs)) => {
             println!("differs from the live read model:\n  rebuilt: {ours}\n  live:    {theirs}");
-            std::process::exit(1);
+            return Ok(ExitCode::FAILURE);
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn serve() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<ExitCode> {
     let settings = Settings::load()?;
     let app = Application::build(&settings).await?;
     // Only a secret generated into the data dir is printed, never one an operator set,
@@ -80,5 +127,6 @@ async fn serve() -> anyhow::Result<()> {
     }
     // Printed last, once requests are accepted: scripts wait for this line.
     println!("listening on http://{}", app.addr());
-    app.run_until_stopped().await
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
 }

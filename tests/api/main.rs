@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod child_groups;
+mod cli;
 mod clients;
 mod conditional;
 mod consumer;
