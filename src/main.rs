@@ -55,10 +55,10 @@ enum EventsCommand {
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(error) = init_logs() {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let done = match cli.command {
         Commands::Serve => serve().await,
         Commands::Rebuild { into } => rebuild(into).await,
@@ -80,6 +80,28 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to standard error at `RUST_LOG` (default `info`): lines for people, or, with
+/// `MEMBERSHIP_LOG_FORMAT=json`, one JSON object per line.
+fn init_logs() -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Colours only for a terminal: a file or a journal gets plain text.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(terminal)
+        .with_writer(std::io::stderr);
+    match std::env::var("MEMBERSHIP_LOG_FORMAT").as_deref() {
+        Err(_) | Ok("text") => logs.init(),
+        Ok("json") => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        Ok(other) => anyhow::bail!("MEMBERSHIP_LOG_FORMAT={other} is neither text nor json"),
+    }
+    Ok(())
 }
 
 /// Rebuilds the read model from the log into a new file and compares it with the live one;

@@ -211,13 +211,20 @@ pub async fn log_and_render_errors(
         Some(response) => res.into_response(response),
         None => res,
     };
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let latency_ms = started.elapsed().as_millis() as u64;
     let status = res.status().as_u16();
+    // The route's template (`/api/management/security/groups/{group}/users/{user}`), so
+    // that lines group by call; the path beside it, for the one request.
+    let route = (res.request().match_pattern())
+        .map(|pattern| pattern.replace(":[^/]*}", "}").replace("{slash:/?}", ""))
+        .unwrap_or_default();
     match internal {
         Some(error) => {
-            tracing::error!(log_id = %id.0, %method, path, status, elapsed_ms, code, error, "request failed")
+            tracing::error!(logId = %id.0, %method, route, path, status, latency_ms, code, error, "request failed")
         }
-        None => tracing::info!(log_id = %id.0, %method, path, status, elapsed_ms, code, "request"),
+        None => {
+            tracing::info!(logId = %id.0, %method, route, path, status, latency_ms, code, "request")
+        }
     }
     Ok(res)
 }

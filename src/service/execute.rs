@@ -169,7 +169,7 @@ impl Service {
             Ok(Ok(())) => Ok(()),
             Ok(Err(LogError::Busy)) => Err(ServiceError::Unavailable { event_id: None }),
             Ok(Err(LogError::Unavailable(error))) => {
-                tracing::warn!(log_id = %log_id, error = format!("{error:#}"), "append failed");
+                tracing::warn!(logId = %log_id, error = format!("{error:#}"), "append failed");
                 Err(may_land)
             }
             Err(_) => Err(may_land),

@@ -17,6 +17,7 @@ mod groups;
 mod helpers;
 mod instances;
 mod kafka;
+mod logs;
 mod members;
 mod official_client;
 mod passwords;
