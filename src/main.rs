@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
-    /// Serve the HTTP API until SIGTERM or SIGINT (then stop cleanly and exit 0).
+    /// Serve the HTTP API until SIGTERM or SIGINT, then stop cleanly and exit 0.
     Serve,
     /// Fold the whole log into a new read model and compare it with the live one (exit 1
     /// when they differ).

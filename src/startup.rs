@@ -63,6 +63,7 @@ pub struct Application {
     addr: SocketAddr,
     projector: Projector,
     service: web::Data<Service>,
+    in_flight: web::Data<http::InFlight>,
     /// The bootstrap client's secret, when it is the one generated into the data dir, and
     /// whether this start generated it.
     stored_client_secret: Option<(Secret, bool)>,
@@ -136,11 +137,14 @@ impl Application {
         let addr = listener.local_addr()?;
         let routes = http::routes(settings.http.body_max_bytes);
         let streams = web::Data::new(http::Streams::new(&settings.feed));
+        let in_flight = web::Data::new(http::InFlight::default());
+        let counted = in_flight.clone();
         let served = service.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(served.clone())
                 .app_data(streams.clone())
+                .app_data(counted.clone())
                 .wrap(from_fn(http::log_and_render_errors))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
                 .configure(crate::scim::routes)
@@ -157,6 +161,7 @@ impl Application {
             addr,
             projector,
             service,
+            in_flight,
             stored_client_secret: secrets
                 .client_secret_stored
                 .then_some((secrets.client_secret, secrets.generated)),
@@ -186,6 +191,9 @@ impl Application {
             () = stop_signal() => {
                 tracing::info!("stopping");
                 self.service.stopping.send_replace(true);
+                // New requests are answered 503 `Stopping` meanwhile, so that none waits
+                // in the listener's backlog, to be cut off when it closes.
+                drain(&self.in_flight, self.service.wait_timeout + DRAIN_MARGIN).await;
                 // The server acts on the stop only while it is polled.
                 let ((), served) = tokio::join!(handle.stop(true), &mut server);
                 served
@@ -213,5 +221,26 @@ async fn stop_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+/// Beyond the longest a write waits for its outcome, how long a stop waits for the
+/// requests in flight before it closes the listener.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long no request must come before a stop closes the listener.
+const QUIET: Duration = Duration::from_millis(50);
+
+/// Waits until no request is in flight and none came for `QUIET`, or `at_most`.
+async fn drain(in_flight: &http::InFlight, at_most: Duration) {
+    let deadline = tokio::time::Instant::now() + at_most;
+    let mut last = in_flight.counts();
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(QUIET).await;
+        let counts = in_flight.counts();
+        if counts.0 == 0 && counts.1 == last.1 {
+            return;
+        }
+        last = counts;
     }
 }

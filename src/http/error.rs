@@ -86,6 +86,8 @@ pub enum ApiError {
     Unavailable { event_id: Option<Uuid> },
     #[error("As many event streams are open as the service serves; retry later.")]
     TooManyStreams,
+    #[error("The service is stopping; retry in a moment, here or on another instance.")]
+    Stopping,
     #[error("An unexpected error occurred; quote the logId when reporting it.")]
     Internal(#[from] anyhow::Error),
 }
@@ -230,6 +232,7 @@ impl ApiError {
             Self::ConcurrentModification { .. } => (S::CONFLICT, "ConcurrentModification"),
             Self::Unavailable { .. } => (S::SERVICE_UNAVAILABLE, "Unavailable"),
             Self::TooManyStreams => (S::SERVICE_UNAVAILABLE, "TooManyStreams"),
+            Self::Stopping => (S::SERVICE_UNAVAILABLE, "Stopping"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "ServerError"),
         }
     }
@@ -301,6 +304,11 @@ impl ApiError {
             }
             Self::Unavailable { .. } | Self::TooManyStreams => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+            }
+            // The connection goes too: the next request should find another instance.
+            Self::Stopping => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+                response.insert_header((header::CONNECTION, "close"));
             }
             Self::TooManyRequests { retry_after_s } => {
                 response.insert_header((header::RETRY_AFTER, *retry_after_s));
@@ -485,6 +493,7 @@ mod tests {
             },
             ApiError::Unavailable { event_id: None },
             ApiError::TooManyStreams,
+            ApiError::Stopping,
             ApiError::Internal(anyhow::anyhow!("unexpected")),
         ];
         every.extend(DomainError::every().into_iter().map(ApiError::Domain));

@@ -2,6 +2,7 @@
 //! caller, and identifiers decoded from the raw path.
 
 use std::future::{Ready, ready};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -157,8 +158,45 @@ pub fn log_id(req: &HttpRequest) -> LogId {
         .unwrap_or(LogId(Uuid::new_v4()))
 }
 
+/// The requests being answered, and how many have come, so that a stop can wait for
+/// them to end and for new ones to stop coming (see `startup`).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: AtomicUsize,
+    ever: AtomicUsize,
+}
+
+impl InFlight {
+    /// Requests being answered, and requests that came since the start.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.now.load(Ordering::SeqCst),
+            self.ever.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// Counts a request in flight while it lives.
+struct Counted<'a>(&'a InFlight);
+
+impl<'a> Counted<'a> {
+    fn new(in_flight: &'a InFlight) -> Self {
+        in_flight.ever.fetch_add(1, Ordering::SeqCst);
+        in_flight.now.fetch_add(1, Ordering::SeqCst);
+        Self(in_flight)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Gives every request a logId, renders every error as the Error body carrying it, and
-/// writes one log line per request.
+/// writes one log line per request. Once the service is stopping, a new request is
+/// answered 503 `Stopping` (closing its connection) without being handled, while those
+/// in flight finish.
 pub async fn log_and_render_errors(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -172,7 +210,18 @@ pub async fn log_and_render_errors(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let started = std::time::Instant::now();
-    let res = next.call(req).await?.map_into_boxed_body();
+    let in_flight = req.app_data::<web::Data<InFlight>>().cloned();
+    let _counted = in_flight.as_ref().map(|in_flight| Counted::new(in_flight));
+    let stopping = (req.app_data::<web::Data<crate::service::Service>>())
+        .is_some_and(|service| *service.stopping.borrow());
+    let res = match stopping {
+        true => {
+            let (req, _) = req.into_parts();
+            let stopped = ApiError::Stopping.render(id.0);
+            ServiceResponse::new(req, stopped)
+        }
+        false => next.call(req).await?.map_into_boxed_body(),
+    };
     let status = res.status();
     let from_actix;
     let failure = match res.response().error() {

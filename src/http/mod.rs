@@ -20,7 +20,7 @@ use crate::read_model::{Listed, Sort};
 use crate::service::{GroupScope, List, ListRequest, Service, UserScope};
 
 pub use error::{ApiError, OAuthError};
-pub use extract::{LogId, bearer_of, if_match, log_and_render_errors, log_id};
+pub use extract::{InFlight, LogId, bearer_of, if_match, log_and_render_errors, log_id};
 pub use feed::Streams;
 pub use token::peer;
 

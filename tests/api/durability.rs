@@ -286,3 +286,77 @@ async fn what_the_new_calls_did_is_rebuilt_from_the_log(backend: Backend) {
         "invalid_grant"
     );
 }
+
+/// SIGTERM while writes are in flight: each gets a whole answer (204, 409 or 503) or a
+/// refused connection, none is cut off, the service exits 0, and every 204 is in the log
+/// when it starts again.
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_under_writes_answers_each_in_full_and_loses_no_acknowledged_one(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let group = app.new_group("Lou's Tavern").await;
+    let mut users = Vec::new();
+    for i in 0..40 {
+        users.push(app.new_user(&format!("patron{i}")).await);
+    }
+    // A new connection per request: one kept alive from before the stop proves nothing.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let writes: Vec<_> = (users.iter().enumerate())
+        .map(|(i, user)| {
+            let request = client
+                .put(app.url(&membership_path(PREFIX, &group, user)))
+                .bearer_auth(&app.admin_token);
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5 * i as u64)).await;
+                match request.send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body = response.bytes().await.map(|_| ());
+                        (Some(status), body.err().map(|e| e.to_string()))
+                    }
+                    Err(error) if error.is_connect() => (None, None),
+                    Err(error) => (None, Some(format!("{error:?}"))),
+                }
+            }
+        })
+        .collect();
+    let stop = async {
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        app.terminate().await
+    };
+    let (answers, status) = tokio::join!(join_all(writes), stop);
+    assert!(status.success(), "exit status {status}");
+    for (user, (code, broken)) in users.iter().zip(&answers) {
+        assert!(
+            broken.is_none(),
+            "the write for {user} was cut off: {broken:?}"
+        );
+        if let Some(code) = code {
+            assert!(
+                [204, 409, 503].contains(code),
+                "the write for {user} answered {code}"
+            );
+        }
+    }
+    let acknowledged: Vec<&String> = (users.iter().zip(&answers))
+        .filter(|(_, (code, _))| *code == Some(204))
+        .map(|(user, _)| user)
+        .collect();
+    app.start().await;
+    for user in &acknowledged {
+        assert_eq!(
+            app.head_member(&group, user).await,
+            204,
+            "{user} acknowledged, then lost"
+        );
+    }
+    eprintln!(
+        "{} writes acknowledged, {} refused a connection, of {}",
+        acknowledged.len(),
+        answers.iter().filter(|(code, _)| code.is_none()).count(),
+        answers.len()
+    );
+}
