@@ -5,7 +5,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
@@ -59,7 +58,10 @@ pub async fn open_existing_log(settings: &Settings) -> anyhow::Result<Box<dyn Ev
 }
 
 pub struct Application {
-    server: Server,
+    /// The server, running from the moment it is built (health checks answer during the
+    /// replay), and how to stop it.
+    server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+    handle: actix_web::dev::ServerHandle,
     addr: SocketAddr,
     projector: Projector,
     service: web::Data<Service>,
@@ -76,15 +78,6 @@ impl Application {
         let secrets = secrets::resolve(settings)?;
         let log = open_log(settings).await?;
         let outcomes = Arc::new(Outcomes::default());
-        let projector = Projector::spawn(
-            log.clone(),
-            outcomes.clone(),
-            ProjectorSettings {
-                read_model_path: settings.read_model_path(),
-                batch_max: settings.projector.batch_max,
-                poll_ms: settings.projector.poll_ms,
-            },
-        )?;
         let secret = secrets.client_secret.clone();
         let secret_hash = web::block(move || auth::hash_secret(secret.expose())).await??;
         let tokens = Tokens::new(
@@ -119,18 +112,8 @@ impl Application {
             page_size_max: settings.requests.page_size_max,
             provisioning_ttl_s: settings.token.provisioning_ttl_s,
             stopping: tokio::sync::watch::Sender::new(false),
+            serving: std::sync::atomic::AtomicBool::new(false),
         });
-
-        tracing::info!("replaying the log into the read model");
-        let catch_up = Duration::from_millis(settings.projector.catch_up_timeout_ms);
-        if tokio::time::timeout(catch_up, service.outcomes.caught_up())
-            .await
-            .is_err()
-        {
-            projector.stop();
-            anyhow::bail!("the read model did not reach the end of the log within {catch_up:?}");
-        }
-        bootstrap::ensure_administrator(&service, &settings.admin.client_id).await?;
 
         let listener = TcpListener::bind(settings.http.addr)
             .with_context(|| format!("binding {}", settings.http.addr))?;
@@ -156,8 +139,37 @@ impl Application {
         .disable_signals()
         .listen(listener)?
         .run();
+        let handle = server.handle();
+        // Polled from now on, so that it accepts connections during the replay.
+        let server = actix_web::rt::spawn(server);
+        // Listening already, so that health checks answer (live, not ready) during the
+        // replay; every other call answers 503 `Starting` until it is over.
+        let projector = Projector::spawn(
+            service.log.clone(),
+            service.outcomes.clone(),
+            ProjectorSettings {
+                read_model_path: settings.read_model_path(),
+                batch_max: settings.projector.batch_max,
+                poll_ms: settings.projector.poll_ms,
+            },
+        )?;
+        tracing::info!("replaying the log into the read model");
+        let catch_up = Duration::from_millis(settings.projector.catch_up_timeout_ms);
+        if tokio::time::timeout(catch_up, service.outcomes.caught_up())
+            .await
+            .is_err()
+        {
+            projector.stop();
+            anyhow::bail!("the read model did not reach the end of the log within {catch_up:?}");
+        }
+        bootstrap::ensure_administrator(&service, &settings.admin.client_id).await?;
+        service
+            .serving
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+
         Ok(Self {
             server,
+            handle,
             addr,
             projector,
             service,
@@ -184,19 +196,18 @@ impl Application {
     /// back, the server answers the requests in flight and stops, and so does the
     /// projector.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let handle = self.server.handle();
+        let handle = self.handle;
         let mut server = self.server;
         let served = tokio::select! {
-            served = &mut server => served,
+            served = &mut server => served.context("the HTTP server panicked")?,
             () = stop_signal() => {
                 tracing::info!("stopping");
                 self.service.stopping.send_replace(true);
                 // New requests are answered 503 `Stopping` meanwhile, so that none waits
                 // in the listener's backlog, to be cut off when it closes.
                 drain(&self.in_flight, self.service.wait_timeout + DRAIN_MARGIN).await;
-                // The server acts on the stop only while it is polled.
-                let ((), served) = tokio::join!(handle.stop(true), &mut server);
-                served
+                handle.stop(true).await;
+                server.await.context("the HTTP server panicked")?
             }
         };
         tracing::info!("HTTP server stopped; stopping the projector");

@@ -88,6 +88,8 @@ pub enum ApiError {
     TooManyStreams,
     #[error("The service is stopping; retry in a moment, here or on another instance.")]
     Stopping,
+    #[error("The service is starting: it is reading the log; retry in a moment.")]
+    Starting,
     #[error("An unexpected error occurred; quote the logId when reporting it.")]
     Internal(#[from] anyhow::Error),
 }
@@ -233,6 +235,7 @@ impl ApiError {
             Self::Unavailable { .. } => (S::SERVICE_UNAVAILABLE, "Unavailable"),
             Self::TooManyStreams => (S::SERVICE_UNAVAILABLE, "TooManyStreams"),
             Self::Stopping => (S::SERVICE_UNAVAILABLE, "Stopping"),
+            Self::Starting => (S::SERVICE_UNAVAILABLE, "Starting"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "ServerError"),
         }
     }
@@ -302,7 +305,7 @@ impl ApiError {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            Self::Unavailable { .. } | Self::TooManyStreams => {
+            Self::Unavailable { .. } | Self::TooManyStreams | Self::Starting => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
             }
             // The connection goes too: the next request should find another instance.
@@ -494,6 +497,7 @@ mod tests {
             ApiError::Unavailable { event_id: None },
             ApiError::TooManyStreams,
             ApiError::Stopping,
+            ApiError::Starting,
             ApiError::Internal(anyhow::anyhow!("unexpected")),
         ];
         every.extend(DomainError::every().into_iter().map(ApiError::Domain));

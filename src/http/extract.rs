@@ -212,15 +212,20 @@ pub async fn log_and_render_errors(
     let started = std::time::Instant::now();
     let in_flight = req.app_data::<web::Data<InFlight>>().cloned();
     let _counted = in_flight.as_ref().map(|in_flight| Counted::new(in_flight));
-    let stopping = (req.app_data::<web::Data<crate::service::Service>>())
-        .is_some_and(|service| *service.stopping.borrow());
-    let res = match stopping {
-        true => {
+    let service = req.app_data::<web::Data<crate::service::Service>>();
+    let health = path == "/health" || path.starts_with("/health/");
+    let turned_away = match service {
+        Some(service) if *service.stopping.borrow() => Some(ApiError::Stopping),
+        // Until the read model has caught up, it would answer from the past.
+        Some(service) if !service.is_serving() && !health => Some(ApiError::Starting),
+        _ => None,
+    };
+    let res = match turned_away {
+        Some(error) => {
             let (req, _) = req.into_parts();
-            let stopped = ApiError::Stopping.render(id.0);
-            ServiceResponse::new(req, stopped)
+            ServiceResponse::new(req, error.render(id.0))
         }
-        false => next.call(req).await?.map_into_boxed_body(),
+        None => next.call(req).await?.map_into_boxed_body(),
     };
     let status = res.status();
     let from_actix;

@@ -40,6 +40,8 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
             .app_data(web::PayloadConfig::new(body_max_bytes))
             .app_data(extract::BodyLimit(body_max_bytes))
             .service(web::resource("/health").route(web::get().to(health)))
+            .service(web::resource("/health/live").route(web::get().to(live)))
+            .service(web::resource("/health/ready").route(web::get().to(ready)))
             .service(
                 web::resource("/authenticate/connect/token").route(web::post().to(token::issue)),
             )
@@ -137,6 +139,28 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
 
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /health/live`: 200 while the process answers, from its first moment.
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
+}
+
+/// `GET /health/ready`: 200 when the read model has caught up with the log, the log takes
+/// appends (the brokers answer) and the service is not stopping; else 503 saying which.
+async fn ready(service: web::Data<crate::service::Service>) -> HttpResponse {
+    let readiness = service.readiness().await;
+    let mut answer = match readiness.ready() {
+        true => HttpResponse::Ok(),
+        false => HttpResponse::ServiceUnavailable(),
+    };
+    let status = if readiness.ready() {
+        "ready"
+    } else {
+        "not ready"
+    };
+    answer.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    answer.json(serde_json::json!({ "status": status, "checks": readiness }))
 }
 
 fn json_config(body_max_bytes: usize) -> web::JsonConfig {

@@ -262,6 +262,20 @@ impl EventLog for KafkaLog {
             topics: [open(Stream::Events)?, open(Stream::Credentials)?],
         }))
     }
+
+    fn check(&self) -> AppendFuture<'_> {
+        Box::pin(async move {
+            let topic = self.topic(Stream::Events);
+            match existing_partitions(&self.settings, topic).await {
+                Ok(partitions) if partitions.len() == 1 => Ok(()),
+                Ok(partitions) => Err(LogError::Unavailable(anyhow::anyhow!(
+                    "the topic {topic} has {} partitions",
+                    partitions.len()
+                ))),
+                Err(error) => Err(LogError::Unavailable(error)),
+            }
+        })
+    }
 }
 
 impl KafkaLog {

@@ -77,6 +77,10 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// A reader that starts after the given positions (from the beginning where absent).
     fn reader(&self, after: &[Position]) -> Result<Box<dyn LogReader>, LogError>;
+
+    /// Resolves once the log shows it takes appends: the embedded writer answers an empty
+    /// append, the Kafka brokers give the topic's metadata. For readiness checks.
+    fn check(&self) -> AppendFuture<'_>;
 }
 
 /// What one read returns.

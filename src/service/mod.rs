@@ -49,6 +49,44 @@ pub struct Service {
     pub provisioning_ttl_s: u64,
     /// Set when the server is stopping: long polls and streams give their connections back.
     pub stopping: watch::Sender<bool>,
+    /// Set once the read model has caught up with the log and the bootstrap is done:
+    /// before, only the health endpoints answer.
+    pub serving: std::sync::atomic::AtomicBool,
+}
+
+/// What readiness looks at.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// The read model has caught up with the log since start, and the bootstrap is done.
+    pub caught_up: bool,
+    /// The log takes appends (on Kafka: the brokers answer), checked within a second.
+    pub log: bool,
+    /// The service is not stopping.
+    pub running: bool,
+}
+
+impl Readiness {
+    pub fn ready(self) -> bool {
+        self.caught_up && self.log && self.running
+    }
+}
+
+impl Service {
+    /// Whether the service is ready for traffic, and why not.
+    pub async fn readiness(&self) -> Readiness {
+        const LOG_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+        let log = tokio::time::timeout(LOG_CHECK_TIMEOUT, self.log.check()).await;
+        Readiness {
+            caught_up: self.is_serving(),
+            log: matches!(log, Ok(Ok(()))),
+            running: !*self.stopping.borrow(),
+        }
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// The bootstrap API client, whose tokens act as its service account.

@@ -360,3 +360,73 @@ async fn a_stop_under_writes_answers_each_in_full_and_loses_no_acknowledged_one(
         answers.len()
     );
 }
+
+/// While a start replays the log, the process is live but not ready, and every call but
+/// the health checks answers 503 `Starting`; once caught up it is ready. Embedded only:
+/// readiness is the service's, whatever the log.
+#[tokio::test]
+async fn readiness_is_503_while_the_log_is_replayed_and_200_after() {
+    let mut app = TestApp::spawn(Backend::Embedded).await;
+    let mut users = Vec::new();
+    for i in 0..300 {
+        users.push(app.new_user(&format!("patron{i}")).await);
+    }
+    for g in 0..30 {
+        let group = app.new_group(&format!("Tavern {g}")).await;
+        app.post_json(
+            &members_path(PREFIX, &group),
+            &app.admin_token,
+            &json!(users),
+        )
+        .await
+        .assert_no_content();
+    }
+    app.stop();
+    app.delete_read_model();
+    // A replay one event per transaction, on a port known before the start.
+    let config =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
+            .unwrap()
+            .replace("batch_max = 1000", "batch_max = 1");
+    let config_path = app.data_dir().with_file_name("slow-replay.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = app.command(&["serve"]);
+    command
+        .env("MEMBERSHIP_CONFIG", &config_path)
+        .env("MEMBERSHIP_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let (mut starting, mut ready) = (false, false);
+    let deadline = std::time::Instant::now() + crate::helpers::SETTLE_TIMEOUT;
+    while !ready && std::time::Instant::now() < deadline {
+        let get = |path: &str| app.client.get(format!("{base}{path}")).send();
+        let Ok(readiness) = get("/health/ready").await else {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            continue;
+        };
+        match readiness.status().as_u16() {
+            503 => {
+                let live = get("/health/live").await.unwrap().status();
+                let call = get(&format!("{PREFIX}/groups")).await.unwrap();
+                let body: Value = call.json().await.unwrap();
+                starting |= live == 200 && body["data"]["code"] == "Starting";
+            }
+            200 => ready = true,
+            other => panic!("/health/ready answered {other}"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        starting,
+        "never seen live and not ready, with calls answered 503 Starting"
+    );
+    assert!(ready, "never ready");
+}
