@@ -47,6 +47,22 @@ fn check_text(text: &str, max_chars: usize) -> Result<(), InvalidName> {
     Ok(())
 }
 
+/// Longest free-text field kept as given (first and last names, a display name, a time
+/// zone, a language), in characters.
+pub const TEXT_MAX_CHARS: usize = 256;
+
+/// Free text kept as given: bounded and printable (it may be empty). Every protocol that
+/// takes such a field checks it here.
+pub fn check_free_text(text: &str) -> Result<(), InvalidName> {
+    if text.chars().count() > TEXT_MAX_CHARS {
+        return Err(InvalidName::TooLong(TEXT_MAX_CHARS));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(InvalidName::ControlCharacter);
+    }
+    Ok(())
+}
+
 /// The checks a new name passes on top of [`check_text`].
 fn check_new_name(text: &str, max_chars: usize) -> Result<(), InvalidName> {
     check_text(text, max_chars)?;
@@ -131,6 +147,11 @@ impl GroupName {
         check_plain_name(&name.0)?;
         Ok(name)
     }
+
+    /// Whether only an identity provider may set this name: valid, but not plain.
+    pub fn is_provider_only(text: &str) -> bool {
+        Self::parse(text).is_ok() && Self::parse_plain(text).is_err()
+    }
 }
 
 impl Username {
@@ -154,6 +175,11 @@ impl Username {
             return Err(InvalidName::ContainsAt);
         }
         Ok(username)
+    }
+
+    /// Whether only an identity provider may set this username: valid, but not plain.
+    pub fn is_provider_only(text: &str) -> bool {
+        Self::parse(text).is_ok() && Self::parse_plain(text).is_err()
     }
 
     /// Whether an identifier with '@' could name this user by its username.

@@ -23,7 +23,7 @@ pub use event::{
 };
 pub use ids::{
     Email, GroupIdentifier, GroupName, IDENTIFIER_MAX_CHARS, InvalidName, InvalidPassword,
-    NAME_MAX_CHARS, Password, UserIdentifier, Username,
+    NAME_MAX_CHARS, Password, UserIdentifier, Username, check_free_text,
 };
 pub use state::{GroupRef, KeyUse, Reach, Removal, State, UserDetails, UserRef};
 

@@ -133,12 +133,12 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let group = group_param(&req)?;
     let body = body.into_inner();
-    // Only a name that parses as a GUID needs the one it replaces.
-    let kept = match body
+    // Only a name this API would not set needs the one it replaces.
+    let provider_only = body
         .name
         .as_deref()
-        .is_some_and(|n| Uuid::try_parse(n).is_ok())
-    {
+        .is_some_and(GroupName::is_provider_only);
+    let kept = match provider_only {
         true => Some(find(&service, caller, group.clone()).await?.name),
         false => None,
     };

@@ -14,12 +14,11 @@ use super::token::peer;
 use super::{ApiError, ListQuery};
 use crate::domain::{
     Command, Custom, Email, NewUser, Password, Profile, Set, UserIdentifier, Username,
+    check_free_text,
 };
 use crate::read_model::UserView;
 use crate::service::{GroupScope, Principal, Service, UserScope, Write};
 
-/// Longest free-text field (names, timezone, language), in characters.
-const TEXT_MAX_CHARS: usize = 256;
 const CUSTOM_MAX_ENTRIES: usize = 64;
 const CUSTOM_KEY_MAX_CHARS: usize = 64;
 const CUSTOM_VALUE_MAX_CHARS: usize = 1024;
@@ -88,21 +87,10 @@ pub struct CredentialsBody {
     password: Option<String>,
 }
 
-/// An optional free-text field: bounded and printable.
+/// An optional free-text field: bounded and printable (`domain::check_free_text`).
 pub(super) fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(value) = value else { return Ok(None) };
-    if value.chars().count() > TEXT_MAX_CHARS {
-        return Err(ApiError::unprocessable(
-            field,
-            format!("must be at most {TEXT_MAX_CHARS} characters long"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            field,
-            "must not contain control characters",
-        ));
-    }
+    check_free_text(&value).map_err(|e| ApiError::unprocessable(field, e))?;
     Ok(Some(value))
 }
 
@@ -287,9 +275,12 @@ async fn replace(
     user: UserIdentifier,
     body: NewUserBody,
 ) -> Result<HttpResponse, ApiError> {
-    // Only a username this API would not set ('@', a GUID) needs the one it replaces.
-    let unplain = |u: &str| u.contains('@') || Uuid::try_parse(u).is_ok();
-    let kept = match body.username.as_deref().is_some_and(unplain) {
+    // Only a username this API would not set needs the one it replaces.
+    let provider_only = body
+        .username
+        .as_deref()
+        .is_some_and(Username::is_provider_only);
+    let kept = match provider_only {
         true => Some(service.user(caller.0, user.clone()).await?.username),
         false => None,
     };

@@ -20,9 +20,10 @@ use tokio::sync::Semaphore;
 pub use feed::{FeedFilter, FeedItem, FeedPage, feed_page};
 pub use queries::{
     AccountStatus, ClientCredential, ClientView, GroupView, Groups, HistoryItem, KeyUseOutcomes,
-    ListRequest, Listed, Login, Sort, Standing, UserView, Users, account_status, is_administrator,
-    is_service_account, key_use_outcomes, list_clients, list_groups, list_history, list_users,
-    login_of, password_hash, password_of, scopes_of, scopes_text, service_account, token_stands,
+    ListRequest, Listed, Login, Sort, Standing, UserView, Users, account_status, client,
+    is_administrator, is_service_account, key_use_outcomes, list_clients, list_groups,
+    list_history, list_users, login_of, password_hash, password_of, scopes_of, scopes_text,
+    service_account, token_stands,
 };
 pub use state::SqliteState;
 

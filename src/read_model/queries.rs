@@ -179,24 +179,37 @@ pub struct ClientView {
     pub created: String,
 }
 
+const CLIENT_COLUMNS: &str = "client_id, id, username, scopes, created";
+
+fn client_row(row: &Row) -> rusqlite::Result<ClientView> {
+    Ok(ClientView {
+        client_id: row.get(0)?,
+        user_id: uuid(row, 1)?,
+        username: row.get(2)?,
+        scopes: scopes_of_text(&row.get::<_, String>(3)?),
+        created: row.get(4)?,
+    })
+}
+
 /// Every API client's account, the bootstrap client's included, by client id.
 pub fn list_clients(conn: &Connection) -> anyhow::Result<Vec<ClientView>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT client_id, id, username, scopes, created FROM users
-         WHERE client_id IS NOT NULL ORDER BY client_id",
-    )?;
-    let clients = statement
-        .query_map([], |row| {
-            Ok(ClientView {
-                client_id: row.get(0)?,
-                user_id: uuid(row, 1)?,
-                username: row.get(2)?,
-                scopes: scopes_of_text(&row.get::<_, String>(3)?),
-                created: row.get(4)?,
-            })
-        })?
+    let sql = format!(
+        "SELECT {CLIENT_COLUMNS} FROM users WHERE client_id IS NOT NULL ORDER BY client_id"
+    );
+    let clients = conn
+        .prepare_cached(&sql)?
+        .query_map([], client_row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(clients)
+}
+
+/// The API client with this id, by the index on client ids.
+pub fn client(conn: &Connection, client_id: &str) -> anyhow::Result<Option<ClientView>> {
+    let sql = format!("SELECT {CLIENT_COLUMNS} FROM users WHERE client_id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([client_id], client_row)
+        .optional()?)
 }
 
 /// Whether the user is an API client's account (the bootstrap client's among them).

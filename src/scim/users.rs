@@ -19,12 +19,10 @@ use super::resources::{Projection, location, user_version};
 use super::{ScimCaller, ScimError, scim_json};
 use crate::domain::{
     Command, Custom, Email, NewUser, Password, Profile, Provisioned, Set, UserIdentifier, Username,
+    check_free_text,
 };
 use crate::read_model::UserView;
 use crate::service::{IfMatch, Service, Write};
-
-/// Longest free-text attribute kept (names, display name, language, time zone).
-const TEXT_MAX_CHARS: usize = 256;
 
 /// Attributes of the core User schema and of the enterprise extension that this service
 /// does not keep: accepted and ignored, so that a provider's default mappings work.
@@ -277,12 +275,8 @@ fn free_text(attribute: &str, value: &Value) -> Result<Option<String>, ScimError
         return Ok(None);
     }
     let text = string(attribute, value)?;
-    if text.chars().count() > TEXT_MAX_CHARS || text.chars().any(char::is_control) {
-        return Err(invalid(
-            ScimType::InvalidValue,
-            format!("{attribute} must be printable, at most {TEXT_MAX_CHARS} characters."),
-        ));
-    }
+    check_free_text(&text)
+        .map_err(|e| invalid(ScimType::InvalidValue, format!("{attribute} {e}.")))?;
     Ok(Some(text))
 }
 

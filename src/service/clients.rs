@@ -112,12 +112,13 @@ impl Service {
         })
     }
 
+    /// The client as made: gone if a revocation got in since.
     async fn client(&self, client_id: String, user_id: Uuid) -> Result<ClientView, ServiceError> {
-        let clients = self
-            .read(|conn| Ok(read_model::list_clients(conn)?))
+        let found = self
+            .read(move |conn| Ok(read_model::client(conn, &client_id)?))
             .await?;
-        (clients.into_iter())
-            .find(|client| client.client_id == client_id && client.user_id == user_id)
+        found
+            .filter(|client| client.user_id == user_id)
             .ok_or(DomainError::UserNotFound.into())
     }
 
