@@ -58,6 +58,7 @@ pub enum HashError {
 /// waiting, so it cannot fill the queue either. Past a bound: `Busy`.
 pub struct Hasher {
     running: Arc<Semaphore>,
+    hashers_max: usize,
     /// Hashers one address may hold at once.
     share: usize,
     /// Requests running or waiting, at most, and from one address.
@@ -100,6 +101,7 @@ impl Hasher {
     pub fn new(hashers_max: usize, queue_max: usize, per_address_max: usize) -> Self {
         Self {
             running: Arc::new(Semaphore::new(hashers_max)),
+            hashers_max,
             // Half, so that another address always finds a hasher (with one hasher, none
             // can be kept for anyone).
             share: (hashers_max / 2).max(1),
@@ -107,6 +109,21 @@ impl Hasher {
             per_address_max,
             admitted: Arc::default(),
         }
+    }
+
+    /// Hashes running now.
+    pub fn busy(&self) -> usize {
+        self.hashers_max - self.running.available_permits()
+    }
+
+    /// Requests admitted and waiting for a hasher.
+    pub fn queued(&self) -> usize {
+        let admitted = self
+            .admitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .total;
+        admitted.saturating_sub(self.busy())
     }
 
     /// Hashes `secret` for a request from `address`.

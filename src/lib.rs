@@ -8,6 +8,7 @@ pub mod domain;
 pub mod files;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod projector;
 pub mod read_model;
 pub mod rebuild;

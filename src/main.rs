@@ -147,6 +147,9 @@ async fn serve() -> anyhow::Result<ExitCode> {
         ),
         None => {}
     }
+    if let Some(metrics) = app.metrics_addr() {
+        println!("metrics on http://{metrics}/metrics");
+    }
     // Printed last, once requests are accepted: scripts wait for this line.
     println!("listening on http://{}", app.addr());
     app.run_until_stopped().await?;

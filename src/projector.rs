@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -43,6 +43,10 @@ pub struct Outcomes {
     caught_up: watch::Sender<bool>,
     /// Counts the projector's commits: the feed's readers wait on it for news.
     applied: watch::Sender<u64>,
+    /// Entries the projector knows are in the log and not yet applied.
+    behind: AtomicU64,
+    /// The time of the newest event applied, in Unix milliseconds; 0 before any.
+    newest_ms: AtomicI64,
 }
 
 /// A claim on one event's outcome. Dropping it (say, on a timeout) withdraws the claim.
@@ -74,6 +78,20 @@ impl Outcomes {
         let mut caught_up = self.caught_up.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = caught_up.wait_for(|done| *done).await;
+    }
+
+    /// How far the read model is behind the log: in events, as of the projector's last
+    /// read; and in time, the age of the newest applied event while events wait.
+    pub fn lag(&self) -> (u64, Duration) {
+        let behind = self.behind.load(Ordering::Relaxed);
+        let newest_ms = self.newest_ms.load(Ordering::Relaxed);
+        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let lag = match behind {
+            0 => Duration::ZERO,
+            _ if newest_ms == 0 => Duration::ZERO,
+            _ => Duration::from_millis(now_ms.saturating_sub(newest_ms).max(0) as u64),
+        };
+        (behind, lag)
     }
 
     fn publish(&self, decided: Vec<(Uuid, Outcome)>) {
@@ -190,9 +208,25 @@ fn follow(
             outcomes.caught_up.send_replace(true);
         }
         if batch.entries.is_empty() {
+            let behind = if batch.at_end {
+                Some(0)
+            } else {
+                reader.behind()
+            };
+            if let Some(behind) = behind {
+                outcomes.behind.store(behind, Ordering::Relaxed);
+            }
             continue;
         }
-        let decided = apply_batch(conn, &batch.entries)?;
+        let (decided, newest) = apply_batch_at(conn, &batch.entries)?;
+        crate::metrics::projector_batch(batch.entries.len());
+        if let Some(newest) = newest {
+            let ms = (newest.unix_timestamp_nanos() / 1_000_000) as i64;
+            outcomes.newest_ms.fetch_max(ms, Ordering::Relaxed);
+        }
+        if let Some(behind) = reader.behind() {
+            outcomes.behind.store(behind, Ordering::Relaxed);
+        }
         outcomes.publish(decided);
         outcomes.applied.send_modify(|commits| *commits += 1);
         if let Err(error) = restarts.after_commit(conn) {
@@ -222,8 +256,18 @@ pub(crate) fn apply_batch(
     conn: &mut Connection,
     batch: &[Entry],
 ) -> anyhow::Result<Vec<(Uuid, Outcome)>> {
+    Ok(apply_batch_at(conn, batch)?.0)
+}
+
+/// [`apply_batch`], also returning the time of the newest event in the batch.
+fn apply_batch_at(
+    conn: &mut Connection,
+    batch: &[Entry],
+) -> anyhow::Result<(Vec<(Uuid, Outcome)>, Option<OffsetDateTime>)> {
     let tx = conn.transaction()?;
     let mut decided = Vec::with_capacity(batch.len());
+    let mut counted = Vec::with_capacity(batch.len());
+    let mut newest = None;
     let mut reached: HashMap<&str, i64> = HashMap::new();
     for entry in batch {
         reached.insert(&entry.position.partition, entry.position.offset);
@@ -238,7 +282,9 @@ pub(crate) fn apply_batch(
         };
         let payload = std::str::from_utf8(&entry.payload).with_context(unreadable)?;
         let event: Event = serde_json::from_str(payload).with_context(unreadable)?;
+        newest = newest.max(Some(event.time));
         if let Some(outcome) = apply_once(&tx, &event, payload, entry.position.offset)? {
+            counted.push((event.data.type_name(), outcome.code()));
             decided.push((event.id, outcome));
         }
     }
@@ -252,7 +298,10 @@ pub(crate) fn apply_batch(
         }
     }
     tx.commit().context("committing a projector batch")?;
-    Ok(decided)
+    for (event_type, outcome) in counted {
+        crate::metrics::projected(event_type, outcome);
+    }
+    Ok((decided, newest))
 }
 
 /// Applies an event unless it was applied before (a redelivery), recording its outcome,

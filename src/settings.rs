@@ -84,6 +84,9 @@ pub struct HttpSettings {
     pub addr: SocketAddr,
     pub body_max_bytes: usize,
     pub workers: usize,
+    /// Where `GET /metrics` is served instead of the main listener, when set.
+    #[serde(default)]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +177,13 @@ impl Settings {
             self.http.addr = addr
                 .parse()
                 .with_context(|| format!("MEMBERSHIP_HTTP_ADDR={addr} is not HOST:PORT"))?;
+        }
+        if let Some(addr) = var("MEMBERSHIP_HTTP_METRICS_ADDR") {
+            self.http.metrics_addr = Some(addr.as_str())
+                .filter(|addr| !addr.is_empty())
+                .map(str::parse)
+                .transpose()
+                .with_context(|| format!("MEMBERSHIP_HTTP_METRICS_ADDR={addr} is not HOST:PORT"))?;
         }
         if let Some(dir) = var("MEMBERSHIP_DATA_DIR") {
             self.data.dir = dir.into();

@@ -63,6 +63,8 @@ pub struct Application {
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
     handle: actix_web::dev::ServerHandle,
     addr: SocketAddr,
+    /// The listener of `GET /metrics` alone, when `http.metrics_addr` is set.
+    metrics: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
     projector: Projector,
     service: web::Data<Service>,
     in_flight: web::Data<http::InFlight>,
@@ -120,6 +122,15 @@ impl Application {
         let addr = listener.local_addr()?;
         let routes = http::routes(settings.http.body_max_bytes);
         let streams = web::Data::new(http::Streams::new(&settings.feed));
+        let metrics = web::Data::new(crate::metrics::install()?);
+        let metrics_apart = settings.http.metrics_addr.is_some();
+        let metrics_server = match settings.http.metrics_addr {
+            Some(metrics_addr) => Some(metrics_server(
+                metrics_addr,
+                (service.clone(), streams.clone(), metrics.clone()),
+            )?),
+            None => None,
+        };
         let in_flight = web::Data::new(http::InFlight::default());
         let counted = in_flight.clone();
         let served = service.clone();
@@ -127,9 +138,15 @@ impl Application {
             App::new()
                 .app_data(served.clone())
                 .app_data(streams.clone())
+                .app_data(metrics.clone())
                 .app_data(counted.clone())
                 .wrap(from_fn(http::log_and_render_errors))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+                .configure(|cfg| {
+                    if !metrics_apart {
+                        http::metrics_routes(cfg);
+                    }
+                })
                 .configure(crate::scim::routes)
                 .configure(routes.clone())
         })
@@ -171,6 +188,7 @@ impl Application {
             server,
             handle,
             addr,
+            metrics: metrics_server,
             projector,
             service,
             in_flight,
@@ -182,6 +200,11 @@ impl Application {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `GET /metrics` answers alone, when not on [`Application::addr`].
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The bootstrap client's secret, if it is the one the data dir keeps (generated on
@@ -210,10 +233,41 @@ impl Application {
                 server.await.context("the HTTP server panicked")?
             }
         };
+        if let Some((_, metrics)) = &self.metrics {
+            metrics.stop(true).await;
+        }
         tracing::info!("HTTP server stopped; stopping the projector");
         self.projector.stop();
         served.context("serving HTTP")
     }
+}
+
+/// A server of `GET /metrics` alone on `addr`, with one worker, running from now on.
+fn metrics_server(
+    addr: SocketAddr,
+    data: (
+        web::Data<Service>,
+        web::Data<http::Streams>,
+        web::Data<&'static crate::metrics::Metrics>,
+    ),
+) -> anyhow::Result<(SocketAddr, actix_web::dev::ServerHandle)> {
+    let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr} (metrics)"))?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.0.clone())
+            .app_data(data.1.clone())
+            .app_data(data.2.clone())
+            .wrap(from_fn(http::log_and_render_errors))
+            .configure(http::metrics_routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok((addr, handle))
 }
 
 /// SIGTERM or SIGINT, whichever comes first.

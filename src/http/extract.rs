@@ -213,11 +213,12 @@ pub async fn log_and_render_errors(
     let in_flight = req.app_data::<web::Data<InFlight>>().cloned();
     let _counted = in_flight.as_ref().map(|in_flight| Counted::new(in_flight));
     let service = req.app_data::<web::Data<crate::service::Service>>();
-    let health = path == "/health" || path.starts_with("/health/");
+    // What an operator watches answers during the replay, too.
+    let operating = path == "/health" || path.starts_with("/health/") || path == "/metrics";
     let turned_away = match service {
         Some(service) if *service.stopping.borrow() => Some(ApiError::Stopping),
         // Until the read model has caught up, it would answer from the past.
-        Some(service) if !service.is_serving() && !health => Some(ApiError::Starting),
+        Some(service) if !service.is_serving() && !operating => Some(ApiError::Starting),
         _ => None,
     };
     let res = match turned_away {
@@ -265,13 +266,15 @@ pub async fn log_and_render_errors(
         Some(response) => res.into_response(response),
         None => res,
     };
-    let latency_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_millis() as u64;
     let status = res.status().as_u16();
     // The route's template (`/api/management/security/groups/{group}/users/{user}`), so
-    // that lines group by call; the path beside it, for the one request.
+    // that lines and metrics group by call; the path beside it, for the one request.
     let route = (res.request().match_pattern())
-        .map(|pattern| pattern.replace(":[^/]*}", "}").replace("{slash:/?}", ""))
-        .unwrap_or_default();
+        .map(|pattern| pattern.replace(":[^/]*}", "}").replace("{slash:/?}", ""));
+    crate::metrics::request(method.as_str(), route.clone(), status, elapsed);
+    let route = route.unwrap_or_default();
     match internal {
         Some(error) => {
             tracing::error!(logId = %id.0, %method, route, path, status, latency_ms, code, error, "request failed")

@@ -32,6 +32,7 @@ const WAIT_MAX: Duration = Duration::from_secs(30);
 /// The streams open, and the bounds of each.
 pub struct Streams {
     open: Arc<Semaphore>,
+    max: usize,
     buffer: usize,
     heartbeat: Duration,
 }
@@ -42,9 +43,15 @@ impl Streams {
         (self.open.clone().try_acquire_owned()).map_err(|_| ApiError::TooManyStreams)
     }
 
+    /// Streams and long polls open now.
+    pub fn open(&self) -> usize {
+        self.max - self.open.available_permits()
+    }
+
     pub fn new(settings: &FeedSettings) -> Self {
         Self {
             open: Arc::new(Semaphore::new(settings.streams_max)),
+            max: settings.streams_max,
             buffer: settings.stream_buffer,
             heartbeat: Duration::from_millis(settings.heartbeat_ms),
         }

@@ -42,6 +42,7 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
             .service(web::resource("/health").route(web::get().to(health)))
             .service(web::resource("/health/live").route(web::get().to(live)))
             .service(web::resource("/health/ready").route(web::get().to(ready)))
+            .service(web::resource("/openapi.json").route(web::get().to(openapi)))
             .service(
                 web::resource("/authenticate/connect/token").route(web::post().to(token::issue)),
             )
@@ -135,6 +136,36 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
             );
         }
     }
+}
+
+/// `GET /metrics`, on the main listener or on `http.metrics_addr` alone.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// The Prometheus text format, with the levels sampled now. Unauthenticated, like
+/// `/health`: it carries counts and timings by route template, never a name or a secret.
+async fn metrics(
+    service: web::Data<Service>,
+    streams: web::Data<Streams>,
+    metrics: web::Data<&'static crate::metrics::Metrics>,
+) -> HttpResponse {
+    let text = metrics.render(&service, streams.open());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(text)
+}
+
+/// The OpenAPI 3.1 description of every call, kept in `schemas/openapi.json` and checked
+/// against the router (`tests/tidy.rs`) and against the running server (schemathesis).
+const OPENAPI: &str = include_str!("../../schemas/openapi.json");
+
+/// `GET /openapi.json`: the description above, as it was built into this binary.
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
 }
 
 async fn health() -> HttpResponse {

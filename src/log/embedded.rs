@@ -5,6 +5,7 @@
 //! a group commit, so many concurrent requests share one disk sync.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -53,6 +54,8 @@ pub struct EmbeddedLogSettings {
 pub struct EmbeddedLog {
     path: PathBuf,
     queue: SyncSender<Append>,
+    /// Appends queued or being written, for [`EventLog::queue_depth`].
+    queued: Arc<AtomicUsize>,
     head: Arc<Head>,
     _checkpointer: Checkpointer,
 }
@@ -113,13 +116,16 @@ impl EmbeddedLog {
         let head = Arc::new(Head::default());
         let writer_head = head.clone();
         let batch_max = settings.batch_max;
+        let queued = Arc::new(AtomicUsize::new(0));
+        let written = queued.clone();
         thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_loop(conn, requests, &writer_head, &restarts, batch_max))
+            .spawn(move || write_loop(conn, requests, &writer_head, &restarts, &written, batch_max))
             .context("starting the log writer")?;
         Ok(Self {
             path: settings.path.clone(),
             queue,
+            queued,
             head,
             _checkpointer: checkpointer,
         })
@@ -142,8 +148,12 @@ impl EventLog for EmbeddedLog {
                 .collect::<Result<Vec<_>, serde_json::Error>>()
                 .map_err(|e| LogError::Unavailable(e.into()))?;
             let (done, written) = oneshot::channel();
+            self.queued.fetch_add(1, Ordering::Relaxed);
             self.queue
                 .try_send(Append { rows, done })
+                .inspect_err(|_| {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                })
                 .map_err(|e| match e {
                     TrySendError::Full(_) => LogError::Busy,
                     TrySendError::Disconnected(_) => {
@@ -166,6 +176,10 @@ impl EventLog for EmbeddedLog {
         // An empty transaction: the writer is alive and not stuck on a failing disk.
         self.append(Vec::new())
     }
+
+    fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
 }
 
 fn write_loop(
@@ -173,6 +187,7 @@ fn write_loop(
     requests: Receiver<Append>,
     head: &Head,
     restarts: &Restarts,
+    queued: &AtomicUsize,
     batch_max: usize,
 ) {
     // Ends when every sender is gone, i.e. when the log is dropped.
@@ -186,6 +201,8 @@ fn write_loop(
         }
         write_until_done(&mut conn, &batch);
         head.bump();
+        queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        crate::metrics::commit(batch.len());
         for append in batch {
             // The requester may have given up waiting (and answered 503 naming the
             // event); the events are written regardless, as that answer promised.
@@ -269,11 +286,7 @@ impl EmbeddedReader {
             if let Some(p) = after.iter().find(|p| p.partition == name) {
                 *slot = p.offset;
             }
-            let end: i64 = conn.query_row(
-                &format!("SELECT COALESCE(MAX(offset), 0) FROM {}", stream.name()),
-                [],
-                |row| row.get(0),
-            )?;
+            let end = end_of(&conn, stream)?;
             // A read model ahead of its log (say, the log was restored from a backup) would
             // skip whatever is appended next: refuse it rather than serve a wrong state.
             if *slot > end {
@@ -319,6 +332,12 @@ impl EmbeddedReader {
     }
 }
 
+/// The last offset of a stream, 0 when it is empty.
+fn end_of(conn: &Connection, stream: Stream) -> rusqlite::Result<i64> {
+    let sql = format!("SELECT COALESCE(MAX(offset), 0) FROM {}", stream.name());
+    conn.prepare_cached(&sql)?.query_row([], |row| row.get(0))
+}
+
 impl LogReader for EmbeddedReader {
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Batch, LogError> {
         let seen = self.head.commits();
@@ -329,5 +348,15 @@ impl LogReader for EmbeddedReader {
         }
         let at_end = entries.is_empty();
         Ok(Batch { entries, at_end })
+    }
+
+    fn behind(&self) -> Option<u64> {
+        let mut behind = 0;
+        for (last, stream) in self.last.iter().zip(STREAMS) {
+            // Offsets are rowids, given in order and never reused: the gap is a count.
+            let end = end_of(&self.conn, stream).ok()?;
+            behind += end.saturating_sub(*last).max(0) as u64;
+        }
+        Some(behind)
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Architecture Invariant: only this file knows rdkafka.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -276,6 +276,10 @@ impl EventLog for KafkaLog {
             }
         })
     }
+
+    fn queue_depth(&self) -> usize {
+        self.producer().in_flight_count().max(0) as usize
+    }
 }
 
 impl KafkaLog {
@@ -331,8 +335,12 @@ impl KafkaLog {
         for delivery in deliveries {
             match delivery.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => return Err(LogError::Unavailable(error.into())),
+                Ok(Err((error, _))) => {
+                    crate::metrics::delivery_error();
+                    return Err(LogError::Unavailable(error.into()));
+                }
                 Err(_) => {
+                    crate::metrics::delivery_error();
                     return Err(LogError::Unavailable(anyhow::anyhow!(
                         "the producer dropped a delivery report"
                     )));
@@ -343,10 +351,30 @@ impl KafkaLog {
     }
 }
 
-/// Reaching the end of a partition is news to the reader, not an error to log.
-struct ReaderContext;
+/// Reaching the end of a partition is news to the reader, not an error to log. Keeps the
+/// high watermarks of the statistics librdkafka reports, for the reader's lag.
+#[derive(Default)]
+struct ReaderContext {
+    high: std::sync::Mutex<HashMap<i32, i64>>,
+}
+
+/// How often librdkafka reports a reader's statistics (its high watermarks).
+const STATISTICS_INTERVAL_MS: &str = "1000";
 
 impl ClientContext for ReaderContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut high = self.high.lock().unwrap_or_else(|e| e.into_inner());
+        for partition in statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+        {
+            if partition.partition >= 0 && partition.hi_offset >= 0 {
+                high.insert(partition.partition, partition.hi_offset);
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         let end_of_partition = matches!(
             error,
@@ -365,8 +393,10 @@ impl ConsumerContext for ReaderContext {}
 struct TopicReader {
     consumer: BaseConsumer<ReaderContext>,
     topic: String,
-    partitions: usize,
+    partitions: Vec<i32>,
     at_end: HashSet<i32>,
+    /// The next offset to read of each partition, once known.
+    next: HashMap<i32, i64>,
 }
 
 /// The settings of the service's consumers, which are assigned partitions by hand.
@@ -390,17 +420,22 @@ pub fn reader_config(settings: &KafkaSettings) -> ClientConfig {
 impl TopicReader {
     fn open(settings: &KafkaSettings, topic: &str, after: &[Position]) -> anyhow::Result<Self> {
         let consumer: BaseConsumer<ReaderContext> = reader_config(settings)
-            .create_with_context(ReaderContext)
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+            .create_with_context(ReaderContext::default())
             .context("creating a Kafka consumer")?;
         let partitions = partitions_of(settings, topic)?;
         if partitions.is_empty() {
             bail!("the Kafka topic {topic} has no partitions");
         }
         let mut assignment = TopicPartitionList::new();
+        let mut next = HashMap::new();
         for &partition in &partitions {
             let name = partition_name(topic, partition);
             let offset = match after.iter().find(|p| p.partition == name) {
-                Some(position) => Offset::Offset(position.offset + 1),
+                Some(position) => {
+                    next.insert(partition, position.offset + 1);
+                    Offset::Offset(position.offset + 1)
+                }
                 None => Offset::Beginning,
             };
             assignment.add_partition_offset(topic, partition, offset)?;
@@ -409,8 +444,9 @@ impl TopicReader {
         Ok(Self {
             consumer,
             topic: topic.to_owned(),
-            partitions: partitions.len(),
+            partitions,
             at_end: HashSet::new(),
+            next,
         })
     }
 
@@ -423,6 +459,7 @@ impl TopicReader {
                 None => return,
                 Some(Ok(message)) => {
                     self.at_end.remove(&message.partition());
+                    self.next.insert(message.partition(), message.offset() + 1);
                     entries.push(Entry {
                         position: Position {
                             partition: partition_name(&self.topic, message.partition()),
@@ -446,7 +483,20 @@ impl TopicReader {
     }
 
     fn at_end(&self) -> bool {
-        self.at_end.len() == self.partitions
+        self.at_end.len() == self.partitions.len()
+    }
+
+    /// From the high watermarks of the last statistics: no request to the brokers. Before
+    /// the first read of a partition, its whole length counts.
+    fn behind(&self) -> Option<u64> {
+        let high = (self.consumer.context().high.lock()).unwrap_or_else(|e| e.into_inner());
+        let mut behind = 0;
+        for partition in &self.partitions {
+            let high = high.get(partition)?;
+            let next = self.next.get(partition).copied().unwrap_or(0);
+            behind += (high - next).max(0) as u64;
+        }
+        Some(behind)
     }
 }
 
@@ -472,6 +522,10 @@ impl LogReader for KafkaReader {
         }
         let at_end = entries.is_empty() && self.topics.iter().all(TopicReader::at_end);
         Ok(Batch { entries, at_end })
+    }
+
+    fn behind(&self) -> Option<u64> {
+        self.topics.iter().map(TopicReader::behind).sum()
     }
 }
 

@@ -81,6 +81,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Resolves once the log shows it takes appends: the embedded writer answers an empty
     /// append, the Kafka brokers give the topic's metadata. For readiness checks.
     fn check(&self) -> AppendFuture<'_>;
+
+    /// Appends not yet durable: for the embedded log, appends waiting for the writer or
+    /// being written; for Kafka, messages in the producer's queue or in flight. A level
+    /// for metrics.
+    fn queue_depth(&self) -> usize;
 }
 
 /// What one read returns.
@@ -96,4 +101,9 @@ pub struct Batch {
 pub trait LogReader: Send {
     /// Up to `max` entries, waiting at most `wait` for the first.
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Batch, LogError>;
+
+    /// Entries in the log past what this reader has read, as far as it knows without
+    /// asking anyone (Kafka: the high watermarks of its last fetches); `None` before it
+    /// knows. For the projector's lag.
+    fn behind(&self) -> Option<u64>;
 }

@@ -214,6 +214,7 @@ pub struct ReadModel {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    readers_max: usize,
     queue_timeout: Duration,
 }
 
@@ -229,8 +230,14 @@ impl ReadModel {
             path,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(readers_max)),
+            readers_max,
             queue_timeout,
         })
+    }
+
+    /// Reads running now.
+    pub fn busy(&self) -> usize {
+        self.readers_max - self.permits.available_permits()
     }
 
     pub async fn read<T, F>(self: &Arc<Self>, query: F) -> anyhow::Result<T>

@@ -165,7 +165,16 @@ impl Service {
         let may_land = ServiceError::Unavailable {
             event_id: Some(first),
         };
-        match tokio::time::timeout_at(deadline, self.log.append(events)).await {
+        let (count, started) = (events.len(), std::time::Instant::now());
+        let appended = tokio::time::timeout_at(deadline, self.log.append(events)).await;
+        let failure = match &appended {
+            Ok(Ok(())) => None,
+            Ok(Err(LogError::Busy)) => Some("busy"),
+            Ok(Err(LogError::Unavailable(_))) => Some("unavailable"),
+            Err(_) => Some("timeout"),
+        };
+        crate::metrics::append(count, started.elapsed(), failure);
+        match appended {
             Ok(Ok(())) => Ok(()),
             Ok(Err(LogError::Busy)) => Err(ServiceError::Unavailable { event_id: None }),
             Ok(Err(LogError::Unavailable(error))) => {

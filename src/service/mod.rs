@@ -87,6 +87,19 @@ impl Service {
     pub fn is_serving(&self) -> bool {
         self.serving.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    /// The levels of the queues and pools, and the projector's lag, for metrics.
+    pub fn levels(&self) -> crate::metrics::Levels {
+        let (lag_events, lag) = self.outcomes.lag();
+        crate::metrics::Levels {
+            log_queue: self.log.queue_depth(),
+            lag_events,
+            lag,
+            readers_busy: self.read_model.busy(),
+            hashers_busy: self.hasher.busy(),
+            hash_queue: self.hasher.queued(),
+        }
+    }
 }
 
 /// The bootstrap API client, whose tokens act as its service account.

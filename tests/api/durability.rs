@@ -361,8 +361,9 @@ async fn a_stop_under_writes_answers_each_in_full_and_loses_no_acknowledged_one(
     );
 }
 
-/// While a start replays the log, the process is live but not ready, and every call but
-/// the health checks answers 503 `Starting`; once caught up it is ready. Embedded only:
+/// While a start replays the log, the process is live but not ready, every call but the
+/// health checks and metrics answers 503 `Starting`, and the metrics show the projector's
+/// lag; once caught up it is ready, with no lag. Embedded only:
 /// readiness is the service's, whatever the log.
 #[tokio::test]
 async fn readiness_is_503_while_the_log_is_replayed_and_200_after() {
@@ -403,7 +404,22 @@ async fn readiness_is_503_while_the_log_is_replayed_and_200_after() {
         .stderr(std::process::Stdio::null());
     let mut child = command.spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let (mut starting, mut ready) = (false, false);
+    let (mut starting, mut ready, mut lagging) = (false, false, false);
+    let lag = async |base: &str| {
+        let url = format!("{base}/metrics");
+        let text = app
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sample = |name| crate::metrics::sample(&text, name, &[]).unwrap();
+        let lag = sample("membership_projector_lag_events");
+        (lag, sample("membership_projector_lag_seconds"))
+    };
     let deadline = std::time::Instant::now() + crate::helpers::SETTLE_TIMEOUT;
     while !ready && std::time::Instant::now() < deadline {
         let get = |path: &str| app.client.get(format!("{base}{path}")).send();
@@ -417,11 +433,14 @@ async fn readiness_is_503_while_the_log_is_replayed_and_200_after() {
                 let call = get(&format!("{PREFIX}/groups")).await.unwrap();
                 let body: Value = call.json().await.unwrap();
                 starting |= live == 200 && body["data"]["code"] == "Starting";
+                let (events, seconds) = lag(&base).await;
+                lagging |= events > 0.0 && seconds >= 0.0;
             }
             200 => ready = true,
             other => panic!("/health/ready answered {other}"),
         }
     }
+    let caught_up = lag(&base).await;
     let _ = child.kill();
     let _ = child.wait();
     assert!(
@@ -429,4 +448,9 @@ async fn readiness_is_503_while_the_log_is_replayed_and_200_after() {
         "never seen live and not ready, with calls answered 503 Starting"
     );
     assert!(ready, "never ready");
+    assert!(
+        lagging,
+        "never seen the projector's lag in events during the replay"
+    );
+    assert_eq!(caught_up, (0.0, 0.0), "a lag once ready");
 }

@@ -19,6 +19,7 @@ mod instances;
 mod kafka;
 mod logs;
 mod members;
+mod metrics;
 mod official_client;
 mod passwords;
 mod prefixes;
