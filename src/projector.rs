@@ -259,11 +259,11 @@ pub(crate) fn apply_batch(
     Ok(apply_batch_at(conn, batch)?.0)
 }
 
+/// Each event's outcome, and the time of the newest event in the batch.
+type Decided = (Vec<(Uuid, Outcome)>, Option<OffsetDateTime>);
+
 /// [`apply_batch`], also returning the time of the newest event in the batch.
-fn apply_batch_at(
-    conn: &mut Connection,
-    batch: &[Entry],
-) -> anyhow::Result<(Vec<(Uuid, Outcome)>, Option<OffsetDateTime>)> {
+fn apply_batch_at(conn: &mut Connection, batch: &[Entry]) -> anyhow::Result<Decided> {
     let tx = conn.transaction()?;
     let mut decided = Vec::with_capacity(batch.len());
     let mut counted = Vec::with_capacity(batch.len());

@@ -215,6 +215,7 @@ pub async fn log_and_render_errors(
     let service = req.app_data::<web::Data<crate::service::Service>>();
     // What an operator watches answers during the replay, too.
     let operating = path == "/health" || path.starts_with("/health/") || path == "/metrics";
+    let mut appended = Vec::new();
     let turned_away = match service {
         Some(service) if *service.stopping.borrow() => Some(ApiError::Stopping),
         // Until the read model has caught up, it would answer from the past.
@@ -226,7 +227,18 @@ pub async fn log_and_render_errors(
             let (req, _) = req.into_parts();
             ServiceResponse::new(req, error.render(id.0))
         }
-        None => next.call(req).await?.map_into_boxed_body(),
+        None => {
+            let handled = crate::service::APPENDED.scope(Default::default(), async {
+                let res = next.call(req).await;
+                (
+                    res,
+                    crate::service::APPENDED.with(|appended| appended.take()),
+                )
+            });
+            let (res, ids) = handled.await;
+            appended = ids;
+            res?.map_into_boxed_body()
+        }
     };
     let status = res.status();
     let from_actix;
@@ -275,12 +287,17 @@ pub async fn log_and_render_errors(
         .map(|pattern| pattern.replace(":[^/]*}", "}").replace("{slash:/?}", ""));
     crate::metrics::request(method.as_str(), route.clone(), status, elapsed);
     let route = route.unwrap_or_default();
+    // The events the request appended, whatever became of them.
+    let events = (!appended.is_empty()).then(|| {
+        let ids: Vec<String> = appended.iter().map(Uuid::to_string).collect();
+        ids.join(",")
+    });
     match internal {
         Some(error) => {
-            tracing::error!(logId = %id.0, %method, route, path, status, latency_ms, code, error, "request failed")
+            tracing::error!(logId = %id.0, %method, route, path, status, latency_ms, code, events, error, "request failed")
         }
         None => {
-            tracing::info!(logId = %id.0, %method, route, path, status, latency_ms, code, "request")
+            tracing::info!(logId = %id.0, %method, route, path, status, latency_ms, code, events, "request")
         }
     }
     Ok(res)

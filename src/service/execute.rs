@@ -139,6 +139,8 @@ impl Service {
             .map(|event| (event.id, self.outcomes.expect(event.id)))
             .collect();
         let first = events[0].id;
+        let ids = events.iter().map(|event| event.id);
+        let _ = super::APPENDED.try_with(|appended| appended.borrow_mut().extend(ids));
         let deadline = Instant::now() + self.wait_timeout;
         self.append(events, first, log_id, deadline).await?;
         let mut outcomes = Vec::with_capacity(pending.len());

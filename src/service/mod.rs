@@ -35,6 +35,12 @@ pub use feed::FeedRequest;
 pub use logins::{Grant, LoginError, RevocationError, Token, client_username};
 pub use queries::{GroupScope, List, UserScope};
 
+tokio::task_local! {
+    /// The ids of the events a request appended, for its log line: a protocol that wants
+    /// them runs the request in [`APPENDED`]`.scope(..)`; elsewhere nothing is noted.
+    pub static APPENDED: std::cell::RefCell<Vec<Uuid>>;
+}
+
 pub struct Service {
     pub log: Arc<dyn EventLog>,
     pub read_model: Arc<ReadModel>,

@@ -39,6 +39,28 @@ async fn a_json_log_line_per_request_carries_its_log_id_route_status_and_latency
     assert!(line["latency_ms"].is_u64(), "{line}");
     assert!(line["timestamp"].is_string(), "{line}");
     // Every line is JSON, and none holds a secret.
+    assert!(
+        line.get("events").is_none(),
+        "a read appends nothing: {line}"
+    );
+    // A write's line names the events it appended, as the feed shows them.
+    let group = app.new_group("Scribes").await;
+    let user = app.new_user("bartleby").await;
+    let answer = app.put_member(&group, &user).await;
+    answer.assert_no_content();
+    let added = (app.server_log().lines().rev())
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["message"] == "request" && line["method"] == "PUT")
+        .expect("the PUT's request line");
+    let events = added["events"]
+        .as_str()
+        .expect("the PUT's line names its events");
+    let feed = app
+        .get_json("/api/management/security/events?pageSize=1000")
+        .await;
+    let last = feed["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"]["type"], "MemberAdded");
+    assert_eq!(events, last["event"]["id"].as_str().unwrap(), "{added}");
     for line in app.server_log().lines() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
