@@ -205,3 +205,328 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// The methods an OpenAPI path item may have.
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+/// Routes of the router that the document leaves out, by handler: each answers only a
+/// refusal. `members::empty_user` is PUT, DELETE and HEAD on `.../groups/{group}/users`,
+/// which name a member with an empty identifier when the path ends in a slash (400) and
+/// are 405 without it; the document describes the form without the slash.
+const UNDOCUMENTED_HANDLERS: [&str; 1] = ["members::empty_user"];
+
+fn read(root: &Path, path: &str) -> String {
+    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+fn openapi(root: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(root, "schemas/openapi.json"))
+        .expect("schemas/openapi.json is not JSON")
+}
+
+/// The code of a Rust file without its comments (`//` to the end of a line).
+fn code_of(text: &str) -> String {
+    let lines = text
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default());
+    lines.collect::<Vec<_>>().join("\n")
+}
+
+/// A route template as the document writes it: `{user:[^/]*}` is `{user}`, and the
+/// optional trailing slash `{slash:/?}` goes.
+fn template(pattern: &str) -> String {
+    let mut shown = String::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        shown.push_str(&rest[..open]);
+        let close = open + rest[open..].find('}').expect("a '}' closing each '{'");
+        let name = rest[open + 1..close].split(':').next().unwrap_or_default();
+        if name != "slash" {
+            shown.push_str(&format!("{{{name}}}"));
+        }
+        rest = &rest[close + 1..];
+    }
+    shown.push_str(rest);
+    shown
+}
+
+/// The string literal at the start of `text` (after white space), and what follows it.
+fn literal(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim_start().strip_prefix('"')?;
+    let end = text.find('"')?;
+    Some((&text[..end], &text[end + 1..]))
+}
+
+/// The index just past the parenthesis that closes the one opening at `open`.
+fn closing(text: &str, open: usize) -> usize {
+    let mut depth = 0;
+    for (at, c) in text[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            return open + at + 1;
+        }
+    }
+    panic!("no parenthesis closes the one at {open}")
+}
+
+/// `.route(web::get().to(handler))` calls in `text`: (method, handler).
+fn methods_of(text: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices(".route(web::") {
+        let rest = &text[at + ".route(web::".len()..];
+        let method = rest.split('(').next().unwrap_or_default().to_owned();
+        let handler = (rest.split(".to(").nth(1).and_then(|h| h.split(')').next()))
+            .unwrap_or_default()
+            .to_owned();
+        found.push((method, handler));
+    }
+    found
+}
+
+/// The Contensis API's (method, template) pairs from src/http/mod.rs: each
+/// `web::resource("...")` with the `.route(web::method()...)` calls that follow it, those
+/// in `web::scope(prefix)` once under each of `PREFIXES`.
+fn http_routes(source: &str) -> Vec<(String, String)> {
+    let code = code_of(source);
+    let prefixes_at = code
+        .find("pub const PREFIXES")
+        .expect("PREFIXES in src/http/mod.rs");
+    let value_at = prefixes_at + code[prefixes_at..].find('=').expect("PREFIXES = [...]");
+    let declared = &code[value_at..value_at + code[value_at..].find(';').unwrap()];
+    let prefixes: Vec<&str> = declared.split('"').skip(1).step_by(2).collect();
+    assert!(!prefixes.is_empty(), "no PREFIXES read from {declared}");
+    let scope_at = code
+        .find("web::scope(prefix)")
+        .expect("web::scope(prefix) in src/http/mod.rs");
+    // The scope's resources are chained after it, inside the `cfg.service(` around it.
+    let service_at = code[..scope_at]
+        .rfind("service(")
+        .expect("cfg.service(web::scope(prefix)...)");
+    let scope = scope_at..closing(&code, service_at + "service".len());
+    let starts: Vec<usize> = code
+        .match_indices("web::resource(")
+        .map(|(at, _)| at)
+        .collect();
+    let mut routes = Vec::new();
+    for (index, &start) in starts.iter().enumerate() {
+        let end = starts.get(index + 1).copied().unwrap_or(code.len());
+        let (pattern, rest) = literal(&code[start + "web::resource(".len()..end])
+            .expect("a web::resource with a literal path");
+        let under: Vec<&str> = match scope.contains(&start) {
+            true => prefixes.clone(),
+            false => vec![""],
+        };
+        for (method, handler) in methods_of(rest) {
+            if UNDOCUMENTED_HANDLERS.contains(&handler.as_str()) {
+                continue;
+            }
+            for prefix in &under {
+                routes.push((method.clone(), template(&format!("{prefix}{pattern}"))));
+            }
+        }
+    }
+    routes
+}
+
+/// SCIM's routes from src/scim/mod.rs: `.route("/Users", web::get()...)` under
+/// `web::scope("/scim/v2")`, each (method, template); and apart, each path's
+/// `not_allowed("GET, POST")`, the 405 for every other method, with the methods its
+/// `Allow` header lists.
+fn scim_routes(source: &str) -> (Vec<(String, String)>, Vec<(String, Vec<String>)>) {
+    let code = code_of(source);
+    let (scope, _) = literal(&code[code.find("web::scope(").expect("a SCIM scope") + 11..])
+        .expect("the SCIM scope's literal path");
+    let (mut routes, mut refusals) = (Vec::new(), Vec::new());
+    for (at, _) in code.match_indices(".route(") {
+        let Some((path, rest)) = literal(&code[at + ".route(".len()..]) else {
+            continue;
+        };
+        let target = rest.trim_start().trim_start_matches(',').trim_start();
+        let path = template(&format!("{scope}{path}"));
+        if let Some(method) = target.strip_prefix("web::") {
+            let method = method.split('(').next().unwrap_or_default();
+            assert_ne!(
+                method, "route",
+                "{path}: a catch-all web::route() in src/scim/mod.rs; use not_allowed(...) \
+                 for the 405 of the other methods, or name the method"
+            );
+            routes.push((method.to_owned(), path));
+        } else if let Some(allowed) = target.strip_prefix("not_allowed(") {
+            let (allow, _) = literal(allowed).expect("not_allowed(\"...\") with a literal");
+            let allow = allow.split(',').map(|m| m.trim().to_lowercase()).collect();
+            refusals.push((path, allow));
+        } else {
+            panic!("{path}: a route in src/scim/mod.rs this test cannot read: {target:.40}");
+        }
+    }
+    (routes, refusals)
+}
+
+/// Each (method, path) of the document's paths.
+fn documented(document: &serde_json::Value) -> std::collections::BTreeSet<(String, String)> {
+    let paths = document["paths"]
+        .as_object()
+        .expect("paths in schemas/openapi.json");
+    let mut found = std::collections::BTreeSet::new();
+    for (path, item) in paths {
+        let item = item.as_object().expect("each path item an object");
+        for method in item.keys().filter(|key| METHODS.contains(&key.as_str())) {
+            found.insert((method.clone(), path.clone()));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_openapi_document_is_what_its_script_writes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new("python3")
+        .arg(root.join("schemas/openapi.py"))
+        .arg("--check")
+        .output()
+        .expect("running python3 schemas/openapi.py --check (Python 3.11 or newer is needed)");
+    assert!(
+        output.status.success(),
+        "schemas/openapi.json is not what schemas/openapi.py writes; run `python3 \
+         schemas/openapi.py` and commit both:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_openapi_document_describes_every_route_and_no_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut router: std::collections::BTreeSet<(String, String)> =
+        http_routes(&read(root, "src/http/mod.rs"))
+            .into_iter()
+            .collect();
+    let (scim, refusals) = scim_routes(&read(root, "src/scim/mod.rs"));
+    router.extend(scim);
+    assert!(router.len() > 80, "too few routes read: {router:#?}");
+    let document = documented(&openapi(root));
+
+    let show = |pairs: Vec<&(String, String)>| {
+        let lines: Vec<String> = (pairs.iter())
+            .map(|(method, path)| format!("  {} {path}", method.to_uppercase()))
+            .collect();
+        lines.join("\n")
+    };
+    let missing: Vec<_> = router.difference(&document).collect();
+    let extra: Vec<_> = document.difference(&router).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "schemas/openapi.json and the router disagree.\nServed, not documented:\n{}\n\
+         Documented, not served:\n{}",
+        show(missing),
+        show(extra)
+    );
+
+    // A SCIM path's 405 lists in `Allow` the methods the document gives it.
+    for (path, allow) in refusals {
+        let mut served: Vec<String> = (document.iter())
+            .filter(|(_, p)| *p == path)
+            .map(|(method, _)| method.clone())
+            .collect();
+        let mut allow = allow;
+        served.sort();
+        allow.sort();
+        assert_eq!(
+            allow, served,
+            "{path}: not_allowed(...) in src/scim/mod.rs lists {allow:?}"
+        );
+    }
+}
+
+#[test]
+fn the_route_reader_reads_resources_scopes_and_refusals() {
+    let http = r#"
+        pub const PREFIXES: [&str; 2] = ["/a", "/b"];
+        cfg.service(web::resource("/health").route(web::get().to(health)));
+        for prefix in PREFIXES {
+            cfg.service(
+                web::scope(prefix)
+                    // web::resource("/commented").route(web::get().to(x))
+                    .service(web::resource("/users{slash:/?}").route(web::post().to(users::create)))
+                    .service(
+                        web::resource("/users/{user:[^/]*}")
+                            .route(web::head().to(members::empty_user))
+                            .route(web::delete().to(users::delete)),
+                    ),
+            );
+        }
+        cfg.service(web::resource("/metrics").route(web::get().to(metrics)));
+    "#;
+    let routes: Vec<String> = (http_routes(http).into_iter())
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "get /health",
+            "post /a/users",
+            "post /b/users",
+            "delete /a/users/{user}",
+            "delete /b/users/{user}",
+            "get /metrics",
+        ]
+    );
+    let scim = r#"
+        cfg.service(
+            web::scope("/scim/v2")
+                .route(
+                    "/Schemas/{urn}",
+                    web::get().to(discovery::schema),
+                )
+                .route("/Schemas/{urn}", not_allowed("GET"))
+        );
+    "#;
+    let (routes, refusals) = scim_routes(scim);
+    assert_eq!(
+        routes,
+        [("get".to_owned(), "/scim/v2/Schemas/{urn}".to_owned())]
+    );
+    assert_eq!(
+        refusals,
+        [("/scim/v2/Schemas/{urn}".to_owned(), vec!["get".to_owned()])]
+    );
+}
+
+#[test]
+fn every_ref_in_the_openapi_document_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let document = openapi(root);
+    let mut refs = Vec::new();
+    collect_refs(&document, &mut refs);
+    assert!(refs.len() > 100, "too few $refs found: {}", refs.len());
+    let broken: Vec<&String> = (refs.iter())
+        .filter(|target| {
+            !(target.strip_prefix('#')).is_some_and(|pointer| document.pointer(pointer).is_some())
+        })
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "$refs in schemas/openapi.json that resolve to nothing: {broken:#?}"
+    );
+}
+
+fn collect_refs(value: &serde_json::Value, refs: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (key, field) in fields {
+                match (key.as_str(), field) {
+                    ("$ref", serde_json::Value::String(target)) => refs.push(target.clone()),
+                    _ => collect_refs(field, refs),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_refs(item, refs)),
+        _ => {}
+    }
+}

@@ -20,6 +20,8 @@ pub struct ScimError {
     pub status: StatusCode,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// A 405's `Allow` header: the methods the resource serves.
+    pub allow: Option<&'static str>,
 }
 
 impl ScimError {
@@ -28,6 +30,19 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            allow: None,
+        }
+    }
+
+    /// 405: the resource serves only the methods `allow` lists.
+    pub fn method_not_allowed(path: &str, allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                format!("{path} serves only {allow}."),
+            )
         }
     }
 
@@ -126,6 +141,9 @@ impl ResponseError for ScimError {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
             }
             _ => {}
+        }
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, allow));
         }
         response.content_type(SCIM_JSON).json(body)
     }

@@ -47,17 +47,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/Schemas", web::get().to(discovery::schemas))
             .route("/Schemas/{urn}", web::get().to(discovery::schema))
             // The discovery documents are read-only.
-            .route("/ServiceProviderConfig", web::route().to(read_only))
-            .route("/ResourceTypes", web::route().to(read_only))
-            .route("/ResourceTypes/{name}", web::route().to(read_only))
-            .route("/Schemas", web::route().to(read_only))
-            .route("/Schemas/{urn}", web::route().to(read_only))
+            .route("/ServiceProviderConfig", not_allowed("GET"))
+            .route("/ResourceTypes", not_allowed("GET"))
+            .route("/ResourceTypes/{name}", not_allowed("GET"))
+            .route("/Schemas", not_allowed("GET"))
+            .route("/Schemas/{urn}", not_allowed("GET"))
             .route("/Users", web::get().to(reads::users))
             .route("/Users", web::post().to(users::create))
             .route("/Users/{id}", web::get().to(reads::user))
             .route("/Users/{id}", web::put().to(users::replace))
             .route("/Users/{id}", web::patch().to(users::patch))
             .route("/Users/{id}", web::delete().to(users::delete))
+            .route("/Users", not_allowed("GET, POST"))
+            .route("/Users/{id}", not_allowed("GET, PUT, PATCH, DELETE"))
             .app_data(json_config())
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 let detail = format!("The query string is not valid: {error}.");
@@ -74,8 +76,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/Groups/{id}", web::put().to(groups::replace))
             .route("/Groups/{id}", web::patch().to(groups::patch))
             .route("/Groups/{id}", web::delete().to(groups::delete))
-            .route("/Bulk", web::route().to(bulk))
-            .route("/.search", web::route().to(search))
+            .route("/Groups", not_allowed("GET, POST"))
+            .route("/Groups/{id}", not_allowed("GET, PUT, PATCH, DELETE"))
+            .route("/Bulk", web::post().to(bulk))
+            .route("/Bulk", not_allowed("POST"))
+            .route("/.search", web::post().to(search))
+            .route("/.search", not_allowed("POST"))
             .default_service(web::to(no_such_resource)),
     );
 }
@@ -156,12 +162,13 @@ async fn search(
     ))
 }
 
-async fn read_only(req: HttpRequest) -> Result<HttpResponse, ScimError> {
-    Err(ScimError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
-        format!("{} is read-only: only GET is served.", req.path()),
-    ))
+/// Every other method on a resource: 405 with the `Allow` header RFC 9110 asks for,
+/// listing the methods the routes above serve (`tests/tidy.rs` checks the list against
+/// schemas/openapi.json).
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::route().to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ScimError::method_not_allowed(req.path(), allow))
+    })
 }
 
 async fn no_such_resource(req: HttpRequest) -> Result<HttpResponse, ScimError> {
