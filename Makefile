@@ -3,12 +3,13 @@ CARGO ?= cargo
 NPM ?= npm
 PYTHON ?= python3
 SCIM_VENV := target/scim-venv
+OPENAPI_VENV := target/openapi-venv
 TANSU_VERSION := 0.6.0
 OHA_VERSION := 1.16.0
 TANSU ?= $(shell command -v tansu || echo $(HOME)/.cargo/bin/tansu)
 OHA ?= $(shell command -v oha || echo $(HOME)/.cargo/bin/oha)
 
-.PHONY: run test lint unit tansu client-deps scim-tester kafka run-kafka bench oha
+.PHONY: run test lint unit tansu client-deps scim-tester api-fuzzer kafka run-kafka bench oha
 
 ## Build in release mode and serve on the embedded log (data in ./data).
 run:
@@ -17,8 +18,8 @@ run:
 ## Formatting, lints, then every test: unit tests and the HTTP suite against the real
 ## server, on the embedded log and on a Kafka-compatible broker (Tansu) started for the run,
 ## the official JavaScript client's scenario (needs Node.js 18 or newer), and the SCIM
-## compliance tester (needs Python 3.11 or newer).
-test: lint tansu client-deps scim-tester
+## compliance tester and the OpenAPI fuzzer schemathesis (need Python 3.11 or newer).
+test: lint tansu client-deps scim-tester api-fuzzer
 	tests/with-broker.sh $(CARGO) test --all-targets
 
 lint:
@@ -54,6 +55,18 @@ $(SCIM_VENV)/bin/scim2: tests/scim/requirements.txt
 	$(PYTHON) -m venv $(SCIM_VENV)
 	$(SCIM_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
 	  --only-binary :all: --requirement tests/scim/requirements.txt
+	@touch $@
+
+## Install schemathesis and openapi-spec-validator (every package pinned with its hashes in
+## tests/openapi/requirements.txt) into a virtualenv in $(OPENAPI_VENV), made anew unless
+## its `schemathesis` is already there and newer than that file.
+api-fuzzer: $(OPENAPI_VENV)/bin/schemathesis
+
+$(OPENAPI_VENV)/bin/schemathesis: tests/openapi/requirements.txt
+	rm -rf $(OPENAPI_VENV)
+	$(PYTHON) -m venv $(OPENAPI_VENV)
+	$(OPENAPI_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+	  --only-binary :all: --requirement tests/openapi/requirements.txt
 	@touch $@
 
 ## A broker in the foreground on 127.0.0.1:9092, its storage in target/tansu/dev.

@@ -578,13 +578,19 @@ def with_etag(answer):
     return answer
 
 
+REPLAYED_GONE = (
+    "A retry with the Idempotency-Key of an earlier request answers with what that request "
+    "made, as it now stands: 404 if it has been deleted since."
+)
+
 # Each resource under a prefix: path -> method -> (operationId, operation without the id).
 CONTENSIS = {
     "/users": {
         "post": op("users.create", "Create a user", {
             "201": created("User", "users/{id}"),
-            **errors(*BODY, 401, 403, 409, 429),
-        }, ["IdempotencyKey"], json_request("UserInput", "The user; credentials.password, if any, is its password.")),
+            **errors(*BODY, 401, 403, 404, 409, 429),
+        }, ["IdempotencyKey"], json_request("UserInput", "The user; credentials.password, if any, is its password."),
+            description=REPLAYED_GONE),
         "get": op("users.list", "List users", {
             "200": json_body("UserList", "A page of users."),
             **errors(400, 401, 403),
@@ -628,8 +634,8 @@ CONTENSIS = {
     "/groups": {
         "post": op("groups.create", "Create a group", {
             "201": with_etag(created("Group", "groups/{id}")),
-            **errors(*BODY, 401, 403, 409),
-        }, ["IdempotencyKey"], json_request("GroupInput", "The group.")),
+            **errors(*BODY, 401, 403, 404, 409),
+        }, ["IdempotencyKey"], json_request("GroupInput", "The group."), description=REPLAYED_GONE),
         "get": op("groups.list", "List groups", {
             "200": json_body("GroupList", "A page of groups."),
             **errors(400, 401, 403),

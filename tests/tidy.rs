@@ -206,6 +206,11 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A route: (method, template), the method in lower case as OpenAPI writes it.
+type Route = (String, String);
+/// A path's 405 for the methods it does not serve, with the methods `Allow` lists.
+type Refusal = (String, Vec<String>);
+
 /// The methods an OpenAPI path item may have.
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "patch", "head", "options", "trace",
@@ -338,7 +343,7 @@ fn http_routes(source: &str) -> Vec<(String, String)> {
 /// `web::scope("/scim/v2")`, each (method, template); and apart, each path's
 /// `not_allowed("GET, POST")`, the 405 for every other method, with the methods its
 /// `Allow` header lists.
-fn scim_routes(source: &str) -> (Vec<(String, String)>, Vec<(String, Vec<String>)>) {
+fn scim_routes(source: &str) -> (Vec<Route>, Vec<Refusal>) {
     let code = code_of(source);
     let (scope, _) = literal(&code[code.find("web::scope(").expect("a SCIM scope") + 11..])
         .expect("the SCIM scope's literal path");
@@ -507,7 +512,7 @@ fn every_ref_in_the_openapi_document_resolves() {
     assert!(refs.len() > 100, "too few $refs found: {}", refs.len());
     let broken: Vec<&String> = (refs.iter())
         .filter(|target| {
-            !(target.strip_prefix('#')).is_some_and(|pointer| document.pointer(pointer).is_some())
+            (target.strip_prefix('#')).is_none_or(|pointer| document.pointer(pointer).is_none())
         })
         .collect();
     assert!(

@@ -21,6 +21,7 @@ mod logs;
 mod members;
 mod metrics;
 mod official_client;
+mod openapi;
 mod passwords;
 mod prefixes;
 mod rebuild;
