@@ -74,13 +74,17 @@ GUID = {"type": "string", "format": "uuid"}
 IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": 254, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$"}
 TIME = {"type": "string", "description": "RFC 3339, UTC."}
 CUSTOM = {
-    "type": "object",
+    "type": ["object", "null"],
     "description": "Custom properties: at most 64, each named with 1 to 64 characters, each a "
     "string of at most 1,024 characters.",
     "maxProperties": 64,
     "additionalProperties": {"type": "string", "maxLength": 1024},
 }
-FREE_TEXT = {"type": "string", "maxLength": 256, "description": "At most 256 printable characters."}
+FREE_TEXT = {
+    "type": ["string", "null"],
+    "maxLength": 256,
+    "description": "At most 256 printable characters; null or absent: none.",
+}
 
 
 def paged(item):
@@ -237,12 +241,14 @@ CONTENSIS_SCHEMAS = {
             "language": FREE_TEXT,
             "custom": CUSTOM,
             "credentials": {
-                "type": "object",
+                "type": ["object", "null"],
                 "description": "Only on POST: a password there on PUT or PATCH is 422.",
-                "properties": {"password": {"type": "string", "minLength": 8, "description": "8 characters to 1,024 bytes."}},
+                "properties": {
+                    "password": {"type": ["string", "null"], "minLength": 8, "description": "8 characters to 1,024 bytes."}
+                },
             },
             "status": {
-                "type": "object",
+                "type": ["object", "null"],
                 "description": "suspended true suspends the user, false reinstates it (administrators "
                 "only, never the caller itself: 403 OwnStatus); a user is created active.",
                 "properties": {
@@ -289,7 +295,7 @@ CONTENSIS_SCHEMAS = {
             "name": {"type": "string", "minLength": 1, "maxLength": 128},
             "description": FREE_TEXT,
             "Description": FREE_TEXT,
-            "type": {"type": "string", "enum": ["contensis", "external"]},
+            "type": {"type": ["string", "null"], "enum": ["contensis", "external", None]},
             "custom": CUSTOM,
         },
     },
