@@ -217,9 +217,9 @@ const METHODS: [&str; 8] = [
 ];
 
 /// Routes of the router that the document leaves out, by handler: each answers only a
-/// refusal. `members::empty_user` is PUT, DELETE and HEAD on `.../groups/{group}/users`,
-/// which name a member with an empty identifier when the path ends in a slash (400) and
-/// are 405 without it; the document describes the form without the slash.
+/// refusal. `members::empty_user` is PUT, DELETE and HEAD on `.../groups/{group}/users/`,
+/// which name a member with an empty identifier (400); without the slash they are 405, and
+/// the document describes the form without the slash.
 const UNDOCUMENTED_HANDLERS: [&str; 1] = ["members::empty_user"];
 
 fn read(root: &Path, path: &str) -> String {
@@ -239,8 +239,8 @@ fn code_of(text: &str) -> String {
     lines.collect::<Vec<_>>().join("\n")
 }
 
-/// A route template as the document writes it: `{user:[^/]*}` is `{user}`, and the
-/// optional trailing slash `{slash:/?}` goes.
+/// A route template as the document writes it: `{user:[^/]*}` is `{user}`, and a
+/// trailing slash `{slash:/?}` or `{slash:/}` goes.
 fn template(pattern: &str) -> String {
     let mut shown = String::new();
     let mut rest = pattern;

@@ -273,7 +273,14 @@ pub async fn log_and_render_errors(
         Some(ApiError::Internal(error)) => Some(format!("{error:#}")),
         _ => None,
     };
-    let response = failure.map(|error| error.render(id.0));
+    let response = failure.map(|error| {
+        let mut response = error.render(id.0);
+        // A 405 says which methods the path has (RFC 9110, 15.5.6), as routing did.
+        if let Some(allow) = res.headers().get(header::ALLOW) {
+            response.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        response
+    });
     let res = match response {
         Some(response) => res.into_response(response),
         None => res,

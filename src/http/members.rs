@@ -137,11 +137,8 @@ pub async fn check(
 
 /// A member call on `.../groups/{groupIdentifier}/users/`: the user identifier is empty
 /// (the group is still checked first, as the contract orders the checks). Without the
-/// trailing slash it is a call on the collection, which does not have that method.
+/// trailing slash it is a call on the collection, which does not have that method (405).
 pub async fn empty_user(_caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    if !req.uri().path().ends_with('/') {
-        return Err(ApiError::MethodNotAllowed);
-    }
     group_param(&req)?;
     Err(ApiError::invalid_identifier(
         "userIdentifier",

@@ -104,11 +104,16 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                             .route(web::delete().to(groups::delete)),
                     )
                     .service(
-                        web::resource("/groups/{group:[^/]*}/users{slash:/?}")
+                        web::resource("/groups/{group:[^/]*}/users")
+                            .route(web::get().to(members::list))
+                            .route(web::post().to(members::add_many)),
+                    )
+                    .service(
+                        web::resource("/groups/{group:[^/]*}/users{slash:/}")
                             .route(web::get().to(members::list))
                             .route(web::post().to(members::add_many))
-                            // `.../users/` with a member method names a member with an
-                            // empty identifier: refuse it as such.
+                            // A member method names a member with an empty identifier:
+                            // refuse it as such.
                             .route(web::put().to(members::empty_user))
                             .route(web::delete().to(members::empty_user))
                             .route(web::head().to(members::empty_user)),

@@ -52,7 +52,8 @@ async fn a_method_the_membership_resource_does_not_have_is_not_allowed(backend: 
     );
 }
 
-/// The contract: a wrong method is a 405 on every resource, not only on memberships.
+/// The contract: a wrong method is a 405 on every resource, not only on memberships, and
+/// says which methods the resource has.
 #[apply(backends)]
 #[tokio::test]
 async fn a_method_the_other_resources_do_not_have_is_not_allowed(backend: Backend) {
@@ -64,16 +65,29 @@ async fn a_method_the_other_resources_do_not_have_is_not_allowed(backend: Backen
     let wrong = app
         .appends_nothing(async {
             let mut wrong = Vec::new();
-            for (method, path) in [
-                (Method::DELETE, groups.as_str()),
-                (Method::PATCH, users.as_str()),
-                (Method::DELETE, members.as_str()),
-                (Method::GET, "/authenticate/connect/token"),
+            for (method, path, allowed) in [
+                (Method::DELETE, groups.as_str(), "GET, POST"),
+                (Method::PATCH, users.as_str(), "GET, POST"),
+                (Method::DELETE, members.as_str(), "GET, POST"),
+                (Method::GET, "/authenticate/connect/token", "POST"),
+                (Method::POST, "/health", "GET"),
             ] {
                 let answer = app.request(method.clone(), path, &app.admin_token).await;
                 let code = answer.json()["data"]["code"].clone();
-                if answer.status != 405 || code != "MethodNotAllowed" {
-                    wrong.push(format!("{method} {path} -> {} {code}", answer.status));
+                // RFC 9110, 15.5.6: a 405 names the methods the path has.
+                let allow = answer.header("allow").map(|allow| {
+                    let mut methods: Vec<&str> = allow.split(',').map(str::trim).collect();
+                    methods.sort_unstable();
+                    methods.join(", ")
+                });
+                if answer.status != 405
+                    || code != "MethodNotAllowed"
+                    || allow.as_deref() != Some(allowed)
+                {
+                    wrong.push(format!(
+                        "{method} {path} -> {} {code}, Allow {allow:?}",
+                        answer.status
+                    ));
                 }
             }
             wrong
