@@ -81,9 +81,11 @@ run-kafka:
 	  $(CARGO) run --release --bin membershipd -- serve
 
 ## Benchmarks, not part of `make test`: DELETE of a membership on both backends, with its
-## baselines (GET /health, synced SQLite inserts, a raw Kafka round trip, a rebuild of
-## 1,000,000 events), into docs/benchmarks.md. About 10 minutes; BENCH_SCALE=0.05 for a
-## quick run (see bench/bench.py for the other settings).
+## baselines (GET /health, synced SQLite inserts, a raw Kafka round trip at a fixed rate and
+## saturated, a rebuild of 1,000,000 events), the service's peak memory, disk writes per
+## removal and restart time, into docs/benchmarks.md; every figure the median of 3 runs.
+## About 15 to 20 minutes; BENCH_SCALE=0.05 for a quick run (see bench/bench.py for the
+## other settings).
 bench: tansu oha
 	$(CARGO) build --release --bin membershipd
 	$(CARGO) bench --bench baselines --no-run

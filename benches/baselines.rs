@@ -10,6 +10,10 @@
 //!   producer and consumer settings of `src/log/kafka.rs`: produce-to-delivery, and the
 //!   round trip from produce to the record being consumed, both measured from each record's
 //!   scheduled send time (no coordinated omission).
+//! * `kafka BROKERS closed IN_FLIGHT SECONDS PAYLOAD_BYTES`: the broker saturated, with the
+//!   same clients: `IN_FLIGHT` records at once in a closed loop (each record consumed has a
+//!   new one produced in its place) for `SECONDS`; records round-tripped per second, and
+//!   produce-to-delivery and produce-then-consume measured from each record's send.
 //! * `eventlog PATH EVENTS`: a log.db of `EVENTS` events written through the crate's
 //!   embedded log, for timing `membershipd rebuild`.
 //!
@@ -26,7 +30,7 @@ use membership::domain::{
     Profile, UserCreated, Username,
 };
 use membership::log::{EmbeddedLog, EmbeddedLogSettings, EventLog, kafka};
-use membership::settings::Settings;
+use membership::settings::{KafkaSettings, Settings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -40,7 +44,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 const USAGE: &str = "usage: baselines seed URL GROUPS USERS BULK_CALLS | sqlite DIR PAYLOAD_BYTES COUNT BATCH \
-                     | kafka BROKERS RATE SECONDS PAYLOAD_BYTES | eventlog PATH EVENTS";
+                     | kafka BROKERS RATE SECONDS PAYLOAD_BYTES \
+                     | kafka BROKERS closed IN_FLIGHT SECONDS PAYLOAD_BYTES | eventlog PATH EVENTS";
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; anything starting with `--` is not ours.
@@ -65,6 +70,14 @@ fn main() -> anyhow::Result<()> {
             seconds.parse()?,
             payload.parse()?,
         ))?,
+        ["kafka", brokers, "closed", in_flight, seconds, payload] => {
+            runtime.block_on(kafka_closed(
+                brokers,
+                in_flight.parse()?,
+                seconds.parse()?,
+                payload.parse()?,
+            ))?
+        }
         ["eventlog", path, events] => runtime.block_on(eventlog(path.into(), events.parse()?))?,
         [] => {
             eprintln!("{USAGE}");
@@ -285,22 +298,23 @@ fn sqlite(dir: PathBuf, payload_bytes: usize, count: usize, batch: usize) -> any
     }))
 }
 
-async fn kafka(
-    brokers: &str,
-    rate: f64,
-    seconds: f64,
-    payload_bytes: usize,
-) -> anyhow::Result<Value> {
+/// A fresh one-partition topic on `brokers`, the service's own producer and a consumer of
+/// that topic from its beginning, with one record already through both (the warm-up).
+struct Kafka {
+    settings: KafkaSettings,
+    topic: String,
+    producer: FutureProducer,
+    consumer: BaseConsumer,
+}
+
+async fn kafka_setup(brokers: &str, payload_bytes: usize) -> anyhow::Result<Kafka> {
     // The service's own settings (config/default.toml), on the given brokers.
     let mut settings = Settings::load()?.kafka;
     settings.brokers = brokers.to_owned();
     let topic = format!("bench.roundtrip.{}", Uuid::new_v4());
-    let client = || {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", brokers);
-        config
-    };
-    let admin: AdminClient<_> = client().create()?;
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    let admin: AdminClient<_> = config.create()?;
     let created = admin
         .create_topics(
             &[NewTopic::new(
@@ -324,7 +338,7 @@ async fn kafka(
     consumer.assign(&assignment)?;
 
     // Warm up: one record through both ends before timing anything.
-    let warm = vec![0xffu8; payload_bytes.max(8)];
+    let warm = vec![0xffu8; payload_bytes.max(16)];
     producer
         .send(
             FutureRecord::<[u8], _>::to(&topic).payload(&warm),
@@ -343,6 +357,26 @@ async fn kafka(
             bail!("the warm-up record never came back");
         }
     }
+    Ok(Kafka {
+        settings,
+        topic,
+        producer,
+        consumer,
+    })
+}
+
+async fn kafka(
+    brokers: &str,
+    rate: f64,
+    seconds: f64,
+    payload_bytes: usize,
+) -> anyhow::Result<Value> {
+    let Kafka {
+        settings,
+        topic,
+        producer,
+        consumer,
+    } = kafka_setup(brokers, payload_bytes).await?;
 
     let count = (rate * seconds).round() as usize;
     let interval = Duration::from_secs_f64(1.0 / rate);
@@ -409,6 +443,113 @@ async fn kafka(
     }))
 }
 
+/// The closed loop: `in_flight` records produced at once, and each one consumed replaced by
+/// a new one while `seconds` last; then the last ones are waited for. Each record carries
+/// its sequence number and its send time (nanoseconds from the start) in its first 16
+/// bytes, so the consumer times its round trip without shared state.
+async fn kafka_closed(
+    brokers: &str,
+    in_flight: usize,
+    seconds: f64,
+    payload_bytes: usize,
+) -> anyhow::Result<Value> {
+    if in_flight == 0 {
+        bail!("IN_FLIGHT must be at least 1");
+    }
+    let Kafka {
+        settings,
+        topic,
+        producer,
+        consumer,
+    } = kafka_setup(brokers, payload_bytes).await?;
+    let size = payload_bytes.max(16);
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(seconds);
+    let runtime = tokio::runtime::Handle::current();
+    let (delivered_tx, mut delivered_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Produces record `seq` now; its delivery is timed on the runtime.
+    let send = move |seq: usize| -> anyhow::Result<()> {
+        let sent = Instant::now();
+        let mut payload = vec![b'x'; size];
+        payload[..8].copy_from_slice(&(seq as u64).to_be_bytes());
+        payload[8..16]
+            .copy_from_slice(&(sent.duration_since(start).as_nanos() as u64).to_be_bytes());
+        let key = Uuid::new_v4().to_string();
+        let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(e, _)| anyhow::anyhow!("producing: {e}"))?;
+        let tx = delivered_tx.clone();
+        runtime.spawn(async move {
+            let latency = match delivery.await {
+                Ok(Ok(_)) => Some(sent.elapsed()),
+                // Given up after `message.timeout.ms`: counted, not timed.
+                Ok(Err(_)) | Err(_) => None,
+            };
+            let _ = tx.send(latency);
+        });
+        Ok(())
+    };
+
+    let reader = std::thread::spawn(move || -> anyhow::Result<_> {
+        let mut round_trips = Vec::new();
+        let mut produced = 0;
+        for _ in 0..in_flight {
+            send(produced)?;
+            produced += 1;
+        }
+        let mut outstanding = in_flight;
+        let mut completed_in_time = 0usize;
+        // Records the broker never acknowledged never come back: stop a minute after the
+        // end and report how many did.
+        let give_up = end + Duration::from_secs(60);
+        while outstanding > 0 && Instant::now() < give_up {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    let now = Instant::now();
+                    let payload = message.payload().unwrap_or_default();
+                    let sent = u64::from_be_bytes(payload[8..16].try_into()?);
+                    round_trips.push(now - (start + Duration::from_nanos(sent)));
+                    if now < end {
+                        completed_in_time += 1;
+                        send(produced)?;
+                        produced += 1;
+                    } else {
+                        outstanding -= 1;
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                // librdkafka reconnects by itself, as in the service's reader.
+                Some(Err(e)) => eprintln!("consuming: {e}"),
+            }
+        }
+        Ok((round_trips, produced, completed_in_time))
+    });
+    let (round_trips, produced, completed_in_time) =
+        tokio::task::spawn_blocking(move || reader.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+    // Every delivery task holds a sender; the channel closes once the last has answered
+    // (or librdkafka gave the record up).
+    let mut delivered = Vec::with_capacity(produced);
+    let mut failed = 0;
+    while let Some(latency) = delivered_rx.recv().await {
+        match latency {
+            Some(latency) => delivered.push(latency),
+            None => failed += 1,
+        }
+    }
+    Ok(json!({
+        "mode": "closed", "in_flight": in_flight, "seconds": seconds,
+        "records": produced, "payload_bytes": size,
+        "rate": completed_in_time as f64 / seconds,
+        "not_delivered": failed,
+        "linger_ms": settings.linger_ms, "fetch_wait_max_ms": settings.fetch_wait_max_ms,
+        "delivery_ms": percentiles(delivered),
+        "round_trip_ms": percentiles(round_trips),
+    }))
+}
+
 /// A plausible history: one group per 1,000 events, 100 users per group, then memberships added (two thirds of
 /// the rest) and removed (one third), in batches of one transaction each.
 async fn eventlog(path: PathBuf, events: usize) -> anyhow::Result<Value> {
@@ -462,6 +603,7 @@ async fn eventlog(path: PathBuf, events: usize) -> anyhow::Result<Value> {
             description: Some("benchmark group".into()),
             group_type: GroupType::Contensis,
             custom: Default::default(),
+            external_id: None,
         }));
     }
     for (i, (user_id, username, email)) in users.iter().enumerate() {
@@ -475,6 +617,7 @@ async fn eventlog(path: PathBuf, events: usize) -> anyhow::Result<Value> {
                 ..Default::default()
             },
             client_id: None,
+            scopes: Vec::new(),
         }));
     }
     // Membership k is user k % users in group (k + k / users) % groups: every pair distinct
