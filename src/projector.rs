@@ -283,7 +283,7 @@ fn apply_batch_at(conn: &mut Connection, batch: &[Entry]) -> anyhow::Result<Deci
         let payload = std::str::from_utf8(&entry.payload).with_context(unreadable)?;
         let event: Event = serde_json::from_str(payload).with_context(unreadable)?;
         newest = newest.max(Some(event.time));
-        if let Some(outcome) = apply_once(&tx, &event, payload, entry.position.offset)? {
+        if let Some(outcome) = apply_once(&tx, &event, entry.position.offset)? {
             counted.push((event.data.type_name(), outcome.code()));
             decided.push((event.id, outcome));
         }
@@ -305,14 +305,8 @@ fn apply_batch_at(conn: &mut Connection, batch: &[Entry]) -> anyhow::Result<Deci
 }
 
 /// Applies an event unless it was applied before (a redelivery), recording its outcome,
-/// and, for the events stream, the event in the feed at its `position`. `payload` is the
-/// event as the log holds it, which the feed keeps.
-fn apply_once(
-    tx: &Transaction,
-    event: &Event,
-    payload: &str,
-    position: i64,
-) -> anyhow::Result<Option<Outcome>> {
+/// and, for the events stream, its entry in the feed at its `position`.
+fn apply_once(tx: &Transaction, event: &Event, position: i64) -> anyhow::Result<Option<Outcome>> {
     let id = event.id.to_string();
     let seen: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM outcomes WHERE event_id = ?1)")?
@@ -329,17 +323,15 @@ fn apply_once(
         .execute(params![id, outcome.code()])?;
     if !event.data.is_secret() {
         tx.prepare_cached(
-            "INSERT INTO feed (position, event_id, type, group_id, user_id, outcome, event)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO feed (position, type, group_id, user_id, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
             position,
-            id,
             event.data.type_name(),
             event.data.group().map(|g| g.to_string()),
             event.data.user().map(|u| u.to_string()),
             outcome.code(),
-            payload,
         ])?;
     }
     if outcome != Outcome::Rejected(DomainError::DuplicateRequest) {

@@ -129,7 +129,7 @@ impl Follow {
                     .into_iter()
                     .collect();
             if self.json {
-                printed = print_feed(&conn, printed, out)?;
+                printed = print_feed(&conn, log, printed, out)?;
                 out.flush()?;
                 continue;
             }
@@ -150,6 +150,7 @@ impl Follow {
 /// where it got to.
 fn print_feed(
     conn: &rusqlite::Connection,
+    log: &dyn EventLog,
     mut after: Option<i64>,
     out: &mut impl Write,
 ) -> anyhow::Result<Option<i64>> {
@@ -160,6 +161,8 @@ fn print_feed(
     };
     loop {
         let page = read_model::feed_page(conn, after, PAGE, &every)?;
+        let events = log.events_at(&page.positions())?;
+        let page = page.with_events(events)?;
         for item in &page.items {
             writeln!(out, "{}", item.to_json()?)?;
         }

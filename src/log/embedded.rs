@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{AppendFuture, Batch, Entry, EventLog, LogError, LogReader, Position, Stream};
@@ -57,6 +57,8 @@ pub struct EmbeddedLog {
     /// Appends queued or being written, for [`EventLog::queue_depth`].
     queued: Arc<AtomicUsize>,
     head: Arc<Head>,
+    /// Read-only connections for [`EventLog::events_at`], kept between calls.
+    lookups: Mutex<Vec<Connection>>,
     _checkpointer: Checkpointer,
 }
 
@@ -127,6 +129,7 @@ impl EmbeddedLog {
             queue,
             queued,
             head,
+            lookups: Mutex::new(Vec::new()),
             _checkpointer: checkpointer,
         })
     }
@@ -170,6 +173,17 @@ impl EventLog for EmbeddedLog {
         let reader = EmbeddedReader::open(&self.path, after, self.head.clone())
             .map_err(LogError::Unavailable)?;
         Ok(Box::new(reader))
+    }
+
+    fn events_at(&self, offsets: &[i64]) -> Result<Vec<Vec<u8>>, LogError> {
+        let idle = self.lookups.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_for_reading(&self.path).map_err(LogError::Unavailable)?,
+        };
+        let found = payloads_at(&conn, offsets);
+        (self.lookups.lock().unwrap_or_else(|e| e.into_inner())).push(conn);
+        found.map_err(LogError::Unavailable)
     }
 
     fn check(&self) -> AppendFuture<'_> {
@@ -270,13 +284,31 @@ fn partition(stream: Stream) -> String {
     format!("{}/0", stream.name())
 }
 
+fn open_for_reading(path: &Path) -> anyhow::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .context("opening the log for reading")
+}
+
+/// The events stream's payloads at `offsets`, by key.
+fn payloads_at(conn: &Connection, offsets: &[i64]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut statement = conn.prepare_cached("SELECT payload FROM events WHERE offset = ?1")?;
+    (offsets.iter())
+        .map(|&offset| {
+            let payload: Option<String> =
+                statement.query_row([offset], |row| row.get(0)).optional()?;
+            payload
+                .map(String::into_bytes)
+                .with_context(|| format!("the log has no event at offset {offset}"))
+        })
+        .collect()
+}
+
 impl EmbeddedReader {
     fn open(path: &Path, after: &[Position], head: Arc<Head>) -> anyhow::Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .context("opening the log for reading")?;
+        let conn = open_for_reading(path)?;
         // Entries are read once, in order, from a file that only grows: a memory map
         // spares a copy of every page into a cache that would not be read again.
         conn.pragma_update(None, "mmap_size", READER_MAP_BYTES)?;

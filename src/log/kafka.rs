@@ -4,8 +4,8 @@
 //!
 //! Architecture Invariant: only this file knows rdkafka.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -58,6 +58,8 @@ pub struct KafkaLog {
     producer: RwLock<Arc<FutureProducer>>,
     settings: KafkaSettings,
     topics: [String; 2],
+    /// The consumer [`EventLog::events_at`] reads with, made on first use.
+    lookup: Mutex<Option<BaseConsumer>>,
 }
 
 impl KafkaLog {
@@ -70,6 +72,7 @@ impl KafkaLog {
             producer: RwLock::new(Arc::new(producer)),
             settings: settings.clone(),
             topics,
+            lookup: Mutex::new(None),
         })
     }
 
@@ -261,6 +264,25 @@ impl EventLog for KafkaLog {
         Ok(Box::new(KafkaReader {
             topics: [open(Stream::Events)?, open(Stream::Credentials)?],
         }))
+    }
+
+    fn events_at(&self, offsets: &[i64]) -> Result<Vec<Vec<u8>>, LogError> {
+        let mut lookup = self.lookup.lock().unwrap_or_else(|e| e.into_inner());
+        if lookup.is_none() {
+            let consumer = reader_config(&self.settings)
+                .create()
+                .context("creating a Kafka consumer")
+                .map_err(LogError::Unavailable)?;
+            *lookup = Some(consumer);
+        }
+        let consumer = lookup.as_ref().expect("made above");
+        let found = fetch_at(consumer, self.topic(Stream::Events), offsets);
+        if found.is_err() {
+            // Start the next call afresh rather than from a consumer in an unknown state.
+            *lookup = None;
+        }
+        let found = found.map_err(LogError::Unavailable)?;
+        Ok(offsets.iter().map(|offset| found[offset].clone()).collect())
     }
 
     fn check(&self) -> AppendFuture<'_> {
@@ -527,6 +549,50 @@ impl LogReader for KafkaReader {
     fn behind(&self) -> Option<u64> {
         self.topics.iter().map(TopicReader::behind).sum()
     }
+}
+
+/// How long [`fetch_at`] waits for the records it asks for, altogether.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Offsets this far apart are read by seeking to the next, not by reading through.
+const SEEK_GAP: i64 = 500;
+
+/// The records of the topic's one partition at `offsets`: seeks to the first wanted,
+/// reads on while the next wanted is near, and seeks again past a gap.
+fn fetch_at(
+    consumer: &BaseConsumer,
+    topic: &str,
+    offsets: &[i64],
+) -> anyhow::Result<HashMap<i64, Vec<u8>>> {
+    let mut wanted: BTreeSet<i64> = offsets.iter().copied().collect();
+    let mut found = HashMap::with_capacity(wanted.len());
+    let deadline = Instant::now() + FETCH_TIMEOUT;
+    let missing =
+        |offset: i64| anyhow::anyhow!("the topic {topic} has no record at offset {offset}");
+    while let Some(&first) = wanted.first() {
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, 0, Offset::Offset(first))?;
+        consumer.assign(&assignment)?;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let message = match consumer.poll(wait) {
+                None => bail!("reading {topic} at offset {first} timed out"),
+                Some(Err(KafkaError::PartitionEOF(_))) => return Err(missing(first)),
+                Some(Err(error)) => return Err(error).context(format!("reading {topic}")),
+                Some(Ok(message)) => message,
+            };
+            let offset = message.offset();
+            if wanted.remove(&offset) {
+                found.insert(offset, message.payload().unwrap_or_default().to_vec());
+            }
+            match wanted.first() {
+                Some(&next) if next < offset => return Err(missing(next)),
+                Some(&next) if next - offset <= SEEK_GAP => continue,
+                _ => break,
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn partition_name(topic: &str, partition: i32) -> String {

@@ -78,6 +78,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// A reader that starts after the given positions (from the beginning where absent).
     fn reader(&self, after: &[Position]) -> Result<Box<dyn LogReader>, LogError>;
 
+    /// The events stream's entries at `offsets`, each as appended, in the order asked
+    /// (an offset may be asked twice). The read model keeps where each event is, not the
+    /// event: the feed and the groups' histories read it here. Blocking: call it off the
+    /// async executor. An offset the log does not hold is an error (the read model is
+    /// from another log).
+    fn events_at(&self, offsets: &[i64]) -> Result<Vec<Vec<u8>>, LogError>;
+
     /// Resolves once the log shows it takes appends: the embedded writer answers an empty
     /// append, the Kafka brokers give the topic's metadata. For readiness checks.
     fn check(&self) -> AppendFuture<'_>;

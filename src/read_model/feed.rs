@@ -25,8 +25,16 @@ pub struct FeedFilter {
     pub include_rejected: bool,
 }
 
-/// One event of the feed: its position, its outcome (`applied` or a refusal's code), and
-/// the event as the log holds it.
+/// One event of the feed as the read model keeps it: its position in the log (where the
+/// event itself is read), its type and its outcome (`applied` or a refusal's code).
+#[derive(Debug, Clone)]
+pub struct FeedEntry {
+    pub position: i64,
+    pub event_type: String,
+    pub outcome: String,
+}
+
+/// One event of the feed as shown: its entry and the event as the log holds it.
 #[derive(Debug, Clone)]
 pub struct FeedItem {
     pub position: i64,
@@ -61,12 +69,39 @@ impl FeedItem {
 }
 
 #[derive(Debug, Clone)]
-pub struct FeedPage {
-    pub items: Vec<FeedItem>,
+pub struct FeedPage<T = FeedItem> {
+    pub items: Vec<T>,
     /// Where the next page starts (`after`): past every event this page looked at.
     pub next: Option<i64>,
     /// The page stopped at the most it looks at: more events follow `next` already.
     pub more: bool,
+}
+
+impl FeedPage<FeedEntry> {
+    /// Where the page's events are in the log.
+    pub fn positions(&self) -> Vec<i64> {
+        self.items.iter().map(|entry| entry.position).collect()
+    }
+
+    /// The page with its events, read from the log at [`FeedPage::positions`].
+    pub fn with_events(self, events: Vec<Vec<u8>>) -> anyhow::Result<FeedPage> {
+        anyhow::ensure!(events.len() == self.items.len(), "one event per entry");
+        let items = (self.items.into_iter().zip(events))
+            .map(|(entry, event)| {
+                Ok(FeedItem {
+                    position: entry.position,
+                    event_type: entry.event_type,
+                    outcome: entry.outcome,
+                    event: String::from_utf8(event).context("an event of the feed")?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(FeedPage {
+            items,
+            next: self.next,
+            more: self.more,
+        })
+    }
 }
 
 /// Up to `limit` events after `after` (from the start if `None`) that `filter` keeps.
@@ -75,7 +110,7 @@ pub fn feed_page(
     after: Option<i64>,
     limit: u64,
     filter: &FeedFilter,
-) -> anyhow::Result<FeedPage> {
+) -> anyhow::Result<FeedPage<FeedEntry>> {
     let after = after.unwrap_or(-1);
     let mut conditions = Vec::new();
     let mut keys: Vec<Box<dyn ToSql>> = vec![Box::new(after), Box::new(SCANNED_MAX as i64)];
@@ -103,25 +138,24 @@ pub fn feed_page(
         true => "1".to_owned(),
         false => conditions.join(" AND "),
     };
-    // The window looked at (positions only, from the primary key), then the events of it
-    // the filter keeps, read whole.
+    // The window looked at (positions only, from the primary key), then the entries of it
+    // the filter keeps.
     let sql = format!(
         "WITH window AS (
              SELECT position FROM feed WHERE position > ?1 ORDER BY position LIMIT ?2
          )
-         SELECT f.position, f.type, f.outcome, f.event
+         SELECT f.position, f.type, f.outcome
          FROM window w CROSS JOIN feed f ON f.position = w.position
          WHERE {kept} ORDER BY f.position LIMIT ?{limit_at}"
     );
     let bound: Vec<&dyn ToSql> = keys.iter().map(|k| k.as_ref()).collect();
-    let items: Vec<FeedItem> = conn
+    let items: Vec<FeedEntry> = conn
         .prepare_cached(&sql)?
         .query_map(bound.as_slice(), |row| {
-            Ok(FeedItem {
+            Ok(FeedEntry {
                 position: row.get(0)?,
                 event_type: row.get(1)?,
                 outcome: row.get(2)?,
-                event: row.get(3)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -156,8 +190,8 @@ mod tests {
         let conn = crate::read_model::open_for_writing(&dir.path().join("read.db")).unwrap();
         let mut insert = conn
             .prepare(
-                "INSERT INTO feed (position, event_id, type, group_id, outcome, event)
-                 VALUES (?1, ?1, ?2, ?3, 'applied', '{}')",
+                "INSERT INTO feed (position, type, group_id, outcome)
+                 VALUES (?1, ?2, ?3, 'applied')",
             )
             .unwrap();
         for position in 1..=n {

@@ -17,13 +17,13 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-pub use feed::{FeedFilter, FeedItem, FeedPage, feed_page};
+pub use feed::{FeedEntry, FeedFilter, FeedItem, FeedPage, feed_page};
 pub use queries::{
     AccountStatus, ClientCredential, ClientView, GroupView, Groups, HistoryItem, KeyUseOutcomes,
     ListRequest, Listed, Login, Sort, Standing, UserView, Users, account_status, client,
-    is_administrator, is_service_account, key_use_outcomes, list_clients, list_groups,
-    list_history, list_users, login_of, password_hash, password_of, scopes_of, scopes_text,
-    service_account, token_stands,
+    history_item, is_administrator, is_service_account, key_use_outcomes, list_clients,
+    list_groups, list_history, list_users, login_of, password_hash, password_of, scopes_of,
+    scopes_text, service_account, token_stands,
 };
 pub use state::SqliteState;
 
@@ -94,21 +94,18 @@ const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_s);
     -- Every event of the events stream (never the credentials stream) at its position in
     -- the log (its offset, the same on every instance), with the group and user it is
-    -- about, its outcome (`applied` or the refusal's code) and the event as written: the
-    -- feed, and each group's history (its applied events).
+    -- about and its outcome (`applied` or the refusal's code): the feed, and each group's
+    -- history (its applied events). The event itself stays in the log, read from there
+    -- by position.
     CREATE TABLE IF NOT EXISTS feed (
         position INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL,
         type TEXT NOT NULL,
         group_id TEXT,
         user_id TEXT,
-        outcome TEXT NOT NULL,
-        event TEXT NOT NULL
+        outcome TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS feed_by_group ON feed (group_id, position)
         WHERE group_id IS NOT NULL;
-    CREATE INDEX IF NOT EXISTS feed_by_user ON feed (user_id, position)
-        WHERE user_id IS NOT NULL;
     -- Each caller's idempotency keys, and the request each first came with.
     CREATE TABLE IF NOT EXISTS idempotency (
         actor_id TEXT NOT NULL,
@@ -143,7 +140,9 @@ const SCHEMA: &str = "
 /// 6: groups' external ids.
 /// 7: the feed, every event at its log position, in place of the history table; API
 ///    clients' scopes.
-const SCHEMA_VERSION: i64 = 7;
+/// 8: the feed keeps where each event is in the log, not the event, and has no index by
+///    user (a page reads a window of positions, whatever its filter).
+const SCHEMA_VERSION: i64 = 8;
 
 /// Tables earlier versions made, dropped with the others.
 const RETIRED_TABLES: [&str; 1] = ["history"];
@@ -170,7 +169,13 @@ const STATEMENTS_CACHED: usize = 256;
 /// The projector's page cache. Its connection is the only one whose cache outlives a
 /// commit, and every event reads the pages of the users, groups and memberships it names,
 /// so a cache that holds the hot part of the read model saves a read per page.
-const WRITER_CACHE_BYTES: i64 = 256 << 20;
+const WRITER_CACHE_BYTES: i64 = 64 << 20;
+
+/// Every connection reads the read model's file through a memory map of up to this much
+/// (SQLite caps it near 2 GiB; pages past it are read as usual): a page not in the
+/// write-ahead log is then read in place, without a system call or a copy into a cache
+/// that the next commit of the projector empties.
+pub(crate) const MAP_BYTES: i64 = 1 << 30;
 
 /// Opens (creating if needed) the read model for its one writer, the projector.
 pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
@@ -182,6 +187,7 @@ pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
     // from the log, because positions commit in the same transaction as the changes.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "cache_size", -(WRITER_CACHE_BYTES / 1024))?;
+    conn.pragma_update(None, "mmap_size", MAP_BYTES)?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let has_tables: bool = conn.query_row(
@@ -280,6 +286,7 @@ impl ReadModel {
         )
         .context("opening a read-model connection")?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "mmap_size", MAP_BYTES)?;
         conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
         Ok(conn)
     }
@@ -314,7 +321,7 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
         ),
         (
             "feed",
-            "SELECT position, event_id, type, group_id, user_id, outcome, event FROM feed",
+            "SELECT position, type, group_id, user_id, outcome FROM feed",
         ),
         (
             "idempotency",

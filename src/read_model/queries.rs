@@ -1,5 +1,6 @@
 //! The questions the HTTP API asks, answered as views shaped like the API's models.
 
+use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use serde_json::json;
@@ -654,22 +655,15 @@ pub struct HistoryItem {
     pub data: serde_json::Value,
 }
 
-fn history_item(row: &Row) -> rusqlite::Result<HistoryItem> {
-    let text: String = row.get(0)?;
-    let mut event: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })?;
+/// The history item of an event, from the event as the log holds it.
+pub fn history_item(event: &[u8]) -> anyhow::Result<HistoryItem> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(event).context("reading a group's event")?;
     let mut take = |field: &str| event.get_mut(field).map(serde_json::Value::take);
     let id = |value: Option<serde_json::Value>| {
         value
             .and_then(|v| v.as_str().and_then(|s| Uuid::try_parse(s).ok()))
-            .ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    "a history event without its ids".into(),
-                )
-            })
+            .context("a history event without its ids")
     };
     Ok(HistoryItem {
         event_id: id(take("id"))?,
@@ -685,22 +679,23 @@ fn history_item(row: &Row) -> rusqlite::Result<HistoryItem> {
     })
 }
 
-/// A page of a group's changes, newest first, with their total.
+/// A page of a group's changes, newest first, with their total: where each change's
+/// event is in the log (see [`history_item`]).
 pub fn list_history(
     conn: &Connection,
     group: Uuid,
     offset: u64,
     limit: u64,
-) -> anyhow::Result<(u64, Vec<HistoryItem>)> {
+) -> anyhow::Result<(u64, Vec<i64>)> {
     page(
         conn,
-        "h.event",
+        "h.position",
         "FROM feed h WHERE h.group_id = ?1 AND h.outcome = 'applied' AND h.type <> 'GroupDeleted'",
         "h.position DESC",
         &[&group.to_string()],
         offset,
         limit,
-        history_item,
+        |row| row.get(0),
     )
 }
 

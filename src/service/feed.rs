@@ -61,10 +61,13 @@ impl Service {
     ) -> Result<FeedPage, ServiceError> {
         let (after, limit, filter) = (request.after, request.limit, request.filter.clone());
         let client = self.admin.credential.clone();
-        self.read(move |conn| {
-            super::access::authorize_feed(conn, &caller, &client)?;
-            Ok(read_model::feed_page(conn, after, limit, &filter)?)
-        })
-        .await
+        let page = self
+            .read(move |conn| {
+                super::access::authorize_feed(conn, &caller, &client)?;
+                Ok(read_model::feed_page(conn, after, limit, &filter)?)
+            })
+            .await?;
+        let events = self.events_at(page.positions()).await?;
+        Ok(page.with_events(events)?)
     }
 }

@@ -192,6 +192,32 @@ impl Service {
         .await
     }
 
+    /// The events at these positions of the log's events stream, which the read model
+    /// points to (the feed, histories), read off the async executor.
+    pub(crate) async fn events_at(
+        &self,
+        positions: Vec<i64>,
+    ) -> Result<Vec<Vec<u8>>, ServiceError> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let log = self.log.clone();
+        let read = tokio::task::spawn_blocking(move || log.events_at(&positions)).await;
+        match read {
+            Ok(Ok(events)) => Ok(events),
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::from(error)),
+                    "reading events from the log failed"
+                );
+                Err(ServiceError::Unavailable { event_id: None })
+            }
+            Err(panicked) => Err(anyhow::Error::from(panicked)
+                .context("reading events from the log")
+                .into()),
+        }
+    }
+
     /// Reads one snapshot without authorization; for logins and start-up.
     pub(crate) async fn read<T, F>(&self, query: F) -> Result<T, ServiceError>
     where

@@ -167,11 +167,17 @@ impl Service {
         offset: u64,
         limit: u64,
     ) -> Result<List<HistoryItem>, ServiceError> {
-        self.query(caller, move |conn| {
-            let group = SqliteState(conn).require_group(&group)?;
-            Ok(read_model::list_history(conn, group.id, offset, limit)?.into())
-        })
-        .await
+        let (total, positions) = self
+            .query(caller, move |conn| {
+                let group = SqliteState(conn).require_group(&group)?;
+                Ok(read_model::list_history(conn, group.id, offset, limit)?)
+            })
+            .await?;
+        let events = self.events_at(positions).await?;
+        let items = (events.iter())
+            .map(|event| read_model::history_item(event))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(List { total, items })
     }
 
     /// Whether the user belongs to the group, directly or through a child group: 404s for
