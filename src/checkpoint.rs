@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -68,13 +68,15 @@ pub struct Checkpointer {
 #[derive(Clone)]
 pub struct Restarts {
     due: Arc<AtomicBool>,
+    /// The file's name in metrics.
+    file: &'static str,
 }
 
 impl Checkpointer {
     /// Turns automatic checkpoints off on `writer` and starts copying the log of the
     /// database at `path` from a connection of its own, until dropped. The writer must
     /// call [`Restarts::after_commit`] of [`Checkpointer::restarts`].
-    pub fn spawn(writer: &Connection, path: &Path, name: &str) -> anyhow::Result<Self> {
+    pub fn spawn(writer: &Connection, path: &Path, name: &'static str) -> anyhow::Result<Self> {
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
         writer.busy_handler(Some(wait_a_little))?;
@@ -86,10 +88,10 @@ impl Checkpointer {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let restarts = Restarts {
             due: Arc::new(AtomicBool::new(false)),
+            file: name,
         };
         let due = restarts.due.clone();
         let (stop, stopped) = mpsc::channel::<()>();
-        let name = name.to_owned();
         let thread = thread::Builder::new()
             .name(format!("{name}-checkpoint"))
             .spawn(move || {
@@ -108,6 +110,13 @@ impl Checkpointer {
                             tracing::warn!(error = %error, file = name, "checkpoint failed; retrying")
                         }
                     }
+                }
+                // Stopping: copy what is left and empty the log, so that a stopped service
+                // leaves each database whole in its file and no log to read at the next
+                // start.
+                let truncated = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                if let Err(error) = truncated {
+                    tracing::warn!(error = %error, file = name, "the last checkpoint failed");
                 }
             })
             .context("starting a checkpointer")?;
@@ -162,9 +171,11 @@ impl Restarts {
         if !self.due.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
+        let started = Instant::now();
         writer.busy_handler(Some(wait_for_a_restart))?;
         let restarted = writer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
         writer.busy_handler(Some(wait_a_little))?;
+        crate::metrics::wal_restart(self.file, started.elapsed());
         match restarted {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::DatabaseBusy =>

@@ -25,6 +25,9 @@ const LOG_QUEUE: &str = "membership_log_queue_depth";
 const DELIVERY_ERRORS: &str = "membership_kafka_delivery_errors_total";
 const PROJECTED: &str = "membership_events_projected_total";
 const PROJECTOR_BATCH: &str = "membership_projector_batch_events";
+const PROJECTOR_BATCH_SECONDS: &str = "membership_projector_batch_duration_seconds";
+const OUTCOME_WAIT_SECONDS: &str = "membership_outcome_wait_seconds";
+const WAL_RESTART_SECONDS: &str = "membership_wal_restart_duration_seconds";
 const LAG_EVENTS: &str = "membership_projector_lag_events";
 const LAG_SECONDS: &str = "membership_projector_lag_seconds";
 const READERS_BUSY: &str = "membership_read_model_readers_busy";
@@ -105,6 +108,18 @@ fn describe() {
         PROJECTOR_BATCH,
         "Events applied per read-model transaction."
     );
+    describe_histogram!(
+        PROJECTOR_BATCH_SECONDS,
+        "Time the projector took to apply and commit one read-model transaction."
+    );
+    describe_histogram!(
+        OUTCOME_WAIT_SECONDS,
+        "Time a write waited, once its events were durable, until this instance's projector had applied them."
+    );
+    describe_histogram!(
+        WAL_RESTART_SECONDS,
+        "Time a writer stalled restarting its write-ahead log, by file (log or read-model)."
+    );
     describe_gauge!(
         LAG_EVENTS,
         "Events in the log that the read model has not applied yet, as of the projector's last read."
@@ -180,9 +195,20 @@ pub fn delivery_error() {
     counter!(DELIVERY_ERRORS).increment(1);
 }
 
-/// A committed projector transaction and how many events it applied.
-pub fn projector_batch(events: usize) {
+/// A committed projector transaction, how many events it applied and how long it took.
+pub fn projector_batch(events: usize, elapsed: Duration) {
     histogram!(PROJECTOR_BATCH).record(events as f64);
+    histogram!(PROJECTOR_BATCH_SECONDS).record(elapsed);
+}
+
+/// How long a write waited for its outcomes once its events were durable.
+pub fn outcome_wait(elapsed: Duration) {
+    histogram!(OUTCOME_WAIT_SECONDS).record(elapsed);
+}
+
+/// A restart of a write-ahead log, and how long its writer stalled for it.
+pub fn wal_restart(file: &'static str, elapsed: Duration) {
+    histogram!(WAL_RESTART_SECONDS, "file" => file).record(elapsed);
 }
 
 /// An event decided by the projector, once its transaction has committed.

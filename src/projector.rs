@@ -218,8 +218,9 @@ fn follow(
             }
             continue;
         }
+        let started = std::time::Instant::now();
         let (decided, newest) = apply_batch_at(conn, &batch.entries)?;
-        crate::metrics::projector_batch(batch.entries.len());
+        crate::metrics::projector_batch(batch.entries.len(), started.elapsed());
         if let Some(newest) = newest {
             let ms = (newest.unix_timestamp_nanos() / 1_000_000) as i64;
             outcomes.newest_ms.fetch_max(ms, Ordering::Relaxed);

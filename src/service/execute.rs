@@ -143,6 +143,7 @@ impl Service {
         let _ = super::APPENDED.try_with(|appended| appended.borrow_mut().extend(ids));
         let deadline = Instant::now() + self.wait_timeout;
         self.append(events, first, log_id, deadline).await?;
+        let durable = std::time::Instant::now();
         let mut outcomes = Vec::with_capacity(pending.len());
         for (event_id, pending) in pending {
             let outcome = pending.wait_until(deadline).await.ok_or({
@@ -152,6 +153,7 @@ impl Service {
             })?;
             outcomes.push((event_id, outcome));
         }
+        crate::metrics::outcome_wait(durable.elapsed());
         Ok(outcomes)
     }
 

@@ -207,6 +207,26 @@ async fn a_first_start_cut_short_before_the_account_joined_the_administrators_is
     assert_eq!(count_bootstrap_events(&app), (1, 1, 1));
 }
 
+/// A clean stop copies each write-ahead log back into its database: the data dir it
+/// leaves holds the whole state in `log.db` and `read.db`, with no log to read at the next
+/// start (nor taking disk space). Embedded only: Kafka's log is the broker's.
+#[tokio::test]
+async fn a_clean_stop_leaves_no_write_ahead_log_to_replay_embedded() {
+    let mut app = TestApp::spawn(Backend::Embedded).await;
+    let group = app.new_group("Paper Street").await;
+    let user = app.new_user("marla").await;
+    app.add_member(&group, &user).await;
+    let status = app.terminate().await;
+    assert!(status.success(), "exit status {status}");
+    for name in ["log.db-wal", "read.db-wal"] {
+        let path = app.data_dir().join(name);
+        let length = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(length, 0, "{name} after a clean stop");
+    }
+    app.start().await;
+    assert_eq!(app.head_member(&group, &user).await, 204);
+}
+
 // ---- replay ---------------------------------------------------------------------------
 
 /// Every user and group, each group's members and groups below, as one JSON value.

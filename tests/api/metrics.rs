@@ -92,6 +92,15 @@ async fn a_delete_moves_its_routes_counter_and_histogram_and_the_levels_are_ther
         Some(1.0)
     );
     assert!(sample(&after, "membership_log_append_duration_seconds_count", &[]).unwrap() >= 4.0);
+    // Where the removal spent its time: waiting for its outcome, and the batch applying it.
+    let waited = |text: &str| sample(text, "membership_outcome_wait_seconds_count", &[]);
+    assert_eq!(
+        waited(&after),
+        Some(waited(&before).unwrap_or(0.0) + 1.0),
+        "{after}"
+    );
+    let batches = "membership_projector_batch_duration_seconds_count";
+    assert!(sample(&after, batches, &[]).unwrap() > sample(&before, batches, &[]).unwrap_or(0.0));
     for level in [
         "membership_projector_lag_events",
         "membership_projector_lag_seconds",
