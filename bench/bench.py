@@ -216,8 +216,10 @@ def binaries(work):
             sys.exit(f"bench: no {MEMBERSHIPD} (cargo build --release --bin membershipd)")
         out = subprocess.run(["cargo", "bench", "-q", "--bench", "baselines", "--no-run", "--message-format=json"],
                              cwd=ROOT, check=True, stdout=subprocess.PIPE).stdout.decode()
-        built = [json.loads(line).get("executable") for line in out.splitlines() if '"executable"' in line]
-        built = [b for b in built if b]
+        # The bench's own executable: cargo builds (and lists) the package's binaries too.
+        messages = [json.loads(line) for line in out.splitlines() if '"executable"' in line]
+        built = [m["executable"] for m in messages
+                 if m.get("executable") and m.get("target", {}).get("name") == "baselines"]
         if not built:
             sys.exit("bench: cargo did not say where the baselines binary is")
         shutil.copy2(MEMBERSHIPD, work / "membershipd")
