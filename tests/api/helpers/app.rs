@@ -16,6 +16,10 @@ use super::{Backend, CLIENT_ID, CLIENT_SECRET, TOKEN_SECRET, test_brokers};
 /// Start-up includes hashing the client secret and replaying the log.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shorter than the service's keep-alive (actix-web closes a connection idle for 5 s): a
+/// pooled connection is never taken just as the service closes it, which fails the request
+/// with an incomplete message.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the service reads to keep its log in Kafka, and which topic.
 const BROKERS_VAR: &str = "MEMBERSHIP_KAFKA_BROKERS";
@@ -178,6 +182,7 @@ impl TestApp {
     pub fn client_from(address: std::net::IpAddr) -> reqwest::Client {
         reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .local_address(address)
             .build()
             .expect("building an HTTP client")
@@ -312,6 +317,7 @@ impl Drop for TestApp {
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build()
         .expect("building the HTTP client")
 }
