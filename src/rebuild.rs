@@ -59,8 +59,12 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
     conn.pragma_update(None, "journal_mode", "OFF")?;
     conn.pragma_update(None, "synchronous", "OFF")?;
     // A page cache that holds the whole hot part of the model: nothing else reads the
-    // file meanwhile, and its few commits are cheap however large the cache is.
+    // file meanwhile, and its few commits are cheap however large the cache is. No memory
+    // map: a rebuild writes nearly every page it reads, which SQLite then copies out of
+    // the map into the cache anyway (three rebuilds of a 301,003-entry log each way: a
+    // median of 7.06 s without the map, 7.71 s with it).
     conn.pragma_update(None, "cache_size", -(REBUILD_CACHE_BYTES / 1024))?;
+    conn.pragma_update(None, "mmap_size", 0)?;
     let started = Instant::now();
     let mut reader = log.reader(&[])?;
     let (conn, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
