@@ -269,7 +269,7 @@ async fn offer_all(service: &Service, send: &Sink, items: &[FeedItem], patience:
         };
         let message = format!(
             "id: {}\nevent: {}\ndata: {data}\n\n",
-            found.position, found.event_type
+            found.entry.position, found.entry.event_type
         );
         let sent = tokio::select! {
             sent = tokio::time::timeout(patience, send.send(Ok(Bytes::from(message)))) => sent,
@@ -280,7 +280,7 @@ async fn offer_all(service: &Service, send: &Sink, items: &[FeedItem], patience:
             Ok(Err(_)) => return false,
             Err(_) => {
                 tracing::info!(
-                    position = found.position,
+                    position = found.entry.position,
                     "an event stream's client fell behind; ending the stream"
                 );
                 return false;

@@ -37,9 +37,7 @@ pub struct FeedEntry {
 /// One event of the feed as shown: its entry and the event as the log holds it.
 #[derive(Debug, Clone)]
 pub struct FeedItem {
-    pub position: i64,
-    pub event_type: String,
-    pub outcome: String,
+    pub entry: FeedEntry,
     pub event: String,
 }
 
@@ -57,11 +55,14 @@ impl FeedItem {
             code: Option<&'a str>,
             event: &'a RawValue,
         }
-        let applied = Outcome::from_code(&self.outcome) == Some(Outcome::Applied);
+        let FeedEntry {
+            position, outcome, ..
+        } = &self.entry;
+        let applied = Outcome::from_code(outcome) == Some(Outcome::Applied);
         let shown = Shown {
-            position: self.position.to_string(),
+            position: position.to_string(),
             outcome: if applied { "applied" } else { "rejected" },
-            code: (!applied).then_some(self.outcome.as_str()),
+            code: (!applied).then_some(outcome.as_str()),
             event: serde_json::from_str(&self.event).context("reading an event of the feed")?,
         };
         Ok(serde_json::to_string(&shown)?)
@@ -89,9 +90,7 @@ impl FeedPage<FeedEntry> {
         let items = (self.items.into_iter().zip(events))
             .map(|(entry, event)| {
                 Ok(FeedItem {
-                    position: entry.position,
-                    event_type: entry.event_type,
-                    outcome: entry.outcome,
+                    entry,
                     event: String::from_utf8(event).context("an event of the feed")?,
                 })
             })

@@ -175,7 +175,7 @@ const WRITER_CACHE_BYTES: i64 = 64 << 20;
 /// (SQLite caps it near 2 GiB; pages past it are read as usual): a page not in the
 /// write-ahead log is then read in place, without a system call or a copy into a cache
 /// that the next commit of the projector empties.
-pub(crate) const MAP_BYTES: i64 = 1 << 30;
+const MAP_BYTES: i64 = 1 << 30;
 
 /// Opens (creating if needed) the read model for its one writer, the projector.
 pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
