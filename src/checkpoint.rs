@@ -21,8 +21,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rusqlite::Connection;
 
-/// How often the log is copied back. Each pass copies what the writer committed since.
-const INTERVAL: Duration = Duration::from_millis(100);
+/// How often the log is copied back. Each pass copies what the writer committed since,
+/// and syncs it: the passes are short and their syncs small, because the log's commits
+/// wait behind any sync on the disk. (500 removals a second for 20 s: commits of the log
+/// over 5 ms were 23 and 45 in two runs with a pass every 100 ms, 8 and 8 every 25 ms; the
+/// log now often empties and starts over by itself, without a restart by the writer.)
+const INTERVAL: Duration = Duration::from_millis(25);
 
 /// A log longer than this (in pages) is restarted once it is copied.
 const RESTART_PAGES: i64 = 4096;

@@ -265,16 +265,21 @@ type Decided = (Vec<(Uuid, Outcome)>, Option<OffsetDateTime>);
 
 /// [`apply_batch`], also returning the time of the newest event in the batch.
 fn apply_batch_at(conn: &mut Connection, batch: &[Entry]) -> anyhow::Result<Decided> {
-    let tx = conn.transaction()?;
-    let mut decided = Vec::with_capacity(batch.len());
-    let mut counted = Vec::with_capacity(batch.len());
-    let mut newest = None;
-    let mut reached: HashMap<&str, i64> = HashMap::new();
-    for entry in batch {
-        reached.insert(&entry.position.partition, entry.position.offset);
-        // An entry this version cannot read is not skipped: skipping would make this read
-        // model silently differ from one built by a version that can. The projector stops
-        // there (retrying, loudly) until an operator deploys a version that reads it.
+    apply_decoded(conn, &decode(batch)?)
+}
+
+/// A log entry read as an event.
+pub(crate) struct Decoded {
+    position: Position,
+    event: Event,
+}
+
+/// Reads each entry as an event. An entry this version cannot read is not skipped:
+/// skipping would make this read model silently differ from one built by a version that
+/// can. The projector stops there (retrying, loudly) until an operator deploys a version
+/// that reads it.
+pub(crate) fn decode(batch: &[Entry]) -> anyhow::Result<Vec<Decoded>> {
+    let decode_one = |entry: &Entry| {
         let unreadable = || {
             format!(
                 "the log entry at {:?} is not an event this version can read",
@@ -283,8 +288,25 @@ fn apply_batch_at(conn: &mut Connection, batch: &[Entry]) -> anyhow::Result<Deci
         };
         let payload = std::str::from_utf8(&entry.payload).with_context(unreadable)?;
         let event: Event = serde_json::from_str(payload).with_context(unreadable)?;
+        Ok(Decoded {
+            position: entry.position.clone(),
+            event,
+        })
+    };
+    batch.iter().map(decode_one).collect()
+}
+
+/// Applies decoded entries in one transaction, as [`apply_batch_at`] does.
+pub(crate) fn apply_decoded(conn: &mut Connection, batch: &[Decoded]) -> anyhow::Result<Decided> {
+    let tx = conn.transaction()?;
+    let mut decided = Vec::with_capacity(batch.len());
+    let mut counted = Vec::with_capacity(batch.len());
+    let mut newest = None;
+    let mut reached: HashMap<&str, i64> = HashMap::new();
+    for Decoded { position, event } in batch {
+        reached.insert(&position.partition, position.offset);
         newest = newest.max(Some(event.time));
-        if let Some(outcome) = apply_once(&tx, &event, entry.position.offset)? {
+        if let Some(outcome) = apply_once(&tx, event, position.offset)? {
             counted.push((event.data.type_name(), outcome.code()));
             decided.push((event.id, outcome));
         }

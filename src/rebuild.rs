@@ -3,12 +3,15 @@
 //! the way to make a fresh one without stopping the service.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::projector::apply_batch;
+use crate::log::LogReader;
+use crate::projector::{Decoded, apply_decoded, decode};
 use crate::read_model;
 use crate::settings::Settings;
 use crate::startup::open_existing_log;
@@ -53,7 +56,7 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
         }
     }
     let log = open_existing_log(settings).await?;
-    let mut conn = read_model::open_for_writing(&path)?;
+    let conn = read_model::open_for_writing(&path)?;
     // A rebuild that stops half way is started again from scratch (its file is removed
     // above), so it needs neither a journal nor syncs until it is done.
     conn.pragma_update(None, "journal_mode", "OFF")?;
@@ -66,22 +69,10 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
     conn.pragma_update(None, "cache_size", -(REBUILD_CACHE_BYTES / 1024))?;
     conn.pragma_update(None, "mmap_size", 0)?;
     let started = Instant::now();
-    let mut reader = log.reader(&[])?;
-    let (conn, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let mut events = 0;
-        loop {
-            let batch = reader.next_batch(BATCH_MAX, Duration::from_millis(100))?;
-            events += batch.entries.len();
-            if !batch.entries.is_empty() {
-                apply_batch(&mut conn, &batch.entries)?;
-            }
-            if batch.at_end {
-                return Ok((conn, events));
-            }
-        }
-    })
-    .await
-    .context("the rebuild panicked")??;
+    let reader = log.reader(&[])?;
+    let (conn, events) = tokio::task::spawn_blocking(move || replay(reader, conn))
+        .await
+        .context("the rebuild panicked")??;
     // Back to what the service expects of a read model, and on disk (nothing was synced
     // while it was built) before anyone is told to move it over the live one.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -99,6 +90,53 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
         elapsed,
         difference,
     })
+}
+
+/// Folds the whole log into `conn`: this thread applies while another reads and decodes
+/// the next batch (a sixth of the work, and the two cores of a small machine).
+fn replay(
+    mut reader: Box<dyn LogReader>,
+    mut conn: Connection,
+) -> anyhow::Result<(Connection, usize)> {
+    let (send, batches) = mpsc::sync_channel::<anyhow::Result<(Vec<Decoded>, bool)>>(1);
+    let decoder = thread::Builder::new()
+        .name("rebuild-reader".into())
+        .spawn(move || {
+            loop {
+                let batch = reader
+                    .next_batch(BATCH_MAX, Duration::from_millis(100))
+                    .map_err(anyhow::Error::from)
+                    .and_then(|batch| Ok((decode(&batch.entries)?, batch.at_end)));
+                let last = !matches!(batch, Ok((_, false)));
+                // The applier has stopped (on an error of its own) when nobody receives.
+                if send.send(batch).is_err() || last {
+                    return;
+                }
+            }
+        })
+        .context("starting the rebuild's reader")?;
+    let mut events = 0;
+    let replayed = loop {
+        let Ok(batch) = batches.recv() else {
+            break Err(anyhow::anyhow!("the rebuild's reader stopped"));
+        };
+        let (decoded, at_end) = match batch {
+            Ok(batch) => batch,
+            Err(error) => break Err(error),
+        };
+        events += decoded.len();
+        if !decoded.is_empty()
+            && let Err(error) = apply_decoded(&mut conn, &decoded)
+        {
+            break Err(error);
+        }
+        if at_end {
+            break Ok(());
+        }
+    };
+    drop(batches);
+    let _ = decoder.join();
+    replayed.map(|()| (conn, events))
 }
 
 /// Syncs the file and the directory that names it.

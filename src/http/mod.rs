@@ -53,10 +53,29 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
         // Identifier segments may be empty (`[^/]*`), so that an empty identifier is a
         // 400 rather than an unknown route; collections take an optional trailing slash,
         // as the documentation writes them (`POST .../groups/`). Resources, not routes,
-        // so that a known path with another method is a 405.
+        // so that a known path with another method is a 405. A path is matched against
+        // the resources in turn, a regex each: the calls on one membership, which this
+        // service is above all for, come first (`users{slash:/}` before them, since their
+        // pattern also matches its paths).
         for prefix in PREFIXES {
             cfg.service(
                 web::scope(prefix)
+                    .service(
+                        web::resource("/groups/{group:[^/]*}/users{slash:/}")
+                            .route(web::get().to(members::list))
+                            .route(web::post().to(members::add_many))
+                            // A member method names a member with an empty identifier:
+                            // refuse it as such.
+                            .route(web::put().to(members::empty_user))
+                            .route(web::delete().to(members::empty_user))
+                            .route(web::head().to(members::empty_user)),
+                    )
+                    .service(
+                        web::resource("/groups/{group:[^/]*}/users/{user:[^/]*}")
+                            .route(web::put().to(members::add))
+                            .route(web::delete().to(members::remove))
+                            .route(web::head().to(members::check)),
+                    )
                     .service(
                         web::resource("/users{slash:/?}")
                             .route(web::post().to(users::create))
@@ -109,16 +128,6 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                             .route(web::post().to(members::add_many)),
                     )
                     .service(
-                        web::resource("/groups/{group:[^/]*}/users{slash:/}")
-                            .route(web::get().to(members::list))
-                            .route(web::post().to(members::add_many))
-                            // A member method names a member with an empty identifier:
-                            // refuse it as such.
-                            .route(web::put().to(members::empty_user))
-                            .route(web::delete().to(members::empty_user))
-                            .route(web::head().to(members::empty_user)),
-                    )
-                    .service(
                         web::resource("/groups/{group:[^/]*}/groups{slash:/?}")
                             .route(web::get().to(groups::list_children))
                             .route(web::post().to(groups::add_children)),
@@ -131,12 +140,6 @@ pub fn routes(body_max_bytes: usize) -> impl Fn(&mut web::ServiceConfig) + Clone
                         web::resource("/groups/{group:[^/]*}/groups/{child:[^/]*}")
                             .route(web::put().to(groups::add_child))
                             .route(web::delete().to(groups::remove_child)),
-                    )
-                    .service(
-                        web::resource("/groups/{group:[^/]*}/users/{user:[^/]*}")
-                            .route(web::put().to(members::add))
-                            .route(web::delete().to(members::remove))
-                            .route(web::head().to(members::check)),
                     ),
             );
         }
