@@ -251,8 +251,9 @@ fn write_until_done(conn: &mut Connection, batch: &[Append]) {
 fn write_batch(conn: &mut Connection, batch: &[Append]) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut events =
-            tx.prepare_cached("INSERT INTO events (event_id, type, payload) VALUES (?1, ?2, ?3)")?;
+        let mut events = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (event_id, type, payload) VALUES (?1, ?2, ?3)",
+        )?;
         let mut credentials = tx.prepare_cached(
             "INSERT OR IGNORE INTO credentials (event_id, type, payload) VALUES (?1, ?2, ?3)",
         )?;
@@ -407,5 +408,57 @@ impl LogReader for EmbeddedReader {
             behind += end.saturating_sub(*last).max(0) as u64;
         }
         Some(behind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{Actor, EventData, GroupDeleted, GroupName, Metadata, Username};
+
+    fn group_deleted() -> Event {
+        let meta = Metadata {
+            id: Uuid::now_v7(),
+            time: OffsetDateTime::now_utc(),
+            actor: Actor {
+                user_id: Uuid::now_v7(),
+                username: Username::parse("svc.test").unwrap(),
+            },
+            correlation_id: Uuid::now_v7(),
+        };
+        let data = EventData::GroupDeleted(GroupDeleted {
+            group_id: Uuid::now_v7(),
+            name: GroupName::parse("Gone").unwrap(),
+        });
+        Event::new(meta, data)
+    }
+
+    #[tokio::test]
+    async fn an_event_appended_twice_is_in_the_log_once_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&EmbeddedLogSettings {
+            path: dir.path().join("log.db"),
+            queue_max: 4,
+            batch_max: 4,
+        })
+        .unwrap();
+        let (event, next) = (group_deleted(), group_deleted());
+        // A retry of a commit that landed is skipped, not an error the writer retries
+        // forever (every append after it waiting).
+        for append in [&event, &event, &next] {
+            let appended =
+                tokio::time::timeout(Duration::from_secs(5), log.append(vec![append.clone()]));
+            appended.await.expect("the writer answers").unwrap();
+        }
+
+        let mut reader = log.reader(&[]).unwrap();
+        let batch = reader.next_batch(10, Duration::from_millis(10)).unwrap();
+        let ids: Vec<Uuid> = (batch.entries.iter())
+            .map(|entry| serde_json::from_slice::<Event>(&entry.payload).unwrap().id)
+            .collect();
+        assert_eq!(ids, [event.id, next.id]);
     }
 }
