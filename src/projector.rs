@@ -219,7 +219,7 @@ fn follow(
             continue;
         }
         let started = std::time::Instant::now();
-        let (decided, newest) = apply_batch_at(conn, &batch.entries)?;
+        let (decided, newest) = apply_decoded(conn, &decode(&batch.entries)?)?;
         crate::metrics::projector_batch(batch.entries.len(), started.elapsed());
         if let Some(newest) = newest {
             let ms = (newest.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -257,16 +257,11 @@ pub(crate) fn apply_batch(
     conn: &mut Connection,
     batch: &[Entry],
 ) -> anyhow::Result<Vec<(Uuid, Outcome)>> {
-    Ok(apply_batch_at(conn, batch)?.0)
+    Ok(apply_decoded(conn, &decode(batch)?)?.0)
 }
 
 /// Each event's outcome, and the time of the newest event in the batch.
 type Decided = (Vec<(Uuid, Outcome)>, Option<OffsetDateTime>);
-
-/// [`apply_batch`], also returning the time of the newest event in the batch.
-fn apply_batch_at(conn: &mut Connection, batch: &[Entry]) -> anyhow::Result<Decided> {
-    apply_decoded(conn, &decode(batch)?)
-}
 
 /// A log entry read as an event.
 pub(crate) struct Decoded {
@@ -296,7 +291,8 @@ pub(crate) fn decode(batch: &[Entry]) -> anyhow::Result<Vec<Decoded>> {
     batch.iter().map(decode_one).collect()
 }
 
-/// Applies decoded entries in one transaction, as [`apply_batch_at`] does.
+/// Applies decoded entries in one transaction; returns each event's outcome and the time
+/// of the newest event.
 pub(crate) fn apply_decoded(conn: &mut Connection, batch: &[Decoded]) -> anyhow::Result<Decided> {
     let tx = conn.transaction()?;
     let mut decided = Vec::with_capacity(batch.len());

@@ -116,24 +116,20 @@ fn replay(
         })
         .context("starting the rebuild's reader")?;
     let mut events = 0;
-    let replayed = loop {
-        let Ok(batch) = batches.recv() else {
-            break Err(anyhow::anyhow!("the rebuild's reader stopped"));
-        };
-        let (decoded, at_end) = match batch {
-            Ok(batch) => batch,
-            Err(error) => break Err(error),
-        };
-        events += decoded.len();
-        if !decoded.is_empty()
-            && let Err(error) = apply_decoded(&mut conn, &decoded)
-        {
-            break Err(error);
-        }
-        if at_end {
-            break Ok(());
+    let mut apply_all = || -> anyhow::Result<()> {
+        loop {
+            let batch = batches.recv().context("the rebuild's reader stopped")?;
+            let (decoded, at_end) = batch?;
+            events += decoded.len();
+            if !decoded.is_empty() {
+                apply_decoded(&mut conn, &decoded)?;
+            }
+            if at_end {
+                return Ok(());
+            }
         }
     };
+    let replayed = apply_all();
     drop(batches);
     let _ = decoder.join();
     replayed.map(|()| (conn, events))
