@@ -56,7 +56,10 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
         }
     }
     let log = open_existing_log(settings).await?;
-    let conn = read_model::open_for_writing(&path)?;
+    // The indexes only requests read are made once the log is folded, from the finished
+    // tables (1,000,000 entries, three rebuilds each way in turn: a median of 19.30 s
+    // against 20.98 s with the indexes kept up on every insert).
+    let conn = read_model::open_for_rebuilding(&path)?;
     // A rebuild that stops half way is started again from scratch (its file is removed
     // above), so it needs neither a journal nor syncs until it is done.
     conn.pragma_update(None, "journal_mode", "OFF")?;
@@ -70,9 +73,13 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
     conn.pragma_update(None, "mmap_size", 0)?;
     let started = Instant::now();
     let reader = log.reader(&[])?;
-    let (conn, events) = tokio::task::spawn_blocking(move || replay(reader, conn))
-        .await
-        .context("the rebuild panicked")??;
+    let (conn, events) = tokio::task::spawn_blocking(move || {
+        let (conn, events) = replay(reader, conn)?;
+        read_model::add_read_indexes(&conn)?;
+        anyhow::Ok((conn, events))
+    })
+    .await
+    .context("the rebuild panicked")??;
     // Back to what the service expects of a read model, and on disk (nothing was synced
     // while it was built) before anyone is told to move it over the live one.
     conn.pragma_update(None, "synchronous", "NORMAL")?;

@@ -45,10 +45,6 @@ const SCHEMA: &str = "
         created TEXT NOT NULL,
         modified TEXT NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS users_by_client ON users (client_id) WHERE client_id IS NOT NULL;
-    -- The user's id in an identity provider (SCIM `externalId`), kept in its profile.
-    CREATE INDEX IF NOT EXISTS users_by_external_id
-        ON users (json_extract(profile, '$.externalId'));
     CREATE TABLE IF NOT EXISTS groups (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -64,8 +60,6 @@ const SCHEMA: &str = "
         -- The group's id in an identity provider (SCIM `externalId`), as sent.
         external_id TEXT
     );
-    CREATE INDEX IF NOT EXISTS groups_by_external_id ON groups (external_id)
-        WHERE external_id IS NOT NULL;
     CREATE TABLE IF NOT EXISTS members (
         group_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
@@ -104,8 +98,6 @@ const SCHEMA: &str = "
         user_id TEXT,
         outcome TEXT NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS feed_by_group ON feed (group_id, position)
-        WHERE group_id IS NOT NULL;
     -- Each caller's idempotency keys, and the request each first came with.
     CREATE TABLE IF NOT EXISTS idempotency (
         actor_id TEXT NOT NULL,
@@ -132,8 +124,22 @@ const SCHEMA: &str = "
     ) WITHOUT ROWID;
 ";
 
-/// The version of [`SCHEMA`]. A read model of another version is dropped and rebuilt from
-/// the log: it is derived, so that loses nothing.
+/// The indexes only requests read (logins by client, SCIM lookups by `externalId`, a
+/// group's history), never the projector's statements. A rebuild makes them once, at its
+/// end, rather than on every insert.
+const READ_INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS users_by_client ON users (client_id) WHERE client_id IS NOT NULL;
+    -- The user's id in an identity provider (SCIM `externalId`), kept in its profile.
+    CREATE INDEX IF NOT EXISTS users_by_external_id
+        ON users (json_extract(profile, '$.externalId'));
+    CREATE INDEX IF NOT EXISTS groups_by_external_id ON groups (external_id)
+        WHERE external_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS feed_by_group ON feed (group_id, position)
+        WHERE group_id IS NOT NULL;
+";
+
+/// The version of [`SCHEMA`] and [`READ_INDEXES`]. A read model of another version is
+/// dropped and rebuilt from the log: it is derived, so that loses nothing.
 ///
 /// 4: history keeps each event as the log holds it.
 /// 5: suspension, password versions and revoked tokens.
@@ -183,6 +189,23 @@ const MAP_BYTES: i64 = 1 << 30;
 
 /// Opens (creating if needed) the read model for its one writer, the projector.
 pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
+    open(path, true)
+}
+
+/// Opens a new read model for a rebuild: as [`open_for_writing`], but without
+/// [`READ_INDEXES`] until [`add_read_indexes`]. A model left without them (a rebuild that
+/// stopped) gets them when the service opens it.
+pub fn open_for_rebuilding(path: &Path) -> anyhow::Result<Connection> {
+    open(path, false)
+}
+
+/// Makes the indexes only requests read, if missing.
+pub fn add_read_indexes(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(READ_INDEXES)
+        .context("creating the read model's indexes")
+}
+
+fn open(path: &Path, read_indexes: bool) -> anyhow::Result<Connection> {
     crate::files::private_file(path)?;
     let conn = Connection::open(path)
         .with_context(|| format!("opening the read model at {}", path.display()))?;
@@ -213,6 +236,9 @@ pub fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
     }
     tx.execute_batch(SCHEMA)
         .context("creating the read model's tables")?;
+    if read_indexes {
+        add_read_indexes(&tx)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(conn)
@@ -354,4 +380,40 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+        conn.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect()
+            })
+            .expect("the schema")
+    }
+
+    #[test]
+    fn a_rebuilt_model_has_every_index_once_its_read_indexes_are_added() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let written = open_for_writing(&dir.path().join("read.db")).expect("a read model");
+        let rebuilt = open_for_rebuilding(&dir.path().join("rebuilt.db")).expect("a read model");
+        let missing = schema(&written).len() - schema(&rebuilt).len();
+        assert_eq!(missing, READ_INDEXES.matches("CREATE INDEX").count());
+        add_read_indexes(&rebuilt).expect("the indexes");
+        assert_eq!(schema(&rebuilt), schema(&written));
+    }
+
+    #[test]
+    fn a_model_left_without_its_read_indexes_gets_them_when_opened_for_writing() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("read.db");
+        drop(open_for_rebuilding(&path).expect("a read model"));
+        let reopened = open_for_writing(&path).expect("the read model again");
+        let written = open_for_writing(&dir.path().join("other.db")).expect("a read model");
+        assert_eq!(schema(&reopened), schema(&written));
+    }
 }
