@@ -16,6 +16,7 @@ pub mod scim;
 pub mod secrets;
 pub mod service;
 pub mod settings;
+pub mod sqlite;
 pub mod startup;
 pub mod tail;
 pub mod throttle;

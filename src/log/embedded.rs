@@ -111,6 +111,7 @@ impl EmbeddedLog {
         conn.execute_batch(SCHEMA)
             .context("creating the log's tables")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        crate::sqlite::fix_plans(&conn)?;
         let checkpointer = Checkpointer::spawn(&conn, &settings.path, "log")?;
         let restarts = checkpointer.restarts();
 
@@ -294,11 +295,13 @@ fn partition(stream: Stream) -> String {
 }
 
 fn open_for_reading(path: &Path) -> anyhow::Result<Connection> {
-    Connection::open_with_flags(
+    let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .context("opening the log for reading")
+    .context("opening the log for reading")?;
+    crate::sqlite::fix_plans(&conn)?;
+    Ok(conn)
 }
 
 /// The events stream's payloads at `offsets`, by key.

@@ -216,6 +216,7 @@ fn open(path: &Path, read_indexes: bool) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "cache_size", -(WRITER_CACHE_BYTES / 1024))?;
     conn.pragma_update(None, "mmap_size", MAP_BYTES)?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
+    crate::sqlite::fix_plans(&conn)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let has_tables: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
@@ -317,6 +318,7 @@ impl ReadModel {
         .context("opening a read-model connection")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
+        crate::sqlite::fix_plans(&conn)?;
         Ok(conn)
     }
 }
