@@ -56,9 +56,8 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
         }
     }
     let log = open_existing_log(settings).await?;
-    // The indexes only requests read are made once the log is folded, from the finished
-    // tables (1,000,000 entries, three rebuilds each way in turn: a median of 19.30 s
-    // against 20.98 s with the indexes kept up on every insert).
+    // Without the indexes only requests read until the log is folded (1,000,000 entries,
+    // three rebuilds each way in turn: a median of 19.30 s against 20.98 s).
     let conn = read_model::open_for_rebuilding(&path)?;
     // A rebuild that stops half way is started again from scratch (its file is removed
     // above), so it needs neither a journal nor syncs until it is done.

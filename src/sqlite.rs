@@ -1,13 +1,14 @@
-//! What every SQLite connection of the service that runs statements is opened with.
+//! What every SQLite connection of the service that runs statements with bound values is
+//! opened with.
 
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
 /// Keeps each prepared statement's plan whatever values are later bound to it. Without
 /// this, SQLite marks a statement whose plan could depend on a bound value (a `LIMIT ?`,
-/// a parameter a partial index's condition is checked against, a `LIKE ?`) and parses and
-/// plans it again on the first step after each new binding: the projector's read of the
-/// log and the token check of every request did so on every call.
+/// a `LIKE ?`, a parameter compared with a literal in a partial index's condition) and
+/// parses and plans it again at the first step after each new binding: the projector's
+/// read of the log did so on every call, as did every page of a list or of the feed.
 pub fn fix_plans(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map(drop)
@@ -45,4 +46,11 @@ mod tests {
         // What the setting prevents.
         assert!(reprepares(&Connection::open_in_memory().expect("a database")) > 0);
     }
+}
+
+/// Whether `fix_plans` holds for `conn`, for the tests of each place that opens one.
+#[cfg(test)]
+pub fn plans_are_fixed(conn: &Connection) -> bool {
+    conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+        .expect("the setting")
 }

@@ -464,4 +464,19 @@ mod tests {
             .collect();
         assert_eq!(ids, [event.id, next.id]);
     }
+
+    #[tokio::test]
+    async fn the_log_is_read_with_plans_that_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let _log = EmbeddedLog::open(&EmbeddedLogSettings {
+            path: path.clone(),
+            queue_max: 4,
+            batch_max: 4,
+        })
+        .unwrap();
+        assert!(crate::sqlite::plans_are_fixed(
+            &open_for_reading(&path).unwrap()
+        ));
+    }
 }

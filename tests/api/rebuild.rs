@@ -40,6 +40,21 @@ async fn a_rebuilt_read_model_equals_the_live_one_and_a_strayed_one_is_caught(ba
     assert!(equal, "{stdout}");
     assert!(stdout.contains("equal to the live read model"), "{stdout}");
     assert!(app.data_dir().join("read.rebuilt.db").exists());
+    // The rebuilt file has every index the live one has (a rebuild makes some at its end).
+    let indexes = |file: &str| -> Vec<(String, Option<String>)> {
+        let conn = rusqlite::Connection::open(app.data_dir().join(file)).unwrap();
+        let mut statement = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name")
+            .unwrap();
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)));
+        rows.unwrap().collect::<rusqlite::Result<_>>().unwrap()
+    };
+    let live = indexes("read.db");
+    assert!(
+        live.iter().any(|(name, _)| name == "feed_by_group"),
+        "{live:?}"
+    );
+    assert_eq!(indexes("read.rebuilt.db"), live);
 
     // A read model that no longer says what the log says.
     app.stop();
