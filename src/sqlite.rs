@@ -14,6 +14,13 @@ pub fn fix_plans(conn: &Connection) -> rusqlite::Result<()> {
         .map(drop)
 }
 
+/// Whether `fix_plans` holds for `conn`, for the tests of each place that opens one.
+#[cfg(test)]
+pub fn plans_are_fixed(conn: &Connection) -> bool {
+    conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+        .expect("the setting")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,11 +53,4 @@ mod tests {
         // What the setting prevents.
         assert!(reprepares(&Connection::open_in_memory().expect("a database")) > 0);
     }
-}
-
-/// Whether `fix_plans` holds for `conn`, for the tests of each place that opens one.
-#[cfg(test)]
-pub fn plans_are_fixed(conn: &Connection) -> bool {
-    conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
-        .expect("the setting")
 }
