@@ -169,13 +169,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 fn compare(rebuilt: &Connection, live: &Path) -> anyhow::Result<Difference> {
     let live = Connection::open_with_flags(live, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("opening the live read model {}", live.display()))?;
-    let (ours, theirs) = (read_model::dump(rebuilt)?, read_model::dump(&live)?);
-    if ours == theirs {
-        return Ok(Difference::Equal);
-    }
-    let mut lines = ours.lines().zip(theirs.lines());
-    let (a, b) = lines
-        .find(|(a, b)| a != b)
-        .unwrap_or(("(ends here)", "(goes on)"));
-    Ok(Difference::Differs(a.to_owned(), b.to_owned()))
+    Ok(match read_model::first_difference(rebuilt, &live)? {
+        None => Difference::Equal,
+        Some((ours, theirs)) => Difference::Differs(ours, theirs),
+    })
 }

@@ -323,65 +323,117 @@ impl ReadModel {
     }
 }
 
-/// The whole state as text, one line per row, every table in a fixed order: equal dumps
-/// mean equal read models. Positions are left out, since two read models that applied the
-/// same events may have read them from different places (a backup, another instance).
+/// Every table of the state with the columns compared, each read in the order of its
+/// key. Positions are left out, since two read models that applied the same events may
+/// have read them from different places (a backup, another instance).
+const DUMPED: [(&str, &str); 9] = [
+    (
+        "users",
+        "SELECT id, username, email, client_id, scopes, profile, suspended, suspensions,
+                created, modified
+         FROM users ORDER BY id",
+    ),
+    (
+        "groups",
+        "SELECT id, name, type, description, custom, created, version, last_change,
+                external_id
+         FROM groups ORDER BY id",
+    ),
+    (
+        "members",
+        "SELECT group_id, user_id FROM members ORDER BY group_id, user_id",
+    ),
+    (
+        "child_groups",
+        "SELECT parent_id, child_id FROM child_groups ORDER BY parent_id, child_id",
+    ),
+    (
+        "passwords",
+        "SELECT user_id, hash, version FROM passwords ORDER BY user_id",
+    ),
+    (
+        "revoked_tokens",
+        "SELECT token_id, user_id, expires_s FROM revoked_tokens ORDER BY token_id",
+    ),
+    (
+        "feed",
+        "SELECT position, type, group_id, user_id, outcome FROM feed ORDER BY position",
+    ),
+    (
+        "idempotency",
+        "SELECT actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events,
+                expected
+         FROM idempotency ORDER BY actor_id, key",
+    ),
+    (
+        "outcomes",
+        "SELECT event_id, outcome FROM outcomes ORDER BY event_id",
+    ),
+];
+
+/// A table's heading in a dump: its name and how many rows it has.
+fn heading(conn: &Connection, table: &str) -> anyhow::Result<String> {
+    let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+        row.get(0)
+    })?;
+    Ok(format!("[{table}] {rows}"))
+}
+
+/// A row as a line of a dump.
+fn line(row: &rusqlite::Row) -> rusqlite::Result<String> {
+    let cells = (0..row.as_ref().column_count())
+        .map(|i| Ok(format!("{:?}", row.get::<_, rusqlite::types::Value>(i)?)))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(cells.join("\t"))
+}
+
+/// The whole state as text, a heading per table and a line per row, every table and row
+/// in a fixed order: equal dumps mean equal read models.
 pub fn dump(conn: &Connection) -> anyhow::Result<String> {
-    const DUMPED: [(&str, &str); 9] = [
-        (
-            "users",
-            "SELECT id, username, email, client_id, scopes, profile, suspended, suspensions,
-                    created, modified
-             FROM users",
-        ),
-        (
-            "groups",
-            "SELECT id, name, type, description, custom, created, version, last_change,
-                    external_id
-             FROM groups",
-        ),
-        ("members", "SELECT group_id, user_id FROM members"),
-        (
-            "child_groups",
-            "SELECT parent_id, child_id FROM child_groups",
-        ),
-        ("passwords", "SELECT user_id, hash, version FROM passwords"),
-        (
-            "revoked_tokens",
-            "SELECT token_id, user_id, expires_s FROM revoked_tokens",
-        ),
-        (
-            "feed",
-            "SELECT position, type, group_id, user_id, outcome FROM feed",
-        ),
-        (
-            "idempotency",
-            "SELECT actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events,
-                    expected
-             FROM idempotency",
-        ),
-        ("outcomes", "SELECT event_id, outcome FROM outcomes"),
-    ];
     let mut out = String::new();
     for (table, sql) in DUMPED {
-        let mut rows: Vec<String> = conn
-            .prepare(sql)?
-            .query_map([], |row| {
-                let width = row.as_ref().column_count();
-                let cells = (0..width)
-                    .map(|i| Ok(format!("{:?}", row.get::<_, rusqlite::types::Value>(i)?)))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(cells.join("\t"))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        rows.sort();
-        out.push_str(&format!("[{table}] {}\n", rows.len()));
-        for row in rows {
-            out.push_str(&row);
+        out.push_str(&heading(conn, table)?);
+        out.push('\n');
+        let mut statement = conn.prepare(sql)?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            out.push_str(&line(row)?);
             out.push('\n');
         }
     }
     Ok(out)
+}
+
+/// The first line at which the dumps of two read models differ, `None` if nowhere; read
+/// a row at a time from each, in one read transaction each, so that neither dump is ever
+/// made whole and each is of one moment.
+pub fn first_difference(
+    a: &Connection,
+    b: &Connection,
+) -> anyhow::Result<Option<(String, String)>> {
+    let (a, b) = (a.unchecked_transaction()?, b.unchecked_transaction()?);
+    for (table, sql) in DUMPED {
+        let (heading_a, heading_b) = (heading(&a, table)?, heading(&b, table)?);
+        if heading_a != heading_b {
+            return Ok(Some((heading_a, heading_b)));
+        }
+        let (mut statement_a, mut statement_b) = (a.prepare(sql)?, b.prepare(sql)?);
+        let (mut rows_a, mut rows_b) = (statement_a.query([])?, statement_b.query([])?);
+        loop {
+            let (line_a, line_b) = match (rows_a.next()?, rows_b.next()?) {
+                (None, None) => break,
+                (row_a, row_b) => (row_a.map(line).transpose()?, row_b.map(line).transpose()?),
+            };
+            if line_a != line_b {
+                let ends = || "(ends here)".to_owned();
+                return Ok(Some((
+                    line_a.unwrap_or_else(ends),
+                    line_b.unwrap_or_else(ends),
+                )));
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -430,6 +482,47 @@ mod tests {
         let reopened = open_for_writing(&path).expect("the read model again");
         let written = open_for_writing(&dir.path().join("other.db")).expect("a read model");
         assert_eq!(schema(&reopened), schema(&written));
+    }
+
+    #[test]
+    fn the_first_difference_of_two_models_is_their_first_differing_line_of_a_dump() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let model = |name: &str, description: &str| {
+            let conn = open_for_writing(&dir.path().join(name)).expect("a read model");
+            conn.execute(
+                "INSERT INTO groups (id, name, name_key, type, description, custom, created,
+                                     last_change)
+                 VALUES ('g1', 'G', 'g', 'contensis', ?1, '{}', 't', '')",
+                [description],
+            )
+            .expect("a group");
+            conn
+        };
+        let (a, b, c) = (
+            model("a.db", "one"),
+            model("b.db", "one"),
+            model("c.db", "two"),
+        );
+        assert_eq!(first_difference(&a, &b).expect("a comparison"), None);
+        let (ours, theirs) = first_difference(&a, &c)
+            .expect("a comparison")
+            .expect("a difference");
+        assert!(
+            ours.contains("\"one\"") && theirs.contains("\"two\""),
+            "{ours} / {theirs}"
+        );
+        let line =
+            |dump: String, text: &str| dump.lines().find(|l| l.contains(text)).map(str::to_owned);
+        assert_eq!(
+            (
+                line(dump(&a).unwrap(), "one"),
+                line(dump(&c).unwrap(), "two")
+            ),
+            (Some(ours), Some(theirs))
+        );
+        c.execute("DELETE FROM groups", []).expect("no group");
+        let counts = first_difference(&a, &c).expect("a comparison");
+        assert_eq!(counts, Some(("[groups] 1".into(), "[groups] 0".into())));
     }
 
     #[test]
