@@ -439,15 +439,19 @@ mod tests {
         Event::new(meta, data)
     }
 
+    fn small_log(path: &Path) -> EmbeddedLog {
+        let settings = EmbeddedLogSettings {
+            path: path.to_owned(),
+            queue_max: 4,
+            batch_max: 4,
+        };
+        EmbeddedLog::open(&settings).unwrap()
+    }
+
     #[tokio::test]
     async fn an_event_appended_twice_is_in_the_log_once_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(&EmbeddedLogSettings {
-            path: dir.path().join("log.db"),
-            queue_max: 4,
-            batch_max: 4,
-        })
-        .unwrap();
+        let log = small_log(&dir.path().join("log.db"));
         let (event, next) = (group_deleted(), group_deleted());
         // A retry of a commit that landed is skipped, not an error the writer retries
         // forever (every append after it waiting).
@@ -469,12 +473,7 @@ mod tests {
     async fn the_log_is_read_with_plans_that_stay() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.db");
-        let _log = EmbeddedLog::open(&EmbeddedLogSettings {
-            path: path.clone(),
-            queue_max: 4,
-            batch_max: 4,
-        })
-        .unwrap();
+        let _log = small_log(&path);
         assert!(crate::sqlite::plans_are_fixed(
             &open_for_reading(&path).unwrap()
         ));
