@@ -326,7 +326,7 @@ pub(crate) fn apply_decoded(conn: &mut Connection, batch: &[Decoded]) -> anyhow:
 /// Applies an event unless it was applied before (a redelivery), recording its outcome,
 /// and, for the events stream, its entry in the feed at its `position`.
 fn apply_once(tx: &Transaction, event: &Event, position: i64) -> anyhow::Result<Option<Outcome>> {
-    let id = event.id.to_string();
+    let id = event.id;
     let seen: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM outcomes WHERE event_id = ?1)")?
         .query_row([&id], |row| row.get(0))?;
@@ -348,8 +348,8 @@ fn apply_once(tx: &Transaction, event: &Event, position: i64) -> anyhow::Result<
         .execute(params![
             position,
             event.data.type_name(),
-            event.data.group().map(|g| g.to_string()),
-            event.data.user().map(|u| u.to_string()),
+            event.data.group(),
+            event.data.user(),
             outcome.code(),
         ])?;
     }
@@ -371,8 +371,8 @@ fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
     // instance's clock runs ahead.
     tx.prepare_cached("DELETE FROM idempotency WHERE time_ns <= ?1")?
         .execute([nanos(event.time - IDEMPOTENCY_KEY_TTL * 2)?])?;
-    let actor = event.actor.user_id.to_string();
-    let correlation_id = event.correlation_id.to_string();
+    let actor = event.actor.user_id;
+    let correlation_id = event.correlation_id;
     tx.prepare_cached(
         "INSERT INTO idempotency
              (actor_id, key, fingerprint, correlation_id, aggregate_id, time_ns, events,
@@ -389,7 +389,7 @@ fn record_key_use(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         idempotency.key,
         idempotency.fingerprint,
         correlation_id,
-        event.aggregate_id.to_string(),
+        event.aggregate_id,
         nanos(event.time)?,
         idempotency.events,
         nanos(OffsetDateTime::UNIX_EPOCH + IDEMPOTENCY_KEY_TTL)?,
@@ -413,14 +413,13 @@ fn record_change(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
     let Some(group) = event.data.changed_group() else {
         return Ok(());
     };
-    let group = group.to_string();
     let bump = if matches!(event.data, EventData::GroupCreated(_)) {
         "UPDATE groups SET last_change = ?2 WHERE id = ?1"
     } else {
         "UPDATE groups SET version = version + 1, last_change = ?2 WHERE id = ?1"
     };
     tx.prepare_cached(bump)?
-        .execute(params![group, event.correlation_id.to_string()])?;
+        .execute(params![group, event.correlation_id])?;
     Ok(())
 }
 
@@ -457,7 +456,7 @@ fn user_created(tx: &Transaction, e: &UserCreated, time: &str) -> anyhow::Result
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?9, ?7, ?8, ?8)",
     )?
     .execute(params![
-        e.user_id.to_string(),
+        e.user_id,
         e.username.as_str(),
         e.username.key(),
         e.email.as_str(),
@@ -477,7 +476,7 @@ fn user_updated(tx: &Transaction, e: &UserUpdated, time: &str) -> anyhow::Result
              WHERE id = ?1",
     )?
     .execute(params![
-        e.user_id.to_string(),
+        e.user_id,
         e.username.as_str(),
         e.username.key(),
         e.email.as_str(),
@@ -494,7 +493,7 @@ fn user_deleted(tx: &Transaction, e: &UserDeleted) -> anyhow::Result<()> {
     // their own, in no order with this one, and removing the row here would leave
     // it or not depending on which stream an instance read first.
     tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
-        .execute([e.user_id.to_string()])?;
+        .execute([e.user_id])?;
     Ok(())
 }
 
@@ -505,7 +504,7 @@ fn group_updated(tx: &Transaction, e: &GroupDetails) -> anyhow::Result<()> {
              WHERE id = ?1",
     )?
     .execute(params![
-        e.group_id.to_string(),
+        e.group_id,
         e.name.as_str(),
         e.name.key(),
         serde_json::to_value(e.group_type)?.as_str(),
@@ -518,7 +517,7 @@ fn group_updated(tx: &Transaction, e: &GroupDetails) -> anyhow::Result<()> {
 
 fn group_deleted(tx: &Transaction, e: &GroupDeleted) -> anyhow::Result<()> {
     tx.prepare_cached("DELETE FROM groups WHERE id = ?1")?
-        .execute([e.group_id.to_string()])?;
+        .execute([e.group_id])?;
     Ok(())
 }
 
@@ -526,10 +525,10 @@ fn group_created(tx: &Transaction, e: &GroupDetails, time: &str) -> anyhow::Resu
     tx.prepare_cached(
         "INSERT INTO groups (id, name, name_key, type, description, custom, created,
                                  last_change, external_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, X'', ?8)",
     )?
     .execute(params![
-        e.group_id.to_string(),
+        e.group_id,
         e.name.as_str(),
         e.name.key(),
         serde_json::to_value(e.group_type)?.as_str(),
@@ -543,31 +542,25 @@ fn group_created(tx: &Transaction, e: &GroupDetails, time: &str) -> anyhow::Resu
 
 fn member_added(tx: &Transaction, m: &Membership) -> anyhow::Result<()> {
     tx.prepare_cached("INSERT INTO members (group_id, user_id) VALUES (?1, ?2)")?
-        .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
+        .execute(params![m.group_id, m.user_id])?;
     Ok(())
 }
 
 fn member_removed(tx: &Transaction, m: &Membership) -> anyhow::Result<()> {
     tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?
-        .execute(params![m.group_id.to_string(), m.user_id.to_string()])?;
+        .execute(params![m.group_id, m.user_id])?;
     Ok(())
 }
 
 fn child_group_added(tx: &Transaction, n: &Nesting) -> anyhow::Result<()> {
     tx.prepare_cached("INSERT INTO child_groups (parent_id, child_id) VALUES (?1, ?2)")?
-        .execute(params![
-            n.group_id.to_string(),
-            n.child_group_id.to_string()
-        ])?;
+        .execute(params![n.group_id, n.child_group_id])?;
     Ok(())
 }
 
 fn child_group_removed(tx: &Transaction, n: &Nesting) -> anyhow::Result<()> {
     tx.prepare_cached("DELETE FROM child_groups WHERE parent_id = ?1 AND child_id = ?2")?
-        .execute(params![
-            n.group_id.to_string(),
-            n.child_group_id.to_string()
-        ])?;
+        .execute(params![n.group_id, n.child_group_id])?;
     Ok(())
 }
 
@@ -577,7 +570,7 @@ fn password_set(tx: &Transaction, e: &PasswordSet) -> anyhow::Result<()> {
              ON CONFLICT (user_id) DO UPDATE
              SET hash = excluded.hash, version = passwords.version + 1",
     )?
-    .execute(params![e.user_id.to_string(), e.password_hash])?;
+    .execute(params![e.user_id, e.password_hash])?;
     Ok(())
 }
 
@@ -586,13 +579,13 @@ fn user_suspended(tx: &Transaction, e: &UserStatus, time: &str) -> anyhow::Resul
         "UPDATE users SET suspended = 1, suspensions = suspensions + 1, modified = ?2
              WHERE id = ?1",
     )?
-    .execute(params![e.user_id.to_string(), time])?;
+    .execute(params![e.user_id, time])?;
     Ok(())
 }
 
 fn user_reinstated(tx: &Transaction, e: &UserStatus, time: &str) -> anyhow::Result<()> {
     tx.prepare_cached("UPDATE users SET suspended = 0, modified = ?2 WHERE id = ?1")?
-        .execute(params![e.user_id.to_string(), time])?;
+        .execute(params![e.user_id, time])?;
     Ok(())
 }
 
@@ -601,11 +594,7 @@ fn token_revoked(tx: &Transaction, e: &TokenRevoked, event: &Event) -> anyhow::R
         "INSERT OR IGNORE INTO revoked_tokens (token_id, user_id, expires_s)
              VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![
-        e.token_id.to_string(),
-        e.user_id.to_string(),
-        e.expires.unix_timestamp()
-    ])?;
+    .execute(params![e.token_id, e.user_id, e.expires.unix_timestamp()])?;
     // Revocations of tokens that expired well before this event's time are kept no
     // longer: by event time, so that every instance forgets them alike, and with a
     // margin for an instance whose clock is behind the one that wrote the event.

@@ -124,7 +124,7 @@ pub fn feed_page(
     }
     for (column, id) in [("f.group_id", filter.group), ("f.user_id", filter.user)] {
         if let Some(id) = id {
-            keys.push(Box::new(id.to_string()));
+            keys.push(Box::new(id));
             conditions.push(format!("{column} = ?{}", keys.len()));
         }
     }
@@ -200,7 +200,7 @@ mod tests {
                 "MemberAdded"
             };
             insert
-                .execute(rusqlite::params![position, kind, group.to_string()])
+                .execute(rusqlite::params![position, kind, group])
                 .unwrap();
         }
         drop(insert);

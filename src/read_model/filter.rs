@@ -71,8 +71,10 @@ pub enum Over {
 /// How a column compares text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Case {
-    /// As stored: ids, external ids, times.
+    /// As stored: external ids, times.
     Exact,
+    /// An id, stored as its 16 bytes and compared as its text (lower case, with hyphens).
+    Id,
     /// A key stored in (Unicode) lower case: usernames, emails, group names.
     Key,
     /// Folded by SQLite's `lower`, which folds ASCII letters only: names in the profile.
@@ -82,7 +84,7 @@ enum Case {
 impl Case {
     fn fold(self, text: &str) -> String {
         match self {
-            Self::Exact => text.to_owned(),
+            Self::Exact | Self::Id => text.to_owned(),
             Self::Key => text.to_lowercase(),
             Self::Ascii => text.to_ascii_lowercase(),
         }
@@ -95,9 +97,9 @@ const USER_EXTERNAL_ID: &str = "json_extract(u.profile, '$.externalId')";
 /// An attribute's column, and how it compares.
 fn column(over: Over, attribute: Attribute) -> Result<(&'static str, Case), Unanswerable> {
     use Attribute as A;
-    use Case::{Ascii, Exact, Key};
+    use Case::{Ascii, Exact, Id, Key};
     Ok(match (over, attribute) {
-        (Over::Users, A::Id) => ("u.id", Exact),
+        (Over::Users, A::Id) => ("u.id", Id),
         (Over::Users, A::Username) => ("u.username_key", Key),
         (Over::Users, A::Email) => ("u.email_key", Key),
         (Over::Users, A::GivenName) => ("lower(json_extract(u.profile, '$.firstname'))", Ascii),
@@ -106,7 +108,7 @@ fn column(over: Over, attribute: Attribute) -> Result<(&'static str, Case), Unan
         (Over::Users, A::DisplayName) => ("lower(json_extract(u.profile, '$.displayName'))", Ascii),
         (Over::Users, A::Created) => ("u.created", Exact),
         (Over::Users, A::Modified) => ("u.modified", Exact),
-        (Over::Groups, A::Id) => ("g.id", Exact),
+        (Over::Groups, A::Id) => ("g.id", Id),
         (Over::Groups, A::Name) => ("g.name_key", Key),
         (Over::Groups, A::ExternalId) => ("g.external_id", Exact),
         (Over::Groups, A::Created) => ("g.created", Exact),
@@ -161,15 +163,24 @@ fn condition(
             };
             let text = case.fold(text);
             let at = first + params.len();
+            if case == Case::Id && matches!(op, Op::Eq | Op::Ne) {
+                let compare = if *op == Op::Eq { "=" } else { "IS NOT" };
+                params.push(id_value(text));
+                return Ok(format!("{column} {compare} ?{at}"));
+            }
+            let column = match case {
+                Case::Id => id_text(column),
+                _ => column.to_owned(),
+            };
             let like = |pattern: String| (format!("{column} LIKE ?{at} ESCAPE '\\'"), pattern);
             // `LIKE` ignores ASCII case: a case-exact column matches its parts by position.
             let (sql, value) = match (op, case) {
-                (Op::Co, Case::Exact) => (format!("instr({column}, ?{at}) > 0"), text),
-                (Op::Sw, Case::Exact) => {
+                (Op::Co, Case::Exact | Case::Id) => (format!("instr({column}, ?{at}) > 0"), text),
+                (Op::Sw, Case::Exact | Case::Id) => {
                     let sql = format!("substr({column}, 1, length(?{at})) = ?{at}");
                     (sql, text)
                 }
-                (Op::Ew, Case::Exact) => {
+                (Op::Ew, Case::Exact | Case::Id) => {
                     (format!("substr({column}, -length(?{at})) = ?{at}"), text)
                 }
                 (Op::Co, _) => like(format!("%{}%", escape(&text))),
@@ -186,6 +197,25 @@ fn condition(
             Ok(sql)
         }
     }
+}
+
+/// What an id compares with by key: its bytes, if `text` is an id as the service writes
+/// one (lower case, with hyphens); otherwise the text, which equals no id.
+fn id_value(text: String) -> Sql {
+    match uuid::Uuid::try_parse(&text) {
+        Ok(id) if id.to_string() == text => Sql::Blob(id.as_bytes().to_vec()),
+        _ => Sql::Text(text),
+    }
+}
+
+/// An id's column read as the text the service writes (lower case, with hyphens), for
+/// the comparisons that are not by key.
+fn id_text(column: &str) -> String {
+    let hex = format!("lower(hex({column}))");
+    format!(
+        "(substr({hex}, 1, 8) || '-' || substr({hex}, 9, 4) || '-' || substr({hex}, 13, 4) \
+         || '-' || substr({hex}, 17, 4) || '-' || substr({hex}, 21))"
+    )
 }
 
 /// `active eq true` and the like: a user who is not suspended.

@@ -27,9 +27,13 @@ pub use queries::{
 };
 pub use state::SqliteState;
 
+/// Ids are kept as their 16 bytes (rusqlite binds a `Uuid` as a blob), not as 36
+/// characters of text: less than half the bytes in every row and index that holds one.
+/// Every table is STRICT, so a value of another type (an id bound as text) is refused
+/// rather than stored as a row that no lookup by id would find.
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS users (
-        id TEXT PRIMARY KEY,
+        id BLOB PRIMARY KEY,
         username TEXT NOT NULL,
         username_key TEXT NOT NULL UNIQUE,
         email TEXT NOT NULL,
@@ -44,9 +48,9 @@ const SCHEMA: &str = "
         suspensions INTEGER NOT NULL DEFAULT 0,
         created TEXT NOT NULL,
         modified TEXT NOT NULL
-    );
+    ) STRICT;
     CREATE TABLE IF NOT EXISTS groups (
-        id TEXT PRIMARY KEY,
+        id BLOB PRIMARY KEY,
         name TEXT NOT NULL,
         name_key TEXT NOT NULL UNIQUE,
         type TEXT NOT NULL,
@@ -56,35 +60,35 @@ const SCHEMA: &str = "
         -- How many changes the group has had (its ETag), and the request (logId) whose
         -- event made the last one.
         version INTEGER NOT NULL DEFAULT 1,
-        last_change TEXT NOT NULL,
+        last_change BLOB NOT NULL,
         -- The group's id in an identity provider (SCIM `externalId`), as sent.
         external_id TEXT
-    );
+    ) STRICT;
     CREATE TABLE IF NOT EXISTS members (
-        group_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
+        group_id BLOB NOT NULL,
+        user_id BLOB NOT NULL,
         PRIMARY KEY (group_id, user_id)
-    ) WITHOUT ROWID;
+    ) STRICT, WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, group_id);
     CREATE TABLE IF NOT EXISTS child_groups (
-        parent_id TEXT NOT NULL,
-        child_id TEXT NOT NULL,
+        parent_id BLOB NOT NULL,
+        child_id BLOB NOT NULL,
         PRIMARY KEY (parent_id, child_id)
-    ) WITHOUT ROWID;
+    ) STRICT, WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS child_groups_by_child ON child_groups (child_id, parent_id);
     -- A user's password, and how many times it has been set: tokens issued on an earlier
     -- version stop.
     CREATE TABLE IF NOT EXISTS passwords (
-        user_id TEXT PRIMARY KEY,
+        user_id BLOB PRIMARY KEY,
         hash TEXT NOT NULL,
         version INTEGER NOT NULL DEFAULT 1
-    ) WITHOUT ROWID;
+    ) STRICT, WITHOUT ROWID;
     -- Tokens revoked before they expire (seconds since the Unix epoch).
     CREATE TABLE IF NOT EXISTS revoked_tokens (
-        token_id TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
+        token_id BLOB PRIMARY KEY,
+        user_id BLOB NOT NULL,
         expires_s INTEGER NOT NULL
-    ) WITHOUT ROWID;
+    ) STRICT, WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS revoked_tokens_by_expiry ON revoked_tokens (expires_s);
     -- Every event of the events stream (never the credentials stream) at its position in
     -- the log (its offset, the same on every instance), with the group and user it is
@@ -94,34 +98,34 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS feed (
         position INTEGER PRIMARY KEY,
         type TEXT NOT NULL,
-        group_id TEXT,
-        user_id TEXT,
+        group_id BLOB,
+        user_id BLOB,
         outcome TEXT NOT NULL
-    );
+    ) STRICT;
     -- Each caller's idempotency keys, and the request each first came with.
     CREATE TABLE IF NOT EXISTS idempotency (
-        actor_id TEXT NOT NULL,
+        actor_id BLOB NOT NULL,
         key TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
         -- The logId of the request, and what it was about (the first event's aggregate).
-        correlation_id TEXT NOT NULL,
-        aggregate_id TEXT NOT NULL,
+        correlation_id BLOB NOT NULL,
+        aggregate_id BLOB NOT NULL,
         -- The first event's time, in nanoseconds since the Unix epoch.
         time_ns INTEGER NOT NULL,
         -- The request's events seen so far, as a JSON array of ids, of how many.
         events TEXT NOT NULL,
         expected INTEGER NOT NULL,
         PRIMARY KEY (actor_id, key)
-    ) WITHOUT ROWID;
+    ) STRICT, WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (time_ns);
     CREATE TABLE IF NOT EXISTS outcomes (
-        event_id TEXT PRIMARY KEY,
+        event_id BLOB PRIMARY KEY,
         outcome TEXT NOT NULL
-    ) WITHOUT ROWID;
+    ) STRICT, WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS positions (
         partition TEXT PRIMARY KEY,
         offset INTEGER NOT NULL
-    ) WITHOUT ROWID;
+    ) STRICT, WITHOUT ROWID;
 ";
 
 /// The indexes only requests read (logins by client, SCIM lookups by `externalId`, a
@@ -148,7 +152,8 @@ const READ_INDEXES: &str = "
 ///    clients' scopes.
 /// 8: the feed keeps where each event is in the log, not the event, and has no index by
 ///    user (a page reads a window of positions, whatever its filter).
-const SCHEMA_VERSION: i64 = 8;
+/// 9: ids as their 16 bytes, not 36 characters of text.
+const SCHEMA_VERSION: i64 = 9;
 
 /// Tables earlier versions made, dropped with the others.
 const RETIRED_TABLES: [&str; 1] = ["history"];
@@ -225,7 +230,8 @@ fn open(path: &Path, read_indexes: bool) -> anyhow::Result<Connection> {
     )?;
     // One transaction: a reader sees the old schema or the new one, never a mix.
     let tx = conn.unchecked_transaction()?;
-    if has_tables && version != SCHEMA_VERSION {
+    let replaced = has_tables && version != SCHEMA_VERSION;
+    if replaced {
         tracing::warn!(
             found = version,
             wanted = SCHEMA_VERSION,
@@ -242,6 +248,12 @@ fn open(path: &Path, read_indexes: bool) -> anyhow::Result<Connection> {
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    if replaced {
+        // Hands back the pages of the dropped tables, so that the file is only as large
+        // as the new model grows. The new tables are empty: this copies almost nothing.
+        conn.execute_batch("VACUUM")
+            .context("compacting the read model after its schema changed")?;
+    }
     Ok(conn)
 }
 
@@ -379,10 +391,18 @@ fn heading(conn: &Connection, table: &str) -> anyhow::Result<String> {
     Ok(format!("[{table}] {rows}"))
 }
 
-/// A row as a line of a dump.
+/// A row as a line of a dump, ids as their text.
 fn line(row: &rusqlite::Row) -> rusqlite::Result<String> {
+    use rusqlite::types::Value;
+    let cell = |value| match value {
+        Value::Blob(bytes) => match uuid::Uuid::from_slice(&bytes) {
+            Ok(id) => format!("Id({id})"),
+            Err(_) => format!("{:?}", Value::Blob(bytes)),
+        },
+        value => format!("{value:?}"),
+    };
     let cells = (0..row.as_ref().column_count())
-        .map(|i| Ok(format!("{:?}", row.get::<_, rusqlite::types::Value>(i)?)))
+        .map(|i| Ok(cell(row.get::<_, Value>(i)?)))
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(cells.join("\t"))
 }
@@ -407,12 +427,21 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
 /// The first line at which the dumps of two read models differ, `None` if nowhere; read
 /// a row at a time from each, in one read transaction each, so that neither dump is ever
 /// made whole and each is of one moment. The tables' headings, which come first in a
-/// dump, are counted only once their rows are found to differ.
+/// dump, are counted only once their rows are found to differ. Models of two schemas
+/// differ by their schemas' versions, before any row.
 pub fn first_difference(
     a: &Connection,
     b: &Connection,
 ) -> anyhow::Result<Option<(String, String)>> {
     let (a, b) = (a.unchecked_transaction()?, b.unchecked_transaction()?);
+    let schema = |conn: &Connection| -> rusqlite::Result<String> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        Ok(format!("[schema] {version}"))
+    };
+    let (schema_a, schema_b) = (schema(&a)?, schema(&b)?);
+    if schema_a != schema_b {
+        return Ok(Some((schema_a, schema_b)));
+    }
     for (table, sql) in DUMPED {
         let (mut statement_a, mut statement_b) = (a.prepare(sql)?, b.prepare(sql)?);
         let (mut rows_a, mut rows_b) = (statement_a.query([])?, statement_b.query([])?);
@@ -486,6 +515,38 @@ mod tests {
     }
 
     #[test]
+    fn a_model_of_another_schema_is_replaced_by_an_empty_one_and_its_pages_handed_back() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("read.db");
+        let pages = |conn: &Connection| -> i64 {
+            conn.pragma_query_value(None, "page_count", |row| row.get(0))
+                .expect("a page count")
+        };
+        let old = open_for_writing(&path).expect("a read model");
+        old.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO feed (position, type, outcome) SELECT i, printf('%.2000c', 'x'), 'applied' FROM n;
+             PRAGMA user_version = 8;",
+        )
+        .expect("a model of schema 8");
+        let filled = pages(&old);
+        drop(old);
+        let new = open_for_writing(&path).expect("the read model again");
+        let rows: i64 = new
+            .query_row("SELECT count(*) FROM feed", [], |row| row.get(0))
+            .expect("a count");
+        let version: i64 = new
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("a version");
+        assert_eq!((rows, version), (0, SCHEMA_VERSION));
+        assert!(
+            pages(&new) * 10 < filled,
+            "{} pages of {filled}",
+            pages(&new)
+        );
+    }
+
+    #[test]
     fn the_first_difference_of_two_models_is_their_first_differing_line_of_a_dump() {
         let dir = tempfile::tempdir().expect("a temp dir");
         let model = |name: &str, description: &str| {
@@ -493,8 +554,8 @@ mod tests {
             conn.execute(
                 "INSERT INTO groups (id, name, name_key, type, description, custom, created,
                                      last_change)
-                 VALUES ('g1', 'G', 'g', 'contensis', ?1, '{}', 't', '')",
-                [description],
+                 VALUES (?2, 'G', 'g', 'contensis', ?1, '{}', 't', X'')",
+                rusqlite::params![description, uuid::Uuid::from_u128(1)],
             )
             .expect("a group");
             conn
@@ -524,6 +585,14 @@ mod tests {
         c.execute("DELETE FROM groups", []).expect("no group");
         let counts = first_difference(&a, &c).expect("a comparison");
         assert_eq!(counts, Some(("[groups] 1".into(), "[groups] 0".into())));
+        c.pragma_update(None, "user_version", SCHEMA_VERSION - 1)
+            .expect("an older schema");
+        let schemas = first_difference(&a, &c).expect("a comparison");
+        let (ours, older) = (SCHEMA_VERSION, SCHEMA_VERSION - 1);
+        assert_eq!(
+            schemas,
+            Some((format!("[schema] {ours}"), format!("[schema] {older}")))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::filter::{Filter, Over};
-use super::state::{IS_ADMINISTRATOR, IS_DIRECT_ADMINISTRATOR, group_type, uuid};
+use super::state::{IS_ADMINISTRATOR, IS_DIRECT_ADMINISTRATOR, group_type};
 use crate::auth::{Bearer, Credential};
 use crate::domain::{Actor, Custom, GroupType, Outcome, Profile, Scope, Username};
 
@@ -53,7 +53,7 @@ fn user_view(row: &Row) -> rusqlite::Result<UserView> {
         rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
     })?;
     Ok(UserView {
-        id: uuid(row, 0)?,
+        id: row.get(0)?,
         username: row.get(1)?,
         email: row.get(2)?,
         profile,
@@ -74,7 +74,7 @@ impl UserView {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1");
         Ok(conn
             .prepare_cached(&sql)?
-            .query_row([id.to_string()], user_view)
+            .query_row([id], user_view)
             .optional()?)
     }
 }
@@ -85,7 +85,7 @@ const GROUP_COLUMNS: &str =
 fn group_view(row: &Row) -> rusqlite::Result<GroupView> {
     let custom: String = row.get(4)?;
     Ok(GroupView {
-        id: uuid(row, 0)?,
+        id: row.get(0)?,
         name: row.get(1)?,
         description: row.get(2)?,
         group_type: group_type(&row.get::<_, String>(3)?)?,
@@ -103,7 +103,7 @@ impl GroupView {
         let sql = format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.id = ?1");
         Ok(conn
             .prepare_cached(&sql)?
-            .query_row([id.to_string()], group_view)
+            .query_row([id], group_view)
             .optional()?)
     }
 }
@@ -142,10 +142,9 @@ fn page<T>(
 /// direct member is found by key; otherwise a walk up from the user's own groups, which
 /// stays small however many groups there are.
 pub fn is_administrator(conn: &Connection, user: Uuid) -> anyhow::Result<bool> {
-    let user = user.to_string();
     let is = |sql: &str| -> rusqlite::Result<bool> {
         conn.prepare_cached(sql)?
-            .query_row([&user], |row| row.get(0))
+            .query_row([user], |row| row.get(0))
     };
     Ok(is(IS_DIRECT_ADMINISTRATOR)? || is(&IS_ADMINISTRATOR)?)
 }
@@ -164,7 +163,7 @@ fn scopes_of_text(text: &str) -> Vec<Scope> {
 pub fn scopes_of(conn: &Connection, user: Uuid) -> anyhow::Result<Vec<Scope>> {
     let text: Option<String> = conn
         .prepare_cached("SELECT scopes FROM users WHERE id = ?1")?
-        .query_row([user.to_string()], |row| row.get(0))
+        .query_row([user], |row| row.get(0))
         .optional()?;
     Ok(scopes_of_text(&text.unwrap_or_default()))
 }
@@ -185,7 +184,7 @@ const CLIENT_COLUMNS: &str = "client_id, id, username, scopes, created";
 fn client_row(row: &Row) -> rusqlite::Result<ClientView> {
     Ok(ClientView {
         client_id: row.get(0)?,
-        user_id: uuid(row, 1)?,
+        user_id: row.get(1)?,
         username: row.get(2)?,
         scopes: scopes_of_text(&row.get::<_, String>(3)?),
         created: row.get(4)?,
@@ -219,7 +218,7 @@ pub fn is_service_account(conn: &Connection, user: Uuid) -> anyhow::Result<bool>
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND client_id IS NOT NULL)",
         )?
-        .query_row([user.to_string()], |row| row.get(0))?)
+        .query_row([user], |row| row.get(0))?)
 }
 
 /// What a client login needs to know of its account, by the account's id.
@@ -228,14 +227,14 @@ pub fn login_of(conn: &Connection, user: Uuid) -> anyhow::Result<Option<Login>> 
         "SELECT u.id, p.hash, p.version, u.suspended, u.suspensions FROM users u
          JOIN passwords p ON p.user_id = u.id WHERE u.id = ?1",
     )?
-    .query_row([user.to_string()], login_row)
+    .query_row([user], login_row)
     .optional()
     .map_err(Into::into)
 }
 
 fn login_row(row: &Row) -> rusqlite::Result<Login> {
     Ok(Login {
-        user: uuid(row, 0)?,
+        user: row.get(0)?,
         hash: row.get(1)?,
         version: row.get(2)?,
         status: AccountStatus {
@@ -248,7 +247,7 @@ fn login_row(row: &Row) -> rusqlite::Result<Login> {
 /// The service account bound to an API client.
 pub fn service_account(conn: &Connection, client_id: &str) -> anyhow::Result<Option<Uuid>> {
     conn.prepare_cached("SELECT id FROM users WHERE client_id = ?1")?
-        .query_row([client_id], |row| uuid(row, 0))
+        .query_row([client_id], |row| row.get(0))
         .optional()
         .map_err(Into::into)
 }
@@ -273,7 +272,7 @@ pub struct AccountStatus {
 
 pub fn account_status(conn: &Connection, user: Uuid) -> anyhow::Result<Option<AccountStatus>> {
     conn.prepare_cached("SELECT suspended, suspensions FROM users WHERE id = ?1")?
-        .query_row([user.to_string()], |row| {
+        .query_row([user], |row| {
             Ok(AccountStatus {
                 suspended: row.get(0)?,
                 suspensions: row.get(1)?,
@@ -322,8 +321,8 @@ pub fn token_stands(
         )?
         .query_row(
             params![
-                bearer.user.to_string(),
-                bearer.token_id.to_string(),
+                bearer.user,
+                bearer.token_id,
                 client.client_id,
                 bearer.suspensions
             ],
@@ -370,7 +369,7 @@ pub struct Standing {
 /// The password hash of a user, if it has a password.
 pub fn password_of(conn: &Connection, user: Uuid) -> anyhow::Result<Option<String>> {
     conn.prepare_cached("SELECT hash FROM passwords WHERE user_id = ?1")?
-        .query_row([user.to_string()], |row| row.get(0))
+        .query_row([user], |row| row.get(0))
         .optional()
         .map_err(Into::into)
 }
@@ -486,7 +485,7 @@ pub enum Groups {
 /// a filter's, which are numbered from 3.
 fn keys<'a>(
     pattern: &'a Option<String>,
-    id: &'a Option<String>,
+    id: &'a Option<Uuid>,
     filtered: &'a [rusqlite::types::Value],
 ) -> Vec<&'a dyn rusqlite::ToSql> {
     let mut keys: Vec<&dyn rusqlite::ToSql> = match (id, filtered.is_empty()) {
@@ -564,7 +563,7 @@ pub fn list_users(
             };
             let scope =
                 format!("u.id IN (SELECT user_id FROM members WHERE group_id IN ({groups})) AND ");
-            (scope, Some(group.to_string()))
+            (scope, Some(group))
         }
     };
     let (condition, params) = filtered(request.filter.as_ref(), Over::Users)?;
@@ -627,7 +626,6 @@ pub fn list_groups(
     let scope = groups
         .map(|groups| format!("g.id IN ({groups}) AND "))
         .unwrap_or_default();
-    let id = id.map(|id| id.to_string());
     let (condition, params) = filtered(request.filter.as_ref(), Over::Groups)?;
     page(
         conn,
@@ -692,7 +690,7 @@ pub fn list_history(
         "h.position",
         "FROM feed h WHERE h.group_id = ?1 AND h.outcome = 'applied' AND h.type <> 'GroupDeleted'",
         "h.position DESC",
-        &[&group.to_string()],
+        &[&group],
         offset,
         limit,
         |row| row.get(0),
@@ -715,12 +713,12 @@ pub fn key_use_outcomes(
     actor: Uuid,
     key: &str,
 ) -> anyhow::Result<KeyUseOutcomes> {
-    let (aggregate, expected, events): (String, usize, String) = conn
+    let (aggregate, expected, events): (Uuid, usize, String) = conn
         .prepare_cached(
             "SELECT aggregate_id, expected, events FROM idempotency
              WHERE actor_id = ?1 AND key = ?2",
         )?
-        .query_row(rusqlite::params![actor.to_string(), key], |row| {
+        .query_row(rusqlite::params![actor, key], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })?;
     let ids: Vec<Uuid> = serde_json::from_str(&events)?;
@@ -728,14 +726,14 @@ pub fn key_use_outcomes(
     let outcomes = ids
         .into_iter()
         .map(|id| {
-            let code: String = outcome.query_row([id.to_string()], |row| row.get(0))?;
+            let code: String = outcome.query_row([id], |row| row.get(0))?;
             let outcome = Outcome::from_code(&code)
                 .ok_or_else(|| anyhow::anyhow!("an unknown outcome {code}"))?;
             Ok((id, outcome))
         })
         .collect::<anyhow::Result<_>>()?;
     Ok(KeyUseOutcomes {
-        aggregate: Uuid::try_parse(&aggregate)?,
+        aggregate,
         expected,
         outcomes,
     })
@@ -758,6 +756,41 @@ mod tests {
         plan.into_iter()
             .filter(|line| line.starts_with("SCAN"))
             .collect()
+    }
+
+    #[test]
+    fn a_filter_on_ids_compares_them_as_the_text_the_service_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::read_model::open_for_writing(&dir.path().join("read.db")).unwrap();
+        let (a, b) = (Uuid::from_u128(0xa1 << 64), Uuid::from_u128(0xb2 << 64));
+        for (id, name) in [(a, "a"), (b, "b")] {
+            conn.execute(
+                "INSERT INTO users (id, username, username_key, email, email_key, profile,
+                                    created, modified)
+                 VALUES (?1, ?2, ?2, ?2, ?2, '{}', 't', 't')",
+                rusqlite::params![id, name],
+            )
+            .unwrap();
+        }
+        let found = |op: Op, text: String| {
+            let filter = Filter::Compare(Attribute::Id, op, Operand::Text(text));
+            let (condition, params) = compile(&filter, Over::Users, 1).unwrap();
+            let sql = format!("SELECT id FROM users u WHERE {condition} ORDER BY id");
+            let mut statement = conn.prepare(&sql).unwrap();
+            let rows = statement.query_map(rusqlite::params_from_iter(params), |row| row.get(0));
+            rows.unwrap()
+                .collect::<rusqlite::Result<Vec<Uuid>>>()
+                .unwrap()
+        };
+        assert_eq!(found(Op::Eq, a.to_string()), [a]);
+        assert!(found(Op::Eq, a.to_string().to_uppercase()).is_empty());
+        assert!(found(Op::Eq, "not an id".into()).is_empty());
+        assert_eq!(found(Op::Ne, a.to_string()), [b]);
+        assert_eq!(found(Op::Sw, "00000000-0000-00b2".into()), [b]);
+        assert_eq!(found(Op::Co, "00a1-0000".into()), [a]);
+        assert_eq!(found(Op::Ew, a.to_string()[30..].to_owned()), [a, b]);
+        assert_eq!(found(Op::Gt, a.to_string()), [b]);
+        assert_eq!(found(Op::Le, a.to_string()), [a]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -78,13 +79,6 @@ pub(super) fn group_type(text: &str) -> rusqlite::Result<GroupType> {
     })
 }
 
-pub(super) fn uuid(row: &Row, index: usize) -> rusqlite::Result<Uuid> {
-    let text: String = row.get(index)?;
-    Uuid::try_parse(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
-    })
-}
-
 /// Stored names were validated when their event was written; a failure here is corruption.
 pub(super) fn parsed<T, E>(index: usize, value: Result<T, E>) -> rusqlite::Result<T>
 where
@@ -97,7 +91,7 @@ where
 
 fn group_ref(row: &Row) -> rusqlite::Result<GroupRef> {
     Ok(GroupRef {
-        id: uuid(row, 0)?,
+        id: row.get(0)?,
         name: parsed(1, GroupName::parse(row.get::<_, String>(1)?))?,
         group_type: group_type(&row.get::<_, String>(2)?)?,
     })
@@ -105,7 +99,7 @@ fn group_ref(row: &Row) -> rusqlite::Result<GroupRef> {
 
 fn user_ref(row: &Row) -> rusqlite::Result<UserRef> {
     Ok(UserRef {
-        id: uuid(row, 0)?,
+        id: row.get(0)?,
         username: parsed(1, Username::parse(row.get::<_, String>(1)?))?,
         email: parsed(2, Email::parse(row.get::<_, String>(2)?))?,
     })
@@ -121,7 +115,7 @@ impl State for SqliteState<'_> {
         Ok(self
             .0
             .prepare_cached("SELECT username, email, profile, suspended FROM users WHERE id = ?1")?
-            .query_row([user.to_string()], |row| {
+            .query_row([user], |row| {
                 Ok(UserDetails {
                     username: parsed(0, Username::parse(row.get::<_, String>(0)?))?,
                     email: parsed(1, Email::parse(row.get::<_, String>(1)?))?,
@@ -139,9 +133,9 @@ impl State for SqliteState<'_> {
                 "SELECT id, name, description, type, custom, external_id FROM groups
                  WHERE id = ?1",
             )?
-            .query_row([group.to_string()], |row| {
+            .query_row([group], |row| {
                 Ok(GroupDetails {
-                    group_id: uuid(row, 0)?,
+                    group_id: row.get(0)?,
                     name: parsed(1, GroupName::parse(row.get::<_, String>(1)?))?,
                     description: row.get(2)?,
                     group_type: group_type(&row.get::<_, String>(3)?)?,
@@ -156,13 +150,13 @@ impl State for SqliteState<'_> {
         Ok(self
             .0
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = ?1)")?
-            .query_row([token.to_string()], |row| row.get(0))?)
+            .query_row([token], |row| row.get(0))?)
     }
 
     fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>> {
         let (sql, key) = match id {
-            GroupIdentifier::Id(id) => ("id = ?1", id.to_string()),
-            GroupIdentifier::Name(name) => ("name_key = ?1", name.key()),
+            GroupIdentifier::Id(id) => ("id = ?1", id.to_sql()?),
+            GroupIdentifier::Name(name) => ("name_key = ?1", ToSqlOutput::from(name.key())),
         };
         let sql = format!("SELECT id, name, type FROM groups WHERE {sql}");
         Ok(self
@@ -174,13 +168,13 @@ impl State for SqliteState<'_> {
 
     fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>> {
         let (sql, key) = match id {
-            UserIdentifier::Id(id) => ("id = ?1", id.to_string()),
-            UserIdentifier::Username(name) => ("username_key = ?1", name.key()),
+            UserIdentifier::Id(id) => ("id = ?1", id.to_sql()?),
+            UserIdentifier::Username(name) => ("username_key = ?1", ToSqlOutput::from(name.key())),
             // An email, else a username that looks like one; the decisions keep them from
             // naming two users.
             UserIdentifier::Email(email) => (
                 "email_key = ?1 OR username_key = ?1 ORDER BY email_key = ?1 DESC LIMIT 1",
-                email.key(),
+                ToSqlOutput::from(email.key()),
             ),
         };
         let sql = format!("SELECT id, username, email FROM users WHERE {sql}");
@@ -197,19 +191,17 @@ impl State for SqliteState<'_> {
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2)",
             )?
-            .query_row(params![group.to_string(), user.to_string()], |row| {
-                row.get(0)
-            })?)
+            .query_row(params![group, user], |row| row.get(0))?)
     }
 
     fn idempotent_request(&self, actor: Uuid, key: &str) -> anyhow::Result<Option<KeyUse>> {
-        let found: Option<(String, String, i64)> = self
+        let found: Option<(String, Uuid, i64)> = self
             .0
             .prepare_cached(
                 "SELECT fingerprint, correlation_id, time_ns FROM idempotency
                  WHERE actor_id = ?1 AND key = ?2",
             )?
-            .query_row(params![actor.to_string(), key], |row| {
+            .query_row(params![actor, key], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
             .optional()?;
@@ -217,7 +209,7 @@ impl State for SqliteState<'_> {
             .map(|(fingerprint, correlation_id, time_ns)| {
                 Ok(KeyUse {
                     fingerprint,
-                    correlation_id: Uuid::try_parse(&correlation_id)?,
+                    correlation_id,
                     time: OffsetDateTime::from_unix_timestamp_nanos(time_ns.into())?,
                 })
             })
@@ -228,17 +220,16 @@ impl State for SqliteState<'_> {
         Ok(self
             .0
             .prepare_cached("SELECT version FROM groups WHERE id = ?1")?
-            .query_row([group.to_string()], |row| row.get(0))
+            .query_row([group], |row| row.get(0))
             .optional()?)
     }
 
     fn last_change(&self, group: Uuid) -> anyhow::Result<Option<Uuid>> {
-        let found: Option<String> = self
+        Ok(self
             .0
             .prepare_cached("SELECT last_change FROM groups WHERE id = ?1")?
-            .query_row([group.to_string()], |row| row.get(0))
-            .optional()?;
-        Ok(found.map(|id| Uuid::try_parse(&id)).transpose()?)
+            .query_row([group], |row| row.get(0))
+            .optional()?)
     }
 
     fn is_direct_child(&self, parent: Uuid, child: Uuid) -> anyhow::Result<bool> {
@@ -247,9 +238,7 @@ impl State for SqliteState<'_> {
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM child_groups WHERE parent_id = ?1 AND child_id = ?2)",
             )?
-            .query_row(params![parent.to_string(), child.to_string()], |row| {
-                row.get(0)
-            })?)
+            .query_row(params![parent, child], |row| row.get(0))?)
     }
 
     fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool> {
@@ -257,9 +246,7 @@ impl State for SqliteState<'_> {
         Ok(self
             .0
             .prepare_cached(&sql)?
-            .query_row(params![ancestor.to_string(), group.to_string()], |row| {
-                row.get(0)
-            })?)
+            .query_row(params![ancestor, group], |row| row.get(0))?)
     }
 
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>> {
@@ -272,7 +259,7 @@ impl State for SqliteState<'_> {
         Ok(self
             .0
             .prepare_cached(&sql)?
-            .query_row(params![group.to_string(), user.to_string()], group_ref)
+            .query_row(params![group, user], group_ref)
             .optional()?)
     }
 
@@ -313,37 +300,36 @@ impl State for SqliteState<'_> {
     }
 
     fn left_empty(&self, removal: &Removal) -> anyhow::Result<Option<GroupRef>> {
-        // Skipped ids absent from a removal are '', which matches no row.
+        // Skipped ids absent from a removal are an empty blob, which matches no row.
         let skipped = removal.skipped();
-        let text = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
-        let pair = |p: Option<(Uuid, Uuid)>| (text(p.map(|p| p.0)), text(p.map(|p| p.1)));
+        let key = |id: Option<Uuid>| id.map_or(Vec::new(), |id| id.as_bytes().to_vec());
+        let pair = |p: Option<(Uuid, Uuid)>| (key(p.map(|p| p.0)), key(p.map(|p| p.1)));
         let (edge_parent, edge_child) = pair(skipped.edge);
         let (member_group, member_user) = pair(skipped.membership);
         // Only the system groups at or above what the removal touches can lose a member.
-        let (reached, key): (&str, _) = match removal.reach() {
-            Reach::Everywhere => (&*ABOVE_EVERY_SYSTEM_GROUP, String::new()),
+        let (reached, from) = match removal.reach() {
+            Reach::Everywhere => (&*ABOVE_EVERY_SYSTEM_GROUP, None),
             Reach::Group(group) if !self.may_be_in_system_group(group)? => return Ok(None),
-            Reach::Group(group) => (&*ABOVE_GROUP, group.to_string()),
-            Reach::GroupsOf(user) => (&*ABOVE_GROUPS_OF_USER, user.to_string()),
+            Reach::Group(group) => (&*ABOVE_GROUP, Some(group)),
+            Reach::GroupsOf(user) => (&*ABOVE_GROUPS_OF_USER, Some(user)),
         };
         let mut statement = self.0.prepare_cached(reached)?;
-        let system = if key.is_empty() {
-            statement.query_map([], group_ref)?
-        } else {
-            statement.query_map([key], group_ref)?
+        let system = match from {
+            None => statement.query_map([], group_ref)?,
+            Some(from) => statement.query_map([from], group_ref)?,
         }
         .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut has_member = self.0.prepare_cached(KEEPS_A_MEMBER)?;
         for group in system {
             let kept: bool = has_member.query_row(
                 params![
-                    group.id.to_string(),
-                    text(skipped.group),
+                    group.id,
+                    key(skipped.group),
                     edge_parent,
                     edge_child,
                     member_group,
                     member_user,
-                    text(skipped.user),
+                    key(skipped.user),
                 ],
                 |row| row.get(0),
             )?;
@@ -362,7 +348,7 @@ impl SqliteState<'_> {
             return Ok(false);
         }
         let mut statement = self.0.prepare_cached(&ABOVE_GROUP)?;
-        Ok(statement.exists([group.to_string()])?)
+        Ok(statement.exists([group])?)
     }
 
     /// Whether the group is a system group or has a parent: a lookup by key, which lets
@@ -371,7 +357,7 @@ impl SqliteState<'_> {
         let found = self
             .0
             .prepare_cached(MAY_BE_IN_SYSTEM_GROUP)?
-            .query_row([group.to_string()], |row| row.get(0))
+            .query_row([group], |row| row.get(0))
             .optional()?;
         // A group that is gone has nothing to lose; the walk would find nothing either.
         Ok(found.unwrap_or(false))
@@ -387,7 +373,7 @@ impl SqliteState<'_> {
         Ok(self
             .0
             .prepare_cached(sql)?
-            .query_map([id.to_string()], row)?
+            .query_map([id], row)?
             .collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -282,7 +282,9 @@ pub fn read_model_outcomes(data_dir: &Path) -> BTreeMap<String, String> {
         .prepare("SELECT event_id, outcome FROM outcomes")
         .expect("preparing an outcomes query");
     statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_map([], |row| {
+            Ok((row.get::<_, uuid::Uuid>(0)?.to_string(), row.get(1)?))
+        })
         .expect("reading the outcomes")
         .collect::<rusqlite::Result<_>>()
         .expect("reading an outcome")
