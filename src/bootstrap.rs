@@ -79,7 +79,7 @@ async fn look(service: &Service, client_id: &str) -> anyhow::Result<Seen> {
     service
         .read(move |conn| {
             let account = read_model::service_account(conn, &client_id)?;
-            let state = SqliteState(conn);
+            let state = SqliteState::new(conn);
             let group = match state.group(&name)? {
                 None => None,
                 Some(group) => Some(GroupSeen {

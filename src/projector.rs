@@ -20,12 +20,12 @@ use uuid::Uuid;
 
 use crate::checkpoint::{Checkpointer, Restarts};
 use crate::domain::{
-    self, DomainError, Event, EventData, GroupDeleted, GroupDetails, IDEMPOTENCY_KEY_TTL,
-    Membership, Nesting, Outcome, PasswordSet, TokenRevoked, UserCreated, UserDeleted, UserStatus,
-    UserUpdated,
+    self, DomainError, Event, EventData, GroupDeleted, GroupDetails, GroupRef, IDEMPOTENCY_KEY_TTL,
+    Membership, Nesting, Outcome, PasswordSet, TokenRevoked, UserCreated, UserDeleted, UserRef,
+    UserStatus, UserUpdated,
 };
 use crate::log::{Entry, EventLog, LogReader, Position};
-use crate::read_model::{self, SqliteState};
+use crate::read_model::{self, Mirror, SqliteState};
 
 #[derive(Debug, Clone)]
 pub struct ProjectorSettings {
@@ -294,6 +294,26 @@ pub(crate) fn decode(batch: &[Entry]) -> anyhow::Result<Vec<Decoded>> {
 /// Applies decoded entries in one transaction; returns each event's outcome and the time
 /// of the newest event.
 pub(crate) fn apply_decoded(conn: &mut Connection, batch: &[Decoded]) -> anyhow::Result<Decided> {
+    apply_in(conn, batch, None)
+}
+
+/// As [`apply_decoded`], into a read model that `mirror` holds exactly (see [`Mirror`]):
+/// `apply` reads groups, users and memberships by id from the mirror, and every change
+/// made to them is noted there too. On an error the mirror may be ahead of the model,
+/// and neither is to be used again.
+pub(crate) fn apply_mirrored(
+    conn: &mut Connection,
+    batch: &[Decoded],
+    mirror: &mut Mirror,
+) -> anyhow::Result<Decided> {
+    apply_in(conn, batch, Some(mirror))
+}
+
+fn apply_in(
+    conn: &mut Connection,
+    batch: &[Decoded],
+    mut mirror: Option<&mut Mirror>,
+) -> anyhow::Result<Decided> {
     let tx = conn.transaction()?;
     let mut decided = Vec::with_capacity(batch.len());
     let mut counted = Vec::with_capacity(batch.len());
@@ -302,7 +322,7 @@ pub(crate) fn apply_decoded(conn: &mut Connection, batch: &[Decoded]) -> anyhow:
     for Decoded { position, event } in batch {
         reached.insert(&position.partition, position.offset);
         newest = newest.max(Some(event.time));
-        if let Some(outcome) = apply_once(&tx, event, position.offset)? {
+        if let Some(outcome) = apply_once(&tx, event, position.offset, mirror.as_deref_mut())? {
             counted.push((event.data.type_name(), outcome.code()));
             decided.push((event.id, outcome));
         }
@@ -325,7 +345,12 @@ pub(crate) fn apply_decoded(conn: &mut Connection, batch: &[Decoded]) -> anyhow:
 
 /// Applies an event unless it was applied before (a redelivery), recording its outcome,
 /// and, for the events stream, its entry in the feed at its `position`.
-fn apply_once(tx: &Transaction, event: &Event, position: i64) -> anyhow::Result<Option<Outcome>> {
+fn apply_once(
+    tx: &Transaction,
+    event: &Event,
+    position: i64,
+    mirror: Option<&mut Mirror>,
+) -> anyhow::Result<Option<Outcome>> {
     let id = event.id;
     let seen: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM outcomes WHERE event_id = ?1)")?
@@ -333,10 +358,16 @@ fn apply_once(tx: &Transaction, event: &Event, position: i64) -> anyhow::Result<
     if seen {
         return Ok(None);
     }
-    let outcome = domain::apply_event(&SqliteState(tx), event)?;
+    let outcome = match mirror.as_deref() {
+        Some(mirror) => domain::apply_event(&SqliteState::mirrored(tx, mirror), event)?,
+        None => domain::apply_event(&SqliteState::new(tx), event)?,
+    };
     if outcome == Outcome::Applied {
         write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
         record_change(tx, event)?;
+        if let Some(mirror) = mirror {
+            mirror_effect(mirror, &event.data);
+        }
     }
     tx.prepare_cached("INSERT INTO outcomes (event_id, outcome) VALUES (?1, ?2)")?
         .execute(params![id, outcome.code()])?;
@@ -446,6 +477,59 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
         EventData::UserSuspended(e) => user_suspended(tx, e, &time),
         EventData::UserReinstated(e) => user_reinstated(tx, e, &time),
         EventData::TokenRevoked(e) => token_revoked(tx, e, event),
+    }
+}
+
+/// Notes an applied event's change to what a [`Mirror`] holds, as [`write_effect`] makes
+/// it in the read model.
+fn mirror_effect(mirror: &mut Mirror, event: &EventData) {
+    match event {
+        EventData::UserCreated(e) => {
+            let user = UserRef {
+                id: e.user_id,
+                username: e.username.clone(),
+                email: e.email.clone(),
+            };
+            mirror.users.insert(e.user_id, user);
+        }
+        EventData::UserUpdated(e) => {
+            if let Some(user) = mirror.users.get_mut(&e.user_id) {
+                user.username = e.username.clone();
+                user.email = e.email.clone();
+            }
+        }
+        EventData::UserDeleted(e) => {
+            mirror.users.remove(&e.user_id);
+        }
+        EventData::GroupCreated(e) => {
+            let group = GroupRef {
+                id: e.group_id,
+                name: e.name.clone(),
+                group_type: e.group_type,
+            };
+            mirror.groups.insert(e.group_id, group);
+        }
+        EventData::GroupUpdated(e) => {
+            if let Some(group) = mirror.groups.get_mut(&e.group_id) {
+                group.name = e.name.clone();
+                group.group_type = e.group_type;
+            }
+        }
+        EventData::GroupDeleted(e) => {
+            mirror.groups.remove(&e.group_id);
+        }
+        EventData::MemberAdded(m) => {
+            mirror.members.insert((m.group_id, m.user_id));
+        }
+        EventData::MemberRemoved(m) => {
+            mirror.members.remove(&(m.group_id, m.user_id));
+        }
+        EventData::ChildGroupAdded(_)
+        | EventData::ChildGroupRemoved(_)
+        | EventData::PasswordSet(_)
+        | EventData::UserSuspended(_)
+        | EventData::UserReinstated(_)
+        | EventData::TokenRevoked(_) => {}
     }
 }
 

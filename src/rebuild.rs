@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::log::LogReader;
-use crate::projector::{Decoded, apply_decoded, decode};
+use crate::projector::{Decoded, apply_mirrored, decode};
 use crate::read_model;
 use crate::settings::Settings;
 use crate::startup::open_existing_log;
@@ -122,13 +122,15 @@ fn replay(
         })
         .context("starting the rebuild's reader")?;
     let mut events = 0;
+    // The new model starts empty, and this is its one writer.
+    let mut mirror = read_model::Mirror::default();
     let mut apply_all = || -> anyhow::Result<()> {
         loop {
             let batch = batches.recv().context("the rebuild's reader stopped")?;
             let (decoded, at_end) = batch?;
             events += decoded.len();
             if !decoded.is_empty() {
-                apply_decoded(&mut conn, &decoded)?;
+                apply_mirrored(&mut conn, &decoded, &mut mirror)?;
             }
             if at_end {
                 return Ok(());

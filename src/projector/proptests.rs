@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use super::apply_batch;
+use super::{apply_batch, apply_mirrored, decode};
 use crate::domain::memory::MemoryState;
 use crate::domain::{
     Actor, Command, Custom, DomainError, Email, Event, EventData, ExpectedVersion, GroupIdentifier,
@@ -733,7 +733,7 @@ impl Run {
     /// service makes them.
     fn decide(&mut self, request: &Request) -> Result<Vec<Event>, TestCaseError> {
         let in_memory = decided(&self.memory, request);
-        let in_sqlite = decided(&SqliteState(&self.read_model), request);
+        let in_sqlite = decided(&SqliteState::new(&self.read_model), request);
         prop_assert_eq!(&in_memory, &in_sqlite, "decisions on {:?}", request);
         let Ok((decided, expected)) = in_memory else {
             return Ok(Vec::new());
@@ -819,7 +819,7 @@ impl Run {
         prop_assert_eq!(&decided, &expected, "outcomes: projector vs memory");
         self.outcomes.extend(decided);
         invariants(
-            &SqliteState(&self.read_model),
+            &SqliteState::new(&self.read_model),
             &mut self.administered_in_sqlite,
         )
         .map_err(|e| fail(format!("in the read model: {e}")))?;
@@ -831,6 +831,24 @@ impl Run {
         let (decided, dump) = self.replay_in_order(name, self.log.iter().collect(), size);
         prop_assert_eq!(&decided, &self.outcomes, "outcomes of a replay by {}", size);
         Ok(dump)
+    }
+
+    /// Replays the whole log as a rebuild does, with a mirror of what `apply` reads; its
+    /// dump.
+    fn replay_mirrored(&self, name: &str, size: usize) -> Result<String, TestCaseError> {
+        let mut conn =
+            read_model::open_for_writing(&self.dir.path().join(name)).expect("a second read model");
+        let mut mirror = read_model::Mirror::default();
+        let mut decided = Vec::new();
+        for chunk in self.log.chunks(size) {
+            let entries: Vec<Entry> = chunk.iter().map(Logged::entry).collect();
+            let decoded = decode(&entries).expect("decoding a batch");
+            let (outcomes, _) =
+                apply_mirrored(&mut conn, &decoded, &mut mirror).expect("replaying a batch");
+            decided.extend(outcomes);
+        }
+        prop_assert_eq!(&decided, &self.outcomes, "outcomes of a mirrored replay");
+        Ok(read_model::dump(&conn).expect("a dump"))
     }
 
     /// Replays the entries in the given order into a fresh read model, `size` entries a
@@ -1116,7 +1134,7 @@ fn run(steps: &[Step]) -> Result<Run, TestCaseError> {
 
 fn check(steps: &[Step], replay_size: usize) -> Result<(), TestCaseError> {
     let run = run(steps)?;
-    let differ = differences(&run.memory, &SqliteState(&run.read_model));
+    let differ = differences(&run.memory, &SqliteState::new(&run.read_model));
     prop_assert!(
         differ.is_empty(),
         "the states differ:\n{}",
@@ -1125,7 +1143,7 @@ fn check(steps: &[Step], replay_size: usize) -> Result<(), TestCaseError> {
     prop_assert_eq!(run.positions(), run.expected_positions());
     for actor in (0..KEY_ACTORS).map(user_id) {
         for key in (0..KEYS).map(key_name) {
-            let held = SqliteState(&run.read_model)
+            let held = SqliteState::new(&run.read_model)
                 .idempotent_request(actor, &key)
                 .expect("reading a key")
                 .map(|first| (first.correlation_id, first.time));
@@ -1140,6 +1158,10 @@ fn check(steps: &[Step], replay_size: usize) -> Result<(), TestCaseError> {
         if let Some(difference) = dump_difference(&dump, &replayed) {
             prop_assert!(false, "a replay by {} differs: {}", size, difference);
         }
+    }
+    let mirrored = run.replay_mirrored("mirrored.db", replay_size.max(1))?;
+    if let Some(difference) = dump_difference(&dump, &mirrored) {
+        prop_assert!(false, "a mirrored replay differs: {}", difference);
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ pub use queries::{
     list_groups, list_history, list_users, login_of, password_hash, password_of, scopes_of,
     scopes_text, service_account, token_stands,
 };
-pub use state::SqliteState;
+pub use state::{Mirror, SqliteState};
 
 /// Ids are kept as their 16 bytes (rusqlite binds a `Uuid` as a blob), not as 36
 /// characters of text: less than half the bytes in every row and index that holds one.

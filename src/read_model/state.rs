@@ -1,5 +1,6 @@
 //! The domain's [`State`] answered from the read model, for handlers and projector alike.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use rusqlite::types::ToSqlOutput;
@@ -12,7 +13,35 @@ use crate::domain::{
     State, UserDetails, UserIdentifier, UserRef, Username,
 };
 
-pub struct SqliteState<'c>(pub &'c Connection);
+pub struct SqliteState<'c> {
+    conn: &'c Connection,
+    mirror: Option<&'c Mirror>,
+}
+
+/// What `apply` reads most, kept in memory: the groups and the users by id, and who is a
+/// direct member of which group. It answers for a read model only while it holds exactly
+/// what that model holds: a model that started empty with it, whose one writer notes in
+/// it every change it makes there (a rebuild; see `projector::apply_mirrored`).
+#[derive(Debug, Default)]
+pub struct Mirror {
+    pub(crate) groups: HashMap<Uuid, GroupRef>,
+    pub(crate) users: HashMap<Uuid, UserRef>,
+    pub(crate) members: HashSet<(Uuid, Uuid)>,
+}
+
+impl<'c> SqliteState<'c> {
+    pub fn new(conn: &'c Connection) -> Self {
+        Self { conn, mirror: None }
+    }
+
+    /// The state of `conn`, whose groups, users and memberships `mirror` holds too.
+    pub fn mirrored(conn: &'c Connection, mirror: &'c Mirror) -> Self {
+        Self {
+            conn,
+            mirror: Some(mirror),
+        }
+    }
+}
 
 /// The groups below `?1` at any depth. UNION, not UNION ALL, so a cycle cannot loop.
 const BELOW: &str = "WITH RECURSIVE below(id) AS (
@@ -113,7 +142,7 @@ fn json<T: serde::de::DeserializeOwned>(row: &Row, index: usize) -> rusqlite::Re
 impl State for SqliteState<'_> {
     fn user_details(&self, user: Uuid) -> anyhow::Result<Option<UserDetails>> {
         Ok(self
-            .0
+            .conn
             .prepare_cached("SELECT username, email, profile, suspended FROM users WHERE id = ?1")?
             .query_row([user], |row| {
                 Ok(UserDetails {
@@ -128,7 +157,7 @@ impl State for SqliteState<'_> {
 
     fn group_details(&self, group: Uuid) -> anyhow::Result<Option<GroupDetails>> {
         Ok(self
-            .0
+            .conn
             .prepare_cached(
                 "SELECT id, name, description, type, custom, external_id FROM groups
                  WHERE id = ?1",
@@ -148,25 +177,31 @@ impl State for SqliteState<'_> {
 
     fn is_token_revoked(&self, token: Uuid) -> anyhow::Result<bool> {
         Ok(self
-            .0
+            .conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = ?1)")?
             .query_row([token], |row| row.get(0))?)
     }
 
     fn group(&self, id: &GroupIdentifier) -> anyhow::Result<Option<GroupRef>> {
+        if let (Some(mirror), GroupIdentifier::Id(id)) = (self.mirror, id) {
+            return Ok(mirror.groups.get(id).cloned());
+        }
         let (sql, key) = match id {
             GroupIdentifier::Id(id) => ("id = ?1", id.to_sql()?),
             GroupIdentifier::Name(name) => ("name_key = ?1", ToSqlOutput::from(name.key())),
         };
         let sql = format!("SELECT id, name, type FROM groups WHERE {sql}");
         Ok(self
-            .0
+            .conn
             .prepare_cached(&sql)?
             .query_row([key], group_ref)
             .optional()?)
     }
 
     fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>> {
+        if let (Some(mirror), UserIdentifier::Id(id)) = (self.mirror, id) {
+            return Ok(mirror.users.get(id).cloned());
+        }
         let (sql, key) = match id {
             UserIdentifier::Id(id) => ("id = ?1", id.to_sql()?),
             UserIdentifier::Username(name) => ("username_key = ?1", ToSqlOutput::from(name.key())),
@@ -179,15 +214,18 @@ impl State for SqliteState<'_> {
         };
         let sql = format!("SELECT id, username, email FROM users WHERE {sql}");
         Ok(self
-            .0
+            .conn
             .prepare_cached(&sql)?
             .query_row([key], user_ref)
             .optional()?)
     }
 
     fn is_direct_member(&self, group: Uuid, user: Uuid) -> anyhow::Result<bool> {
+        if let Some(mirror) = self.mirror {
+            return Ok(mirror.members.contains(&(group, user)));
+        }
         Ok(self
-            .0
+            .conn
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2)",
             )?
@@ -196,7 +234,7 @@ impl State for SqliteState<'_> {
 
     fn idempotent_request(&self, actor: Uuid, key: &str) -> anyhow::Result<Option<KeyUse>> {
         let found: Option<(String, Uuid, i64)> = self
-            .0
+            .conn
             .prepare_cached(
                 "SELECT fingerprint, correlation_id, time_ns FROM idempotency
                  WHERE actor_id = ?1 AND key = ?2",
@@ -218,7 +256,7 @@ impl State for SqliteState<'_> {
 
     fn group_version(&self, group: Uuid) -> anyhow::Result<Option<u64>> {
         Ok(self
-            .0
+            .conn
             .prepare_cached("SELECT version FROM groups WHERE id = ?1")?
             .query_row([group], |row| row.get(0))
             .optional()?)
@@ -226,7 +264,7 @@ impl State for SqliteState<'_> {
 
     fn last_change(&self, group: Uuid) -> anyhow::Result<Option<Uuid>> {
         Ok(self
-            .0
+            .conn
             .prepare_cached("SELECT last_change FROM groups WHERE id = ?1")?
             .query_row([group], |row| row.get(0))
             .optional()?)
@@ -234,7 +272,7 @@ impl State for SqliteState<'_> {
 
     fn is_direct_child(&self, parent: Uuid, child: Uuid) -> anyhow::Result<bool> {
         Ok(self
-            .0
+            .conn
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM child_groups WHERE parent_id = ?1 AND child_id = ?2)",
             )?
@@ -244,7 +282,7 @@ impl State for SqliteState<'_> {
     fn is_below(&self, group: Uuid, ancestor: Uuid) -> anyhow::Result<bool> {
         let sql = format!("{BELOW} SELECT EXISTS (SELECT 1 FROM below WHERE id = ?2)");
         Ok(self
-            .0
+            .conn
             .prepare_cached(&sql)?
             .query_row(params![ancestor, group], |row| row.get(0))?)
     }
@@ -257,7 +295,7 @@ impl State for SqliteState<'_> {
              ORDER BY g.name_key LIMIT 1"
         );
         Ok(self
-            .0
+            .conn
             .prepare_cached(&sql)?
             .query_row(params![group, user], group_ref)
             .optional()?)
@@ -313,13 +351,13 @@ impl State for SqliteState<'_> {
             Reach::Group(group) => (&*ABOVE_GROUP, Some(group)),
             Reach::GroupsOf(user) => (&*ABOVE_GROUPS_OF_USER, Some(user)),
         };
-        let mut statement = self.0.prepare_cached(reached)?;
+        let mut statement = self.conn.prepare_cached(reached)?;
         let system = match from {
             None => statement.query_map([], group_ref)?,
             Some(from) => statement.query_map([from], group_ref)?,
         }
         .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut has_member = self.0.prepare_cached(KEEPS_A_MEMBER)?;
+        let mut has_member = self.conn.prepare_cached(KEEPS_A_MEMBER)?;
         for group in system {
             let kept: bool = has_member.query_row(
                 params![
@@ -347,7 +385,7 @@ impl SqliteState<'_> {
         if !self.may_be_in_system_group(group)? {
             return Ok(false);
         }
-        let mut statement = self.0.prepare_cached(&ABOVE_GROUP)?;
+        let mut statement = self.conn.prepare_cached(&ABOVE_GROUP)?;
         Ok(statement.exists([group])?)
     }
 
@@ -355,7 +393,7 @@ impl SqliteState<'_> {
     /// almost every removal skip the walk up the tree.
     fn may_be_in_system_group(&self, group: Uuid) -> anyhow::Result<bool> {
         let found = self
-            .0
+            .conn
             .prepare_cached(MAY_BE_IN_SYSTEM_GROUP)?
             .query_row([group], |row| row.get(0))
             .optional()?;
@@ -371,7 +409,7 @@ impl SqliteState<'_> {
         row: fn(&Row) -> rusqlite::Result<T>,
     ) -> anyhow::Result<Vec<T>> {
         Ok(self
-            .0
+            .conn
             .prepare_cached(sql)?
             .query_map([id], row)?
             .collect::<rusqlite::Result<_>>()?)

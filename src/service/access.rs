@@ -22,7 +22,7 @@ pub(super) fn authorize_self_or_admin(
     if administers(conn, caller, &standing)? {
         return Ok(standing);
     }
-    match SqliteState(conn).user(user)? {
+    match SqliteState::new(conn).user(user)? {
         Some(found) if found.id == caller.user && standing.scopes.is_empty() => Ok(standing),
         _ => Err(ServiceError::Forbidden),
     }
@@ -95,7 +95,7 @@ pub(super) fn check_provisioner_reach(
     if !standing.scopes.contains(&Scope::Scim) {
         return Ok(());
     }
-    let state = SqliteState(conn);
+    let state = SqliteState::new(conn);
     for event in events {
         let groups = match event {
             EventData::ChildGroupAdded(n) | EventData::ChildGroupRemoved(n) => {

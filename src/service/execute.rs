@@ -112,7 +112,7 @@ impl Service {
             {
                 return Ok(Decision::Replay(first));
             }
-            let state = SqliteState(conn);
+            let state = SqliteState::new(conn);
             let expected = match &if_match {
                 Some(if_match) => check_if_match(&state, if_match, &command)?,
                 None => None,
@@ -284,7 +284,7 @@ fn first_use(
     key: &Idempotency,
     expiry: Expiry,
 ) -> Result<Option<FirstUse>, ServiceError> {
-    let Some(found) = SqliteState(conn).idempotent_request(actor, &key.key)? else {
+    let Some(found) = SqliteState::new(conn).idempotent_request(actor, &key.key)? else {
         return Ok(None);
     };
     let expired = OffsetDateTime::now_utc() >= found.time + IDEMPOTENCY_KEY_TTL;

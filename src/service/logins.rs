@@ -293,7 +293,8 @@ impl Service {
         let (user_id, stored, is_admin) = self
             .query_self_or_admin(caller, user, move |conn, user| {
                 let user_id =
-                    crate::domain::State::require_user(&read_model::SqliteState(conn), user)?.id;
+                    crate::domain::State::require_user(&read_model::SqliteState::new(conn), user)?
+                        .id;
                 let is_admin = read_model::is_administrator(conn, caller.user)?;
                 Ok((user_id, read_model::password_of(conn, user_id)?, is_admin))
             })

@@ -61,7 +61,7 @@ impl Service {
         user: UserIdentifier,
     ) -> Result<UserView, ServiceError> {
         self.query_self_or_admin(caller, user, |conn, user| {
-            let found = SqliteState(conn).require_user(user)?;
+            let found = SqliteState::new(conn).require_user(user)?;
             UserView::load(conn, found.id)?.ok_or_else(|| DomainError::UserNotFound.into())
         })
         .await
@@ -75,7 +75,7 @@ impl Service {
         user: UserIdentifier,
     ) -> Result<Uuid, ServiceError> {
         self.query_self_or_admin(caller, user, |conn, user| {
-            Ok(SqliteState(conn).require_user(user)?.id)
+            Ok(SqliteState::new(conn).require_user(user)?.id)
         })
         .await
     }
@@ -96,7 +96,7 @@ impl Service {
         group: GroupIdentifier,
     ) -> Result<GroupView, ServiceError> {
         self.query(caller, move |conn| {
-            let found = SqliteState(conn).require_group(&group)?;
+            let found = SqliteState::new(conn).require_group(&group)?;
             GroupView::load(conn, found.id)?.ok_or_else(|| DomainError::GroupNotFound.into())
         })
         .await
@@ -117,7 +117,7 @@ impl Service {
         request: ListRequest,
     ) -> Result<List<UserView>, ServiceError> {
         self.query(caller, move |conn| {
-            let state = SqliteState(conn);
+            let state = SqliteState::new(conn);
             let which = match scope {
                 UserScope::All => Users::All,
                 UserScope::MembersOf { group, inherited } => Users::MembersOf {
@@ -137,7 +137,7 @@ impl Service {
         request: ListRequest,
     ) -> Result<List<GroupView>, ServiceError> {
         self.query(caller, move |conn| {
-            let state = SqliteState(conn);
+            let state = SqliteState::new(conn);
             let which = match scope {
                 GroupScope::All => Groups::All,
                 GroupScope::ChildrenOf {
@@ -169,7 +169,7 @@ impl Service {
     ) -> Result<List<HistoryItem>, ServiceError> {
         let (total, positions) = self
             .query(caller, move |conn| {
-                let group = SqliteState(conn).require_group(&group)?;
+                let group = SqliteState::new(conn).require_group(&group)?;
                 Ok(read_model::list_history(conn, group.id, offset, limit)?)
             })
             .await?;
@@ -189,7 +189,7 @@ impl Service {
         user: UserIdentifier,
     ) -> Result<bool, ServiceError> {
         self.query(caller, move |conn| {
-            let state = SqliteState(conn);
+            let state = SqliteState::new(conn);
             let group = state.require_group(&group)?;
             let user = state.require_user(&user)?;
             Ok(belongs(&state, group.id, user.id)?)
@@ -206,7 +206,7 @@ impl Service {
         groups: Vec<GroupIdentifier>,
     ) -> Result<bool, ServiceError> {
         self.query(caller, move |conn| {
-            let state = SqliteState(conn);
+            let state = SqliteState::new(conn);
             let user = state.require_user(&user)?;
             for group in &groups {
                 if let Some(group) = state.group(group)?
