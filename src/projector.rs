@@ -300,7 +300,7 @@ pub(crate) fn apply_decoded(conn: &mut Connection, batch: &[Decoded]) -> anyhow:
 /// As [`apply_decoded`], into a read model that `mirror` holds exactly (see [`Mirror`]):
 /// `apply` reads groups, users and memberships by id from the mirror, and every change
 /// made to them is noted there too. On an error the mirror may be ahead of the model,
-/// and neither is to be used again.
+/// and neither is to be used again (a rebuild stops).
 pub(crate) fn apply_mirrored(
     conn: &mut Connection,
     batch: &[Decoded],
@@ -358,10 +358,11 @@ fn apply_once(
     if seen {
         return Ok(None);
     }
-    let outcome = match mirror.as_deref() {
-        Some(mirror) => domain::apply_event(&SqliteState::mirrored(tx, mirror), event)?,
-        None => domain::apply_event(&SqliteState::new(tx), event)?,
+    let state = match mirror.as_deref() {
+        Some(mirror) => SqliteState::mirrored(tx, mirror),
+        None => SqliteState::new(tx),
     };
+    let outcome = domain::apply_event(&state, event)?;
     if outcome == Outcome::Applied {
         write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
         record_change(tx, event)?;
@@ -481,7 +482,8 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
 }
 
 /// Notes an applied event's change to what a [`Mirror`] holds, as [`write_effect`] makes
-/// it in the read model.
+/// it in the read model. Every event type is named, so that a new one cannot be left out
+/// unnoticed.
 fn mirror_effect(mirror: &mut Mirror, event: &EventData) {
     match event {
         EventData::UserCreated(e) => {

@@ -25,7 +25,7 @@ use crate::domain::{
     expect_version, key_events,
 };
 use crate::log::{Entry, Position, Stream};
-use crate::read_model::{self, SqliteState};
+use crate::read_model::{self, Mirror, SqliteState};
 
 // ---- the world -------------------------------------------------------------------------
 
@@ -826,45 +826,48 @@ impl Run {
         Ok(())
     }
 
-    /// Replays the whole log into a fresh read model, `size` entries a batch; its dump.
-    fn replay(&self, name: &str, size: usize) -> Result<String, TestCaseError> {
-        let (decided, dump) = self.replay_in_order(name, self.log.iter().collect(), size);
+    /// Replays the whole log into a fresh read model, `size` entries a batch, mirrored as
+    /// a rebuild does if `mirrored`; its dump.
+    fn replay(&self, name: &str, size: usize, mirrored: bool) -> Result<String, TestCaseError> {
+        let order = self.log.iter().collect();
+        let (decided, dump) = self.replay_in_order(name, order, size, mirrored);
         prop_assert_eq!(&decided, &self.outcomes, "outcomes of a replay by {}", size);
         Ok(dump)
     }
 
-    /// Replays the whole log as a rebuild does, with a mirror of what `apply` reads; its
-    /// dump.
-    fn replay_mirrored(&self, name: &str, size: usize) -> Result<String, TestCaseError> {
-        let mut conn =
-            read_model::open_for_writing(&self.dir.path().join(name)).expect("a second read model");
-        let mut mirror = read_model::Mirror::default();
-        let mut decided = Vec::new();
-        for chunk in self.log.chunks(size) {
-            let entries: Vec<Entry> = chunk.iter().map(Logged::entry).collect();
-            let decoded = decode(&entries).expect("decoding a batch");
-            let (outcomes, _) =
-                apply_mirrored(&mut conn, &decoded, &mut mirror).expect("replaying a batch");
-            decided.extend(outcomes);
-        }
-        prop_assert_eq!(&decided, &self.outcomes, "outcomes of a mirrored replay");
-        Ok(read_model::dump(&conn).expect("a dump"))
-    }
-
     /// Replays the entries in the given order into a fresh read model, `size` entries a
-    /// batch; the outcomes and the dump.
+    /// batch; the outcomes and the dump. `mirrored`: as a rebuild does, with a [`Mirror`]
+    /// of what `apply` reads, which must end holding what the model holds.
     fn replay_in_order(
         &self,
         name: &str,
         order: Vec<&Logged>,
         size: usize,
+        mirrored: bool,
     ) -> (Vec<(Uuid, Outcome)>, String) {
         let mut conn =
             read_model::open_for_writing(&self.dir.path().join(name)).expect("a second read model");
+        let mut mirror = mirrored.then(Mirror::default);
         let mut decided = Vec::new();
         for chunk in order.chunks(size) {
             let entries: Vec<Entry> = chunk.iter().map(|logged| logged.entry()).collect();
-            decided.extend(apply_batch(&mut conn, &entries).expect("replaying a batch"));
+            let outcomes = match &mut mirror {
+                Some(mirror) => {
+                    let decoded = decode(&entries).expect("decoding a batch");
+                    apply_mirrored(&mut conn, &decoded, mirror)
+                        .expect("replaying a batch")
+                        .0
+                }
+                None => apply_batch(&mut conn, &entries).expect("replaying a batch"),
+            };
+            decided.extend(outcomes);
+        }
+        if let Some(mirror) = mirror {
+            let held = Mirror::of(&conn).expect("what the model holds");
+            assert_eq!(
+                mirror, held,
+                "the mirror kept beside the replay and the model"
+            );
         }
         (decided, read_model::dump(&conn).expect("a dump"))
     }
@@ -1153,15 +1156,16 @@ fn check(steps: &[Step], replay_size: usize) -> Result<(), TestCaseError> {
     }
 
     let dump = read_model::dump(&run.read_model).expect("a dump");
-    for (name, size) in [("by-size.db", replay_size), ("at-once.db", run.log.len())] {
-        let replayed = run.replay(name, size.max(1))?;
+    let replays = [
+        ("by-size.db", replay_size, false),
+        ("at-once.db", run.log.len(), false),
+        ("mirrored.db", replay_size, true),
+    ];
+    for (name, size, mirrored) in replays {
+        let replayed = run.replay(name, size.max(1), mirrored)?;
         if let Some(difference) = dump_difference(&dump, &replayed) {
-            prop_assert!(false, "a replay by {} differs: {}", size, difference);
+            prop_assert!(false, "{} by {} differs: {}", name, size, difference);
         }
-    }
-    let mirrored = run.replay_mirrored("mirrored.db", replay_size.max(1))?;
-    if let Some(difference) = dump_difference(&dump, &mirrored) {
-        prop_assert!(false, "a mirrored replay differs: {}", difference);
     }
     Ok(())
 }
@@ -1172,10 +1176,13 @@ fn check_stream_orders(steps: &[Step], replay_size: usize) -> Result<(), TestCas
     let run = run(steps)?;
     let dump = read_model::dump(&run.read_model).expect("a dump");
     for first in [Stream::Events, Stream::Credentials] {
-        let name = format!("{}-first.db", first.name());
-        let (_, replayed) = run.replay_in_order(&name, run.stream_first(first), replay_size);
-        if let Some(difference) = dump_difference(&dump, &replayed) {
-            prop_assert!(false, "{} read first: {}", first.name(), difference);
+        for mirrored in [false, true] {
+            let name = format!("{}-first-{mirrored}.db", first.name());
+            let order = run.stream_first(first);
+            let (_, replayed) = run.replay_in_order(&name, order, replay_size, mirrored);
+            if let Some(difference) = dump_difference(&dump, &replayed) {
+                prop_assert!(false, "{} read first: {}", first.name(), difference);
+            }
         }
     }
     Ok(())
@@ -1231,12 +1238,17 @@ fn a_retry_racing_its_first_try_ends_alike_whichever_stream_is_read_first() {
         <[Event; 2]>::try_from(retry).expect("UserCreated, PasswordSet");
     run.append(vec![created, created_again, password_again, password]);
 
-    let (_, events_first) =
-        run.replay_in_order("events-first.db", run.stream_first(Stream::Events), 1);
+    let (_, events_first) = run.replay_in_order(
+        "events-first.db",
+        run.stream_first(Stream::Events),
+        1,
+        false,
+    );
     let (_, credentials_first) = run.replay_in_order(
         "credentials-first.db",
         run.stream_first(Stream::Credentials),
         1,
+        false,
     );
     if let Some(difference) = dump_difference(&events_first, &credentials_first) {
         panic!("events read first vs credentials read first: {difference}");

@@ -149,10 +149,10 @@ fn condition(
         Filter::Or(items) => joined(items, " OR ", params),
         Filter::Not(inner) => Ok(format!("NOT ({})", condition(inner, over, first, params)?)),
         Filter::Present(Attribute::Active) if over == Over::Users => Ok("1".into()),
-        Filter::Present(attribute) => {
-            let (column, _) = column(over, *attribute)?;
-            Ok(format!("({column} IS NOT NULL AND {column} <> '')"))
-        }
+        Filter::Present(attribute) => match column(over, *attribute)? {
+            (column, Case::Id) => Ok(format!("({column} IS NOT NULL)")),
+            (column, _) => Ok(format!("({column} IS NOT NULL AND {column} <> '')")),
+        },
         Filter::Compare(Attribute::Active, op, operand) if over == Over::Users => {
             active(*op, operand)
         }

@@ -25,12 +25,14 @@ pub use queries::{
     list_groups, list_history, list_users, login_of, password_hash, password_of, scopes_of,
     scopes_text, service_account, token_stands,
 };
-pub use state::{Mirror, SqliteState};
+pub(crate) use state::Mirror;
+pub use state::SqliteState;
 
 /// Ids are kept as their 16 bytes (rusqlite binds a `Uuid` as a blob), not as 36
 /// characters of text: less than half the bytes in every row and index that holds one.
-/// Every table is STRICT, so a value of another type (an id bound as text) is refused
-/// rather than stored as a row that no lookup by id would find.
+/// Every table is STRICT, so a value written with another type (an id bound as text) is
+/// refused rather than stored as a row that no lookup by id would find. A lookup that
+/// binds an id as text finds nothing: reads bind the `Uuid`, never its text.
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS users (
         id BLOB PRIMARY KEY,
@@ -251,8 +253,10 @@ fn open(path: &Path, read_indexes: bool) -> anyhow::Result<Connection> {
     if replaced {
         // Hands back the pages of the dropped tables, so that the file is only as large
         // as the new model grows. The new tables are empty: this copies almost nothing.
-        conn.execute_batch("VACUUM")
-            .context("compacting the read model after its schema changed")?;
+        // The new schema is committed either way; a file left large is still correct.
+        if let Err(error) = conn.execute_batch("VACUUM") {
+            tracing::warn!(%error, "compacting the read model after its schema changed failed");
+        }
     }
     Ok(conn)
 }

@@ -772,8 +772,7 @@ mod tests {
             )
             .unwrap();
         }
-        let found = |op: Op, text: String| {
-            let filter = Filter::Compare(Attribute::Id, op, Operand::Text(text));
+        let kept = |filter: Filter| {
             let (condition, params) = compile(&filter, Over::Users, 1).unwrap();
             let sql = format!("SELECT id FROM users u WHERE {condition} ORDER BY id");
             let mut statement = conn.prepare(&sql).unwrap();
@@ -782,6 +781,8 @@ mod tests {
                 .collect::<rusqlite::Result<Vec<Uuid>>>()
                 .unwrap()
         };
+        let found = |op, text| kept(Filter::Compare(Attribute::Id, op, Operand::Text(text)));
+        assert_eq!(kept(Filter::Present(Attribute::Id)), [a, b]);
         assert_eq!(found(Op::Eq, a.to_string()), [a]);
         assert!(found(Op::Eq, a.to_string().to_uppercase()).is_empty());
         assert!(found(Op::Eq, "not an id".into()).is_empty());

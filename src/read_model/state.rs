@@ -22,11 +22,34 @@ pub struct SqliteState<'c> {
 /// direct member of which group. It answers for a read model only while it holds exactly
 /// what that model holds: a model that started empty with it, whose one writer notes in
 /// it every change it makes there (a rebuild; see `projector::apply_mirrored`).
-#[derive(Debug, Default)]
-pub struct Mirror {
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Mirror {
     pub(crate) groups: HashMap<Uuid, GroupRef>,
     pub(crate) users: HashMap<Uuid, UserRef>,
     pub(crate) members: HashSet<(Uuid, Uuid)>,
+}
+
+impl Mirror {
+    /// What `conn`'s read model holds of what a mirror keeps: to check one against it.
+    #[cfg(test)]
+    pub(crate) fn of(conn: &Connection) -> anyhow::Result<Self> {
+        let mut mirror = Self::default();
+        let mut groups = conn.prepare("SELECT id, name, type FROM groups")?;
+        for group in groups.query_map([], group_ref)? {
+            let group = group?;
+            mirror.groups.insert(group.id, group);
+        }
+        let mut users = conn.prepare("SELECT id, username, email FROM users")?;
+        for user in users.query_map([], user_ref)? {
+            let user = user?;
+            mirror.users.insert(user.id, user);
+        }
+        let mut members = conn.prepare("SELECT group_id, user_id FROM members")?;
+        for member in members.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))? {
+            mirror.members.insert(member?);
+        }
+        Ok(mirror)
+    }
 }
 
 impl<'c> SqliteState<'c> {
@@ -35,7 +58,7 @@ impl<'c> SqliteState<'c> {
     }
 
     /// The state of `conn`, whose groups, users and memberships `mirror` holds too.
-    pub fn mirrored(conn: &'c Connection, mirror: &'c Mirror) -> Self {
+    pub(crate) fn mirrored(conn: &'c Connection, mirror: &'c Mirror) -> Self {
         Self {
             conn,
             mirror: Some(mirror),
