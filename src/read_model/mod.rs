@@ -224,7 +224,7 @@ fn open(path: &Path, read_indexes: bool) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "mmap_size", MAP_BYTES)?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
     crate::sqlite::fix_plans(&conn)?;
-    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version = schema_version(&conn)?;
     let has_tables: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
         [],
@@ -395,6 +395,16 @@ fn heading(conn: &Connection, table: &str) -> anyhow::Result<String> {
     Ok(format!("[{table}] {rows}"))
 }
 
+/// The version of the schema `conn`'s read model was made with (0 for a new file).
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// A dump's first line: the schema's version.
+fn schema_heading(conn: &Connection) -> rusqlite::Result<String> {
+    Ok(format!("[schema] {}", schema_version(conn)?))
+}
+
 /// A row as a line of a dump, ids as their text.
 fn line(row: &rusqlite::Row) -> rusqlite::Result<String> {
     use rusqlite::types::Value;
@@ -411,10 +421,11 @@ fn line(row: &rusqlite::Row) -> rusqlite::Result<String> {
     Ok(cells.join("\t"))
 }
 
-/// The whole state as text, a heading per table and a line per row, every table and row
-/// in a fixed order: equal dumps mean equal read models.
+/// The whole state as text: the schema's version, then a heading per table and a line per
+/// row, every table and row in a fixed order. Equal dumps mean equal read models.
 pub fn dump(conn: &Connection) -> anyhow::Result<String> {
-    let mut out = String::new();
+    let mut out = schema_heading(conn)?;
+    out.push('\n');
     for (table, sql) in DUMPED {
         out.push_str(&heading(conn, table)?);
         out.push('\n');
@@ -431,18 +442,13 @@ pub fn dump(conn: &Connection) -> anyhow::Result<String> {
 /// The first line at which the dumps of two read models differ, `None` if nowhere; read
 /// a row at a time from each, in one read transaction each, so that neither dump is ever
 /// made whole and each is of one moment. The tables' headings, which come first in a
-/// dump, are counted only once their rows are found to differ. Models of two schemas
-/// differ by their schemas' versions, before any row.
+/// dump, are counted only once their rows are found to differ.
 pub fn first_difference(
     a: &Connection,
     b: &Connection,
 ) -> anyhow::Result<Option<(String, String)>> {
     let (a, b) = (a.unchecked_transaction()?, b.unchecked_transaction()?);
-    let schema = |conn: &Connection| -> rusqlite::Result<String> {
-        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        Ok(format!("[schema] {version}"))
-    };
-    let (schema_a, schema_b) = (schema(&a)?, schema(&b)?);
+    let (schema_a, schema_b) = (schema_heading(&a)?, schema_heading(&b)?);
     if schema_a != schema_b {
         return Ok(Some((schema_a, schema_b)));
     }
@@ -539,9 +545,7 @@ mod tests {
         let rows: i64 = new
             .query_row("SELECT count(*) FROM feed", [], |row| row.get(0))
             .expect("a count");
-        let version: i64 = new
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .expect("a version");
+        let version = schema_version(&new).expect("a version");
         assert_eq!((rows, version), (0, SCHEMA_VERSION));
         assert!(
             pages(&new) * 10 < filled,
