@@ -163,13 +163,10 @@ fn condition(
             };
             let text = case.fold(text);
             let at = first + params.len();
-            if case == Case::Id && matches!(op, Op::Eq | Op::Ne) {
-                let compare = if *op == Op::Eq { "=" } else { "IS NOT" };
-                params.push(id_value(text));
-                return Ok(format!("{column} {compare} ?{at}"));
-            }
+            // An id's `eq` and `ne` compare its stored bytes, by key; the rest its text.
+            let by_key = case == Case::Id && matches!(op, Op::Eq | Op::Ne);
             let column = match case {
-                Case::Id => id_text(column),
+                Case::Id if !by_key => id_text(column),
                 _ => column.to_owned(),
             };
             let like = |pattern: String| (format!("{column} LIKE ?{at} ESCAPE '\\'"), pattern);
@@ -193,7 +190,11 @@ fn condition(
                 (Op::Lt, _) => (format!("{column} < ?{at}"), text),
                 (Op::Le, _) => (format!("{column} <= ?{at}"), text),
             };
-            params.push(Sql::Text(value));
+            params.push(if by_key {
+                id_value(value)
+            } else {
+                Sql::Text(value)
+            });
             Ok(sql)
         }
     }
