@@ -18,15 +18,18 @@ pub struct SqliteState<'c> {
     mirror: Option<&'c Mirror>,
 }
 
-/// What `apply` reads most, kept in memory: the groups and the users by id, and who is a
-/// direct member of which group. It answers for a read model only while it holds exactly
-/// what that model holds: a model that started empty with it, whose one writer notes in
-/// it every change it makes there (a rebuild; see `projector::apply_mirrored`).
+/// What `apply` reads most, kept in memory: the groups and the users by id, who is a
+/// direct member of which group, and each group's version. It answers for a read model
+/// only while it holds exactly what that model holds: a model that started empty with it,
+/// whose one writer notes in it every change it makes there (a rebuild; see
+/// `projector::apply_mirrored`).
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Mirror {
     pub(crate) groups: HashMap<Uuid, GroupRef>,
     pub(crate) users: HashMap<Uuid, UserRef>,
     pub(crate) members: HashSet<(Uuid, Uuid)>,
+    /// Each group's `version` and `last_change`, as its row holds them.
+    pub(crate) versions: HashMap<Uuid, (u64, Uuid)>,
 }
 
 impl Mirror {
@@ -34,9 +37,11 @@ impl Mirror {
     #[cfg(test)]
     pub(crate) fn of(conn: &Connection) -> anyhow::Result<Self> {
         let mut mirror = Self::default();
-        let mut groups = conn.prepare("SELECT id, name, type FROM groups")?;
-        for group in groups.query_map([], group_ref)? {
-            let group = group?;
+        let mut groups = conn.prepare("SELECT id, name, type, version, last_change FROM groups")?;
+        let row = |row: &Row| Ok((group_ref(row)?, row.get(3)?, row.get(4)?));
+        for group in groups.query_map([], row)? {
+            let (group, version, last_change) = group?;
+            mirror.versions.insert(group.id, (version, last_change));
             mirror.groups.insert(group.id, group);
         }
         let mut users = conn.prepare("SELECT id, username, email FROM users")?;
@@ -278,6 +283,9 @@ impl State for SqliteState<'_> {
     }
 
     fn group_version(&self, group: Uuid) -> anyhow::Result<Option<u64>> {
+        if let Some(mirror) = self.mirror {
+            return Ok(mirror.versions.get(&group).map(|&(version, _)| version));
+        }
         Ok(self
             .conn
             .prepare_cached("SELECT version FROM groups WHERE id = ?1")?
@@ -286,6 +294,9 @@ impl State for SqliteState<'_> {
     }
 
     fn last_change(&self, group: Uuid) -> anyhow::Result<Option<Uuid>> {
+        if let Some(mirror) = self.mirror {
+            return Ok(mirror.versions.get(&group).map(|&(_, change)| change));
+        }
         Ok(self
             .conn
             .prepare_cached("SELECT last_change FROM groups WHERE id = ?1")?
