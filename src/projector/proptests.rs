@@ -1254,3 +1254,27 @@ fn a_retry_racing_its_first_try_ends_alike_whichever_stream_is_read_first() {
         panic!("events read first vs credentials read first: {difference}");
     }
 }
+
+/// A batch longer than a statement's worth of appended rows (`outcomes`, `feed`) writes
+/// them as batches of one do.
+#[test]
+fn a_long_batch_appends_what_short_ones_do() {
+    let membership = || (GroupSpec::Id(1), UserSpec::Id(2));
+    let steps: Vec<Step> = (0..super::ROWS_PER_INSERT * 3)
+        .map(|n| {
+            let (group, user) = membership();
+            Step::One(Request::plain(if n % 2 == 0 {
+                Op::AddMember { group, user }
+            } else {
+                Op::RemoveMember { group, user }
+            }))
+        })
+        .collect();
+    let run = run(&steps).expect("the steps run");
+    assert!(
+        run.log.len() > 2 * super::ROWS_PER_INSERT,
+        "a log of {} entries",
+        run.log.len()
+    );
+    check(&steps, 1).expect("batches of one and the whole log at once alike");
+}
