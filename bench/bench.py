@@ -90,7 +90,8 @@ OUT = Path(os.environ.get("BENCH_OUT", ROOT / "docs" / "benchmarks.md"))
 SVG = OUT.with_name(OUT.stem + "-latency.svg")
 # The release build of membershipd and the baselines binary, copied into the work dir at
 # the start (`binaries`), so that every run uses the same two even if they are rebuilt.
-MEMBERSHIPD = ROOT / "target" / "release" / "membershipd"
+# Where cargo builds them: CARGO_TARGET_DIR if set (relative to the root), else target/.
+MEMBERSHIPD = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / "membershipd"
 BASELINES = None
 COMMANDS = []  # every measuring command, as run
 STARTED = time.monotonic()
