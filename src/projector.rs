@@ -637,22 +637,23 @@ fn mirror_effect(mirror: &mut Mirror, event: &Event) {
     }
     match &event.data {
         EventData::UserCreated(e) => {
-            let user = UserRef {
+            mirror.add_user(UserRef {
                 id: e.user_id,
                 username: e.username.clone(),
                 email: e.email.clone(),
-            };
-            mirror.users.insert(e.user_id, user);
+            });
         }
         EventData::UserUpdated(e) => {
-            if let Some(user) = mirror.users.get_mut(&e.user_id) {
-                user.username = e.username.clone();
-                user.email = e.email.clone();
+            if mirror.users.contains_key(&e.user_id) {
+                mirror.remove_user(e.user_id);
+                mirror.add_user(UserRef {
+                    id: e.user_id,
+                    username: e.username.clone(),
+                    email: e.email.clone(),
+                });
             }
         }
-        EventData::UserDeleted(e) => {
-            mirror.users.remove(&e.user_id);
-        }
+        EventData::UserDeleted(e) => mirror.remove_user(e.user_id),
         EventData::GroupCreated(e) => {
             let group = GroupRef {
                 id: e.group_id,

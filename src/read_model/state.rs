@@ -18,8 +18,8 @@ pub struct SqliteState<'c> {
     mirror: Option<&'c Mirror>,
 }
 
-/// What `apply` reads most, kept in memory: the groups and the users by id, who is a
-/// direct member of which group, and each group's version. It answers for a read model
+/// What `apply` reads most, kept in memory: the groups by id, the users by id, username
+/// and email, who is a direct member of which group, and each group's version. It answers for a read model
 /// only while it holds exactly what that model holds: a model that started empty with it,
 /// whose one writer notes in it every change it makes there (a rebuild; see
 /// `projector::apply_mirrored`).
@@ -30,6 +30,37 @@ pub(crate) struct Mirror {
     pub(crate) members: HashSet<(Uuid, Uuid)>,
     /// Each group's `version` and `last_change`, as its row holds them.
     pub(crate) versions: HashMap<Uuid, (u64, Uuid)>,
+    /// The users' ids by `username_key` and by `email_key`.
+    pub(crate) usernames: HashMap<String, Uuid>,
+    pub(crate) emails: HashMap<String, Uuid>,
+}
+
+impl Mirror {
+    pub(crate) fn add_user(&mut self, user: UserRef) {
+        self.usernames.insert(user.username.key(), user.id);
+        self.emails.insert(user.email.key(), user.id);
+        self.users.insert(user.id, user);
+    }
+
+    pub(crate) fn remove_user(&mut self, id: Uuid) {
+        if let Some(user) = self.users.remove(&id) {
+            self.usernames.remove(&user.username.key());
+            self.emails.remove(&user.email.key());
+        }
+    }
+
+    /// The user `id` names, as [`SqliteState::user`] finds it in the read model.
+    fn user(&self, id: &UserIdentifier) -> Option<&UserRef> {
+        let found = match id {
+            UserIdentifier::Id(id) => Some(id),
+            UserIdentifier::Username(name) => self.usernames.get(&name.key()),
+            UserIdentifier::Email(email) => {
+                let key = email.key();
+                self.emails.get(&key).or_else(|| self.usernames.get(&key))
+            }
+        };
+        found.and_then(|id| self.users.get(id))
+    }
 }
 
 impl Mirror {
@@ -46,8 +77,7 @@ impl Mirror {
         }
         let mut users = conn.prepare("SELECT id, username, email FROM users")?;
         for user in users.query_map([], user_ref)? {
-            let user = user?;
-            mirror.users.insert(user.id, user);
+            mirror.add_user(user?);
         }
         let mut members = conn.prepare("SELECT group_id, user_id FROM members")?;
         for member in members.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))? {
@@ -227,8 +257,8 @@ impl State for SqliteState<'_> {
     }
 
     fn user(&self, id: &UserIdentifier) -> anyhow::Result<Option<UserRef>> {
-        if let (Some(mirror), UserIdentifier::Id(id)) = (self.mirror, id) {
-            return Ok(mirror.users.get(id).cloned());
+        if let Some(mirror) = self.mirror {
+            return Ok(mirror.user(id).cloned());
         }
         let (sql, key) = match id {
             UserIdentifier::Id(id) => ("id = ?1", id.to_sql()?),
