@@ -678,9 +678,9 @@ fn mirror_effect(mirror: &mut Mirror, event: &Event) {
         EventData::MemberRemoved(m) => {
             mirror.members.remove(&(m.group_id, m.user_id));
         }
-        EventData::ChildGroupAdded(_)
-        | EventData::ChildGroupRemoved(_)
-        | EventData::PasswordSet(_)
+        EventData::ChildGroupAdded(n) => mirror.add_parent(n.child_group_id),
+        EventData::ChildGroupRemoved(n) => mirror.remove_parent(n.child_group_id),
+        EventData::PasswordSet(_)
         | EventData::UserSuspended(_)
         | EventData::UserReinstated(_)
         | EventData::TokenRevoked(_) => {}

@@ -1278,3 +1278,37 @@ fn a_long_batch_appends_what_short_ones_do() {
     );
     check(&steps, 1).expect("batches of one and the whole log at once alike");
 }
+
+/// Removals decided together that would leave System Administrators' tree empty: the
+/// last one applied is refused, by a rebuild's mirror too, though its group is two levels
+/// below the system group.
+#[test]
+fn a_removal_that_would_empty_the_system_tree_from_below_is_refused_on_replay() {
+    let remove = |group, user| {
+        Request::plain(Op::RemoveMember {
+            group: GroupSpec::Id(group),
+            user: UserSpec::Id(user),
+        })
+    };
+    let steps = vec![
+        Step::One(Request::plain(Op::AddChildGroup {
+            group: GroupSpec::Id(0),
+            child: GroupSpec::Id(1),
+        })),
+        Step::One(remove(0, 0)),
+        Step::One(remove(0, 1)),
+        // Each alone keeps someone in the tree; together they do not.
+        Step::Race(
+            vec![remove(1, 1), remove(1, 2), remove(2, 2)],
+            vec![0, 0, 0],
+        ),
+    ];
+    let run = run(&steps).expect("the steps run");
+    let last = run.outcomes.last().map(|(_, outcome)| outcome.clone());
+    assert_eq!(
+        last,
+        Some(Outcome::Rejected(DomainError::LastAdministrator)),
+        "the last removal"
+    );
+    check(&steps, 1).expect("a replay decides alike");
+}

@@ -19,7 +19,8 @@ pub struct SqliteState<'c> {
 }
 
 /// What `apply` reads most, kept in memory: the groups by id, the users by id, username
-/// and email, who is a direct member of which group, and each group's version. It answers for a read model
+/// and email, who is a direct member of which group, each group's version, and which
+/// groups have a parent. It answers for a read model
 /// only while it holds exactly what that model holds: a model that started empty with it,
 /// whose one writer notes in it every change it makes there (a rebuild; see
 /// `projector::apply_mirrored`).
@@ -33,6 +34,8 @@ pub(crate) struct Mirror {
     /// The users' ids by `username_key` and by `email_key`.
     pub(crate) usernames: HashMap<String, Uuid>,
     pub(crate) emails: HashMap<String, Uuid>,
+    /// How many parents each group with any has (`child_groups` by child).
+    pub(crate) parents: HashMap<Uuid, usize>,
 }
 
 impl Mirror {
@@ -46,6 +49,19 @@ impl Mirror {
         if let Some(user) = self.users.remove(&id) {
             self.usernames.remove(&user.username.key());
             self.emails.remove(&user.email.key());
+        }
+    }
+
+    pub(crate) fn add_parent(&mut self, child: Uuid) {
+        *self.parents.entry(child).or_default() += 1;
+    }
+
+    pub(crate) fn remove_parent(&mut self, child: Uuid) {
+        if let Some(count) = self.parents.get_mut(&child) {
+            *count -= 1;
+            if *count == 0 {
+                self.parents.remove(&child);
+            }
         }
     }
 
@@ -78,6 +94,10 @@ impl Mirror {
         let mut users = conn.prepare("SELECT id, username, email FROM users")?;
         for user in users.query_map([], user_ref)? {
             mirror.add_user(user?);
+        }
+        let mut children = conn.prepare("SELECT child_id FROM child_groups")?;
+        for child in children.query_map([], |row| row.get(0))? {
+            mirror.add_parent(child?);
         }
         let mut members = conn.prepare("SELECT group_id, user_id FROM members")?;
         for member in members.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))? {
@@ -453,9 +473,15 @@ impl SqliteState<'_> {
         Ok(statement.exists([group])?)
     }
 
-    /// Whether the group is a system group or has a parent: a lookup by key, which lets
-    /// almost every removal skip the walk up the tree.
+    /// Whether the group is a system group or has a parent: a lookup by key (or in the
+    /// mirror), which lets almost every removal skip the walk up the tree.
     fn may_be_in_system_group(&self, group: Uuid) -> anyhow::Result<bool> {
+        if let Some(mirror) = self.mirror {
+            let found = mirror.groups.get(&group).map(|found| {
+                found.group_type == GroupType::Sys || mirror.parents.contains_key(&group)
+            });
+            return Ok(found.unwrap_or(false));
+        }
         let found = self
             .conn
             .prepare_cached(MAY_BE_IN_SYSTEM_GROUP)?
