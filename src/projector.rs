@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -412,65 +412,80 @@ impl Appends {
     }
 
     fn write(&self, tx: &Transaction) -> rusqlite::Result<()> {
-        insert_rows(
-            tx,
-            "INSERT INTO outcomes (event_id, outcome)",
-            2,
-            &self.outcomes,
-            |statement, at, (id, outcome)| {
-                statement.raw_bind_parameter(at, id)?;
-                statement.raw_bind_parameter(at + 1, outcome)
-            },
-        )?;
-        insert_rows(
-            tx,
-            "INSERT INTO feed (position, type, group_id, user_id, outcome)",
-            5,
-            &self.feed,
-            |statement, at, row| {
-                statement.raw_bind_parameter(at, row.position)?;
-                statement.raw_bind_parameter(at + 1, row.event_type)?;
-                statement.raw_bind_parameter(at + 2, row.group)?;
-                statement.raw_bind_parameter(at + 3, row.user)?;
-                statement.raw_bind_parameter(at + 4, row.outcome)
-            },
-        )
+        OUTCOME_ROWS.insert(tx, &self.outcomes, |statement, at, (id, outcome)| {
+            statement.raw_bind_parameter(at, id)?;
+            statement.raw_bind_parameter(at + 1, outcome)
+        })?;
+        FEED_ROWS.insert(tx, &self.feed, |statement, at, row| {
+            statement.raw_bind_parameter(at, row.position)?;
+            statement.raw_bind_parameter(at + 1, row.event_type)?;
+            statement.raw_bind_parameter(at + 2, row.group)?;
+            statement.raw_bind_parameter(at + 3, row.user)?;
+            statement.raw_bind_parameter(at + 4, row.outcome)
+        })
     }
 }
 
-/// Rows per statement of [`insert_rows`]: within SQLite's limit of 32,766 parameters.
+/// Rows per statement of [`Rows::insert`]: within SQLite's limit of 32,766 parameters.
 const ROWS_PER_INSERT: usize = 64;
 
-/// Inserts `rows` by `insert` (`INSERT INTO table (columns)`, `columns` of them), whole
-/// statements of [`ROWS_PER_INSERT`] rows and then one row at a time; `bind` binds a row
-/// from the given parameter index on.
-fn insert_rows<R>(
-    tx: &Transaction,
-    insert: &str,
+static OUTCOME_ROWS: LazyLock<Rows> =
+    LazyLock::new(|| Rows::new("INSERT INTO outcomes (event_id, outcome)", 2));
+static FEED_ROWS: LazyLock<Rows> = LazyLock::new(|| {
+    Rows::new(
+        "INSERT INTO feed (position, type, group_id, user_id, outcome)",
+        5,
+    )
+});
+
+/// The statements that insert rows into one table: one row, or [`ROWS_PER_INSERT`].
+struct Rows {
     columns: usize,
-    rows: &[R],
-    bind: impl Fn(&mut rusqlite::Statement, usize, &R) -> rusqlite::Result<()>,
-) -> rusqlite::Result<()> {
-    let values = |rows: usize| {
-        let row = format!("({})", vec!["?"; columns].join(", "));
-        format!("{insert} VALUES {}", vec![row; rows].join(", "))
-    };
-    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-    if rows.len() >= ROWS_PER_INSERT {
-        let mut many = tx.prepare_cached(&values(ROWS_PER_INSERT))?;
-        for chunk in &mut chunks {
-            for (i, row) in chunk.iter().enumerate() {
-                bind(&mut many, 1 + i * columns, row)?;
-            }
-            many.raw_execute()?;
+    one: String,
+    many: String,
+}
+
+impl Rows {
+    /// `insert` is `INSERT INTO table (columns)`, `columns` of them.
+    fn new(insert: &str, columns: usize) -> Self {
+        let values = |rows: usize| {
+            let row = format!("({})", vec!["?"; columns].join(", "));
+            format!("{insert} VALUES {}", vec![row; rows].join(", "))
+        };
+        Self {
+            columns,
+            one: values(1),
+            many: values(ROWS_PER_INSERT),
         }
     }
-    let mut one = tx.prepare_cached(&values(1))?;
-    for row in chunks.remainder() {
-        bind(&mut one, 1, row)?;
-        one.raw_execute()?;
+
+    /// Inserts `rows`, whole statements of [`ROWS_PER_INSERT`] and then one at a time;
+    /// `bind` binds a row from the given parameter index on.
+    fn insert<R>(
+        &self,
+        tx: &Transaction,
+        rows: &[R],
+        bind: impl Fn(&mut rusqlite::Statement, usize, &R) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+        if rows.len() >= ROWS_PER_INSERT {
+            let mut many = tx.prepare_cached(&self.many)?;
+            for chunk in &mut chunks {
+                for (i, row) in chunk.iter().enumerate() {
+                    bind(&mut many, 1 + i * self.columns, row)?;
+                }
+                many.raw_execute()?;
+            }
+        }
+        if !chunks.remainder().is_empty() {
+            let mut one = tx.prepare_cached(&self.one)?;
+            for row in chunks.remainder() {
+                bind(&mut one, 1, row)?;
+                one.raw_execute()?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Applies an event unless it was applied before (a redelivery), recording its outcome,

@@ -20,10 +20,9 @@ pub struct SqliteState<'c> {
 
 /// What `apply` reads most, kept in memory: the groups by id, the users by id, username
 /// and email, who is a direct member of which group, each group's version, and which
-/// groups have a parent. It answers for a read model
-/// only while it holds exactly what that model holds: a model that started empty with it,
-/// whose one writer notes in it every change it makes there (a rebuild; see
-/// `projector::apply_mirrored`).
+/// groups have a parent. It answers for a read model only while it holds exactly what
+/// that model holds: a model that started empty with it, whose one writer notes in it
+/// every change it makes there (a rebuild; see `projector::apply_mirrored`).
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Mirror {
     pub(crate) groups: HashMap<Uuid, GroupRef>,
