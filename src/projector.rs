@@ -26,6 +26,7 @@ use crate::domain::{
 };
 use crate::log::{Entry, EventLog, LogReader, Position};
 use crate::read_model::{self, Mirror, SqliteState};
+use crate::sqlite::Rows;
 
 #[derive(Debug, Clone)]
 pub struct ProjectorSettings {
@@ -309,6 +310,15 @@ pub(crate) fn apply_mirrored(
     apply_in(conn, batch, Some(mirror))
 }
 
+/// After the last mirrored batch: writes what `mirror` still keeps back (memberships),
+/// so that the model holds what the mirror does.
+pub(crate) fn finish_mirrored(conn: &mut Connection, mirror: &Mirror) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    mirror.write_members(&tx)?;
+    tx.commit()
+        .context("committing the memberships of a rebuild")
+}
+
 fn apply_in(
     conn: &mut Connection,
     batch: &[Decoded],
@@ -426,9 +436,6 @@ impl Appends {
     }
 }
 
-/// Rows per statement of [`Rows::insert`]: within SQLite's limit of 32,766 parameters.
-const ROWS_PER_INSERT: usize = 64;
-
 static OUTCOME_ROWS: LazyLock<Rows> =
     LazyLock::new(|| Rows::new("INSERT INTO outcomes (event_id, outcome)", 2));
 static FEED_ROWS: LazyLock<Rows> = LazyLock::new(|| {
@@ -437,56 +444,6 @@ static FEED_ROWS: LazyLock<Rows> = LazyLock::new(|| {
         5,
     )
 });
-
-/// The statements that insert rows into one table: one row, or [`ROWS_PER_INSERT`].
-struct Rows {
-    columns: usize,
-    one: String,
-    many: String,
-}
-
-impl Rows {
-    /// `insert` is `INSERT INTO table (columns)`, `columns` of them.
-    fn new(insert: &str, columns: usize) -> Self {
-        let values = |rows: usize| {
-            let row = format!("({})", vec!["?"; columns].join(", "));
-            format!("{insert} VALUES {}", vec![row; rows].join(", "))
-        };
-        Self {
-            columns,
-            one: values(1),
-            many: values(ROWS_PER_INSERT),
-        }
-    }
-
-    /// Inserts `rows`, whole statements of [`ROWS_PER_INSERT`] and then one at a time;
-    /// `bind` binds a row from the given parameter index on.
-    fn insert<R>(
-        &self,
-        tx: &Transaction,
-        rows: &[R],
-        bind: impl Fn(&mut rusqlite::Statement, usize, &R) -> rusqlite::Result<()>,
-    ) -> rusqlite::Result<()> {
-        let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-        if rows.len() >= ROWS_PER_INSERT {
-            let mut many = tx.prepare_cached(&self.many)?;
-            for chunk in &mut chunks {
-                for (i, row) in chunk.iter().enumerate() {
-                    bind(&mut many, 1 + i * self.columns, row)?;
-                }
-                many.raw_execute()?;
-            }
-        }
-        if !chunks.remainder().is_empty() {
-            let mut one = tx.prepare_cached(&self.one)?;
-            for row in chunks.remainder() {
-                bind(&mut one, 1, row)?;
-                one.raw_execute()?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Applies an event unless it was applied before (a redelivery), recording its outcome,
 /// and, for the events stream, its entry in the feed at its `position`.
@@ -507,11 +464,20 @@ fn apply_once(
     };
     let outcome = domain::apply_event(&state, event)?;
     if outcome == Outcome::Applied {
-        write_effect(tx, event).with_context(|| format!("applying event {id}"))?;
+        let write = || write_effect(tx, event).with_context(|| format!("applying event {id}"));
         match mirror {
-            // The group's version is written once per batch, by `write_versions`.
-            Some(mirror) => mirror_effect(mirror, event),
-            None => record_change(tx, event)?,
+            // The group's version is written once per batch, by `write_versions`, and a
+            // membership when the table is next read, by `Mirror::write_members`.
+            Some(mirror) => {
+                if !is_membership(&event.data) {
+                    write()?;
+                }
+                mirror_effect(mirror, event);
+            }
+            None => {
+                write()?;
+                record_change(tx, event)?;
+            }
         }
     }
     appends.outcome(id, &outcome);
@@ -638,6 +604,14 @@ fn write_effect(tx: &Transaction, event: &Event) -> anyhow::Result<()> {
     }
 }
 
+/// Whether the event adds or removes a membership: what a [`Mirror`] writes itself.
+fn is_membership(data: &EventData) -> bool {
+    matches!(
+        data,
+        EventData::MemberAdded(_) | EventData::MemberRemoved(_)
+    )
+}
+
 /// Notes an applied event's change to what a [`Mirror`] holds, as [`write_effect`] and
 /// [`record_change`] make it in the read model. Every event type is named, so that a new
 /// one cannot be left out unnoticed.
@@ -687,12 +661,8 @@ fn mirror_effect(mirror: &mut Mirror, event: &Event) {
             mirror.groups.remove(&e.group_id);
             mirror.versions.remove(&e.group_id);
         }
-        EventData::MemberAdded(m) => {
-            mirror.members.insert((m.group_id, m.user_id));
-        }
-        EventData::MemberRemoved(m) => {
-            mirror.members.remove(&(m.group_id, m.user_id));
-        }
+        EventData::MemberAdded(m) => mirror.add_member(m.group_id, m.user_id),
+        EventData::MemberRemoved(m) => mirror.remove_member(m.group_id, m.user_id),
         EventData::ChildGroupAdded(n) => mirror.add_parent(n.child_group_id),
         EventData::ChildGroupRemoved(n) => mirror.remove_parent(n.child_group_id),
         EventData::PasswordSet(_)

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::log::LogReader;
-use crate::projector::{Decoded, apply_mirrored, decode};
+use crate::projector::{Decoded, apply_mirrored, decode, finish_mirrored};
 use crate::read_model;
 use crate::settings::Settings;
 use crate::startup::open_existing_log;
@@ -133,7 +133,7 @@ fn replay(
                 apply_mirrored(&mut conn, &decoded, &mut mirror)?;
             }
             if at_end {
-                return Ok(());
+                return finish_mirrored(&mut conn, &mirror);
             }
         }
     };

@@ -1,5 +1,5 @@
 //! What every SQLite connection of the service that runs statements with bound values is
-//! opened with.
+//! opened with, and inserts of many rows to a statement.
 
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
@@ -12,6 +12,59 @@ use rusqlite::config::DbConfig;
 pub fn fix_plans(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map(drop)
+}
+
+/// Rows per statement of [`Rows::insert`]: within SQLite's limit of 32,766 parameters.
+pub const ROWS_PER_INSERT: usize = 64;
+
+/// The statements that insert rows into one table: one row, or [`ROWS_PER_INSERT`].
+pub struct Rows {
+    columns: usize,
+    one: String,
+    many: String,
+}
+
+impl Rows {
+    /// `insert` is `INSERT INTO table (columns)`, `columns` of them.
+    pub fn new(insert: &str, columns: usize) -> Self {
+        let values = |rows: usize| {
+            let row = format!("({})", vec!["?"; columns].join(", "));
+            format!("{insert} VALUES {}", vec![row; rows].join(", "))
+        };
+        Self {
+            columns,
+            one: values(1),
+            many: values(ROWS_PER_INSERT),
+        }
+    }
+
+    /// Inserts `rows`, whole statements of [`ROWS_PER_INSERT`] and then one at a time;
+    /// `bind` binds a row from the given parameter index on.
+    pub fn insert<R>(
+        &self,
+        conn: &Connection,
+        rows: &[R],
+        bind: impl Fn(&mut rusqlite::Statement, usize, &R) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+        if rows.len() >= ROWS_PER_INSERT {
+            let mut many = conn.prepare_cached(&self.many)?;
+            for chunk in &mut chunks {
+                for (i, row) in chunk.iter().enumerate() {
+                    bind(&mut many, 1 + i * self.columns, row)?;
+                }
+                many.raw_execute()?;
+            }
+        }
+        if !chunks.remainder().is_empty() {
+            let mut one = conn.prepare_cached(&self.one)?;
+            for row in chunks.remainder() {
+                bind(&mut one, 1, row)?;
+                one.raw_execute()?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether `fix_plans` holds for `conn`, for the tests of each place that opens one.

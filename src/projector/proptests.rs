@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use super::{apply_batch, apply_mirrored, decode};
+use super::{apply_batch, apply_mirrored, decode, finish_mirrored};
 use crate::domain::memory::MemoryState;
 use crate::domain::{
     Actor, Command, Custom, DomainError, Email, Event, EventData, ExpectedVersion, GroupIdentifier,
@@ -863,6 +863,7 @@ impl Run {
             decided.extend(outcomes);
         }
         if let Some(mirror) = mirror {
+            finish_mirrored(&mut conn, &mirror).expect("the rebuild's end");
             let held = Mirror::of(&conn).expect("what the model holds");
             assert_eq!(
                 mirror, held,
@@ -1260,7 +1261,7 @@ fn a_retry_racing_its_first_try_ends_alike_whichever_stream_is_read_first() {
 #[test]
 fn a_long_batch_appends_what_short_ones_do() {
     let membership = || (GroupSpec::Id(1), UserSpec::Id(2));
-    let steps: Vec<Step> = (0..super::ROWS_PER_INSERT * 3)
+    let steps: Vec<Step> = (0..crate::sqlite::ROWS_PER_INSERT * 3)
         .map(|n| {
             let (group, user) = membership();
             Step::One(Request::plain(if n % 2 == 0 {
@@ -1272,7 +1273,7 @@ fn a_long_batch_appends_what_short_ones_do() {
         .collect();
     let run = run(&steps).expect("the steps run");
     assert!(
-        run.log.len() > 2 * super::ROWS_PER_INSERT,
+        run.log.len() > 2 * crate::sqlite::ROWS_PER_INSERT,
         "a log of {} entries",
         run.log.len()
     );

@@ -1,5 +1,6 @@
 //! The domain's [`State`] answered from the read model, for handlers and projector alike.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
@@ -12,6 +13,7 @@ use crate::domain::{
     Email, GroupDetails, GroupIdentifier, GroupName, GroupRef, GroupType, KeyUse, Reach, Removal,
     State, UserDetails, UserIdentifier, UserRef, Username,
 };
+use crate::sqlite::Rows;
 
 pub struct SqliteState<'c> {
     conn: &'c Connection,
@@ -23,11 +25,20 @@ pub struct SqliteState<'c> {
 /// groups have a parent. It answers for a read model only while it holds exactly what
 /// that model holds: a model that started empty with it, whose one writer notes in it
 /// every change it makes there (a rebuild; see `projector::apply_mirrored`).
+///
+/// The memberships are the exception: a change to them is kept here, not written, until
+/// a statement is about to read the `members` table, or the rebuild ends (see
+/// [`Mirror::write_members`]). A rebuild's removals mostly undo additions it made earlier,
+/// which then cost no write at all, and what is left is written in key order.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Mirror {
     pub(crate) groups: HashMap<Uuid, GroupRef>,
     pub(crate) users: HashMap<Uuid, UserRef>,
-    pub(crate) members: HashSet<(Uuid, Uuid)>,
+    members: HashSet<(Uuid, Uuid)>,
+    /// The changes to `members` the table does not have yet: `true` a membership to
+    /// insert, `false` one to delete. In a cell because the statements that read the
+    /// table, before which they are written, run with the mirror shared.
+    unwritten: RefCell<HashMap<(Uuid, Uuid), bool>>,
     /// Each group's `version` and `last_change`, as its row holds them.
     pub(crate) versions: HashMap<Uuid, (u64, Uuid)>,
     /// The users' ids by `username_key` and by `email_key`.
@@ -49,6 +60,47 @@ impl Mirror {
             self.usernames.remove(&user.username.key());
             self.emails.remove(&user.email.key());
         }
+    }
+
+    pub(crate) fn add_member(&mut self, group: Uuid, user: Uuid) {
+        let key = (group, user);
+        self.members.insert(key);
+        let unwritten = self.unwritten.get_mut();
+        // A deletion not yet written is undone: the table still has the row.
+        if unwritten.remove(&key) != Some(false) {
+            unwritten.insert(key, true);
+        }
+    }
+
+    pub(crate) fn remove_member(&mut self, group: Uuid, user: Uuid) {
+        let key = (group, user);
+        self.members.remove(&key);
+        let unwritten = self.unwritten.get_mut();
+        // An insertion not yet written is undone: the table never had the row.
+        if unwritten.remove(&key) != Some(true) {
+            unwritten.insert(key, false);
+        }
+    }
+
+    /// Writes the changes to memberships kept back (see [`Mirror`]) into `conn`'s
+    /// `members`, in key order, so that the table holds what the mirror does.
+    pub(crate) fn write_members(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut unwritten = self.unwritten.borrow_mut();
+        if unwritten.is_empty() {
+            return Ok(());
+        }
+        let mut changes: Vec<((Uuid, Uuid), bool)> = unwritten.drain().collect();
+        changes.sort_unstable();
+        let (inserted, deleted): (Vec<_>, Vec<_>) = changes.into_iter().partition(|c| c.1);
+        let mut delete =
+            conn.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?;
+        for ((group, user), _) in deleted {
+            delete.execute(params![group, user])?;
+        }
+        MEMBER_ROWS.insert(conn, &inserted, |statement, at, ((group, user), _)| {
+            statement.raw_bind_parameter(at, group)?;
+            statement.raw_bind_parameter(at + 1, user)
+        })
     }
 
     pub(crate) fn add_parent(&mut self, child: Uuid) {
@@ -119,6 +171,9 @@ impl<'c> SqliteState<'c> {
         }
     }
 }
+
+static MEMBER_ROWS: LazyLock<Rows> =
+    LazyLock::new(|| Rows::new("INSERT INTO members (group_id, user_id)", 2));
 
 /// The groups below `?1` at any depth. UNION, not UNION ALL, so a cycle cannot loop.
 const BELOW: &str = "WITH RECURSIVE below(id) AS (
@@ -371,6 +426,7 @@ impl State for SqliteState<'_> {
     }
 
     fn member_through(&self, group: Uuid, user: Uuid) -> anyhow::Result<Option<GroupRef>> {
+        self.members_written()?;
         let sql = format!(
             "{BELOW} SELECT g.id, g.name, g.type FROM below b
              JOIN members m ON m.group_id = b.id AND m.user_id = ?2
@@ -385,6 +441,7 @@ impl State for SqliteState<'_> {
     }
 
     fn groups_of(&self, user: Uuid) -> anyhow::Result<Vec<GroupRef>> {
+        self.members_written()?;
         self.refs(
             "SELECT g.id, g.name, g.type FROM members m JOIN groups g ON g.id = m.group_id
              WHERE m.user_id = ?1 ORDER BY g.name_key",
@@ -394,6 +451,7 @@ impl State for SqliteState<'_> {
     }
 
     fn members_of(&self, group: Uuid) -> anyhow::Result<Vec<UserRef>> {
+        self.members_written()?;
         self.refs(
             "SELECT u.id, u.username, u.email FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.group_id = ?1 ORDER BY u.username_key",
@@ -434,6 +492,7 @@ impl State for SqliteState<'_> {
             Reach::Group(group) => (&*ABOVE_GROUP, Some(group)),
             Reach::GroupsOf(user) => (&*ABOVE_GROUPS_OF_USER, Some(user)),
         };
+        self.members_written()?;
         let mut statement = self.conn.prepare_cached(reached)?;
         let system = match from {
             None => statement.query_map([], group_ref)?,
@@ -463,6 +522,13 @@ impl State for SqliteState<'_> {
 }
 
 impl SqliteState<'_> {
+    /// Before a statement that reads `members`: with a mirror, writes the memberships it
+    /// keeps back, so that the statement reads what the mirror holds.
+    fn members_written(&self) -> rusqlite::Result<()> {
+        self.mirror
+            .map_or(Ok(()), |mirror| mirror.write_members(self.conn))
+    }
+
     /// Whether the group is a system group or below one, at any depth.
     pub fn in_system_group(&self, group: Uuid) -> anyhow::Result<bool> {
         if !self.may_be_in_system_group(group)? {
