@@ -22,8 +22,9 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 /// How often the log is copied back. Each pass copies what the writer committed since,
-/// and syncs it: the passes are short and their syncs small, because the log's commits
-/// wait behind any sync on the disk. (500 removals a second for 20 s: commits of the log
+/// and syncs it if the writer syncs (the event log; the read model is never synced): the
+/// passes are short and their syncs small, because the log's commits wait behind any sync
+/// on the disk. (500 removals a second for 20 s: commits of the log
 /// over 5 ms were 23 and 45 in two runs with a pass every 100 ms, 8 and 8 every 25 ms; the
 /// log now often empties and starts over by itself, without a restart by the writer.)
 const INTERVAL: Duration = Duration::from_millis(25);
@@ -87,9 +88,11 @@ impl Checkpointer {
         let conn = Connection::open(path)
             .with_context(|| format!("opening {} to checkpoint it", path.display()))?;
         conn.busy_handler(Some(wait_a_little))?;
-        // The database file is synced before the log's pages are taken as copied: what a
-        // writer made durable in the log stays durable once the log starts over.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // Syncs as the writer does. A synced writer's database file is synced before the
+        // log's pages are taken as copied: what it made durable in the log stays durable
+        // once the log starts over. An unsynced one (the read model) syncs nothing.
+        let synchronous: i64 = writer.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+        conn.pragma_update(None, "synchronous", synchronous)?;
         let restarts = Restarts {
             due: Arc::new(AtomicBool::new(false)),
             file: name,

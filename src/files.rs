@@ -65,6 +65,26 @@ pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Syncs the file at `path` and the directory that names it.
+pub fn sync_to_disk(path: &Path) -> anyhow::Result<()> {
+    sync(path)?;
+    sync_dir_of(path)
+}
+
+/// Syncs the directory that names `path`: its creation, renaming or removal.
+pub fn sync_dir_of(path: &Path) -> anyhow::Result<()> {
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => sync(dir),
+        None => sync(Path::new(".")),
+    }
+}
+
+fn sync(path: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
 /// Takes away any permission beyond `mode` (the umask may have given fewer; never more).
 fn tighten(path: &Path, mode: u32) -> anyhow::Result<()> {
     let current = std::fs::metadata(path)

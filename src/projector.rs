@@ -25,7 +25,7 @@ use crate::domain::{
     UserStatus, UserUpdated,
 };
 use crate::log::{Entry, EventLog, LogReader, Position};
-use crate::read_model::{self, Mirror, SqliteState};
+use crate::read_model::{self, Mirror, SqliteState, Unsynced};
 use crate::sqlite::Rows;
 
 #[derive(Debug, Clone)]
@@ -128,7 +128,8 @@ impl Drop for Pending {
 pub struct Projector {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
-    _checkpointer: Checkpointer,
+    checkpointer: Checkpointer,
+    unsynced: Unsynced,
 }
 
 impl Projector {
@@ -138,6 +139,7 @@ impl Projector {
         settings: ProjectorSettings,
     ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
+        let unsynced = Unsynced::claim(&settings.read_model_path)?;
         let conn = read_model::open_for_writing(&settings.read_model_path)?;
         let checkpointer = Checkpointer::spawn(&conn, &settings.read_model_path, "read-model")?;
         let restarts = checkpointer.restarts();
@@ -149,13 +151,24 @@ impl Projector {
         Ok(Self {
             stop,
             thread,
-            _checkpointer: checkpointer,
+            checkpointer,
+            unsynced,
         })
     }
 
+    /// Stops after the batch under way, copies the read model's write-ahead log into it
+    /// and syncs it.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
+        drop(self.checkpointer);
+        if let Err(error) = self.unsynced.release() {
+            // The marker stays: the next start after a stop of the machine rebuilds.
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "syncing the read model failed"
+            );
+        }
     }
 }
 

@@ -83,7 +83,7 @@ pub async fn run(settings: &Settings, into: Option<PathBuf>) -> anyhow::Result<R
     // while it was built) before anyone is told to move it over the live one.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    sync_to_disk(&path)?;
+    crate::files::sync_to_disk(&path)?;
     let elapsed = started.elapsed();
     let difference = if live.exists() {
         Some(compare(&conn, &live)?)
@@ -141,20 +141,6 @@ fn replay(
     drop(batches);
     let _ = decoder.join();
     replayed.map(|()| (conn, events))
-}
-
-/// Syncs the file and the directory that names it.
-fn sync_to_disk(path: &Path) -> anyhow::Result<()> {
-    let sync = |p: &Path| {
-        std::fs::File::open(p)
-            .and_then(|file| file.sync_all())
-            .with_context(|| format!("syncing {}", p.display()))
-    };
-    sync(path)?;
-    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        Some(dir) => sync(dir),
-        None => sync(Path::new(".")),
-    }
 }
 
 /// Whether two paths name one file, as far as can be told without either existing.

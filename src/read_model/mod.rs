@@ -8,6 +8,7 @@ mod feed;
 pub mod filter;
 mod queries;
 mod state;
+mod unsynced;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ pub use queries::{
 };
 pub(crate) use state::Mirror;
 pub use state::SqliteState;
+pub use unsynced::Unsynced;
 
 /// Ids are kept as their 16 bytes (rusqlite binds a `Uuid` as a blob), not as 36
 /// characters of text: less than half the bytes in every row and index that holds one.
@@ -217,9 +219,9 @@ fn open(path: &Path, read_indexes: bool) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)
         .with_context(|| format!("opening the read model at {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // NORMAL may lose the last commits on power loss; the projector then re-reads them
-    // from the log, because positions commit in the same transaction as the changes.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Never synced: a machine that stops while it is written has it rebuilt from the log
+    // (`Unsynced`); positions commit in the same transaction as the changes.
+    conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -(WRITER_CACHE_BYTES / 1024))?;
     conn.pragma_update(None, "mmap_size", MAP_BYTES)?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);

@@ -227,6 +227,60 @@ async fn a_clean_stop_leaves_no_write_ahead_log_to_replay_embedded() {
     assert_eq!(app.head_member(&group, &user).await, 204);
 }
 
+/// The read model is written without syncs, beside a marker naming the boot it is
+/// written in. A marker of another boot (the machine stopped mid-write) has the model,
+/// however torn, rebuilt from the log; a clean stop syncs it and removes the marker.
+#[apply(backends)]
+#[tokio::test]
+async fn a_read_model_left_by_a_machine_that_stopped_is_rebuilt_from_the_log(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    build_history(&app).await;
+    let before = answers(&app).await;
+    app.stop();
+    let marker = app.data_dir().join("read.db-unsynced");
+    assert!(marker.exists(), "a killed service leaves its marker");
+    // What a power cut may leave behind: a torn file, written in a boot that is over.
+    std::fs::write(app.data_dir().join("read.db"), b"torn pages").unwrap();
+    std::fs::write(&marker, "an earlier boot").unwrap();
+
+    app.start().await;
+
+    assert_eq!(answers(&app).await, before);
+    let status = app.terminate().await;
+    assert!(status.success(), "exit status {status}");
+    assert!(!marker.exists(), "a clean stop removes the marker");
+}
+
+/// A process killed in this boot lost nothing of the read model (its writes are in the
+/// system's page cache): the next start keeps it rather than rebuilding it.
+#[apply(backends)]
+#[tokio::test]
+async fn a_read_model_left_by_a_killed_process_is_kept(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    build_history(&app).await;
+    let before = answers(&app).await;
+    app.stop();
+    // A table of no schema's, which only the file it was made in has.
+    rusqlite::Connection::open(app.data_dir().join("read.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE kept (n INTEGER)")
+        .unwrap();
+
+    app.start().await;
+
+    assert_eq!(answers(&app).await, before);
+    app.stop();
+    let kept: bool = rusqlite::Connection::open(app.data_dir().join("read.db"))
+        .unwrap()
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'kept')",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(kept, "the read model was rebuilt, not kept");
+}
+
 // ---- replay ---------------------------------------------------------------------------
 
 /// Every user and group, each group's members and groups below, as one JSON value.
